@@ -1,0 +1,16 @@
+"""`python -m alula`: report what this installation provides."""
+
+import sys
+
+from alula import __version__, _native
+
+
+def main() -> int:
+    names = _native.message_names()
+    print(f"alula {__version__} (native core: {_native.__file__})")
+    print(f"protocol: {len(names)} flyteidl-compatible message types")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

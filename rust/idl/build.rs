@@ -1,0 +1,194 @@
+//! Compiles `proto/` with protox (no system `protoc`), then generates:
+//! - prost message types and tonic clients/servers for every package,
+//! - pbjson serde impls (the proto3 JSON mapping the REST gateway speaks),
+//! - the encoded descriptor set (embedded, for reflection and the parity test),
+//! - a name → type registry so tools can decode any message by its full name.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use heck::{ToSnakeCase, ToUpperCamelCase};
+use prost::Message;
+use prost_types::{DescriptorProto, FileDescriptorSet};
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), BoxError> {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let proto_root = manifest.join("../../proto").canonicalize()?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+
+    let mut files = Vec::new();
+    collect_protos(&proto_root, &proto_root, &mut files)?;
+    files.sort();
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", proto_root.join(f).display());
+    }
+    // Encode through protox's own pool: prost_types would drop the custom options
+    // (`google.api.http`) that the REST gateway and the parity test read.
+    let mut compiler = protox::Compiler::new([&proto_root])?;
+    compiler.include_imports(true).include_source_info(false);
+    compiler.open_files(&files)?;
+    let fds_bytes = compiler.encode_file_descriptor_set();
+    let fds = FileDescriptorSet::decode(fds_bytes.as_slice())?;
+    std::fs::write(out_dir.join("descriptor_set.bin"), &fds_bytes)?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // Our own well-known types: pbjson-types' JSON mapping deviates from proto3's
+        // (offset instead of `Z` in timestamps, null Values lost); see src/wkt.rs.
+        .compile_well_known_types(true)
+        .compile_fds(fds.clone())?;
+
+    pbjson_build::Builder::new()
+        .register_descriptors(&fds_bytes)?
+        .build(&[".flyteidl", ".datacatalog", ".google.api"])?;
+
+    write_module_tree(&fds, &out_dir)?;
+    write_registry(&fds, &out_dir)?;
+    Ok(())
+}
+
+fn collect_protos(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), BoxError> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_protos(root, &path, out)?;
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            let rel = path
+                .strip_prefix(root)?
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+/// Every package prost generates a file for.
+fn generated_packages(fds: &FileDescriptorSet) -> Vec<String> {
+    let mut pkgs: Vec<String> = fds.file.iter().map(|f| f.package().to_string()).collect();
+    pkgs.sort();
+    pkgs.dedup();
+    pkgs
+}
+
+#[derive(Default)]
+struct ModTree {
+    includes: Vec<String>,
+    children: BTreeMap<String, ModTree>,
+}
+
+/// One nested `pub mod` per package segment holding the prost, tonic and serde output.
+fn write_module_tree(fds: &FileDescriptorSet, out_dir: &Path) -> Result<(), BoxError> {
+    let mut root = ModTree::default();
+    for pkg in generated_packages(fds) {
+        let mut node = &mut root;
+        for seg in pkg.split('.') {
+            node = node.children.entry(seg.to_string()).or_default();
+        }
+        node.includes.push(format!("{pkg}.rs"));
+        // google.protobuf has hand-written JSON mapping (src/wkt.rs).
+        if !pkg.starts_with("google.protobuf") {
+            node.includes.push(format!("{pkg}.serde.rs"));
+        }
+    }
+    let mut code = String::new();
+    render(&root, &mut code, 0);
+    std::fs::write(out_dir.join("modules.rs"), code)?;
+    Ok(())
+}
+
+fn render(node: &ModTree, code: &mut String, depth: usize) {
+    let pad = "    ".repeat(depth);
+    for inc in &node.includes {
+        let _ = writeln!(
+            code,
+            "{pad}include!(concat!(env!(\"OUT_DIR\"), \"/{inc}\"));"
+        );
+    }
+    for (name, child) in &node.children {
+        let _ = writeln!(code, "{pad}pub mod {name} {{");
+        render(child, code, depth + 1);
+        let _ = writeln!(code, "{pad}}}");
+    }
+}
+
+const RUST_KEYWORDS: &[&str] = &[
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
+    "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while",
+    "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro", "override",
+    "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+];
+
+fn module_ident(name: &str) -> String {
+    let snake = name.to_snake_case();
+    if RUST_KEYWORDS.contains(&snake.as_str()) {
+        format!("r#{snake}")
+    } else {
+        snake
+    }
+}
+
+fn type_ident(name: &str) -> String {
+    let camel = name.to_upper_camel_case();
+    if camel == "Self" {
+        "Self_".to_string()
+    } else {
+        camel
+    }
+}
+
+/// `registry.rs`: `match` from a full message name to its Rust type, driven by a visitor.
+fn write_registry(fds: &FileDescriptorSet, out_dir: &Path) -> Result<(), BoxError> {
+    let mut arms = Vec::new();
+    for file in &fds.file {
+        let pkg = file.package();
+        if pkg.starts_with("google.") {
+            continue;
+        }
+        let module = format!("crate::{}", pkg.replace('.', "::"));
+        for msg in &file.message_type {
+            registry_arms(msg, pkg, &module, &mut arms);
+        }
+    }
+    arms.sort();
+    let mut code = String::from(
+        "/// Calls `visitor.visit::<T>()` with the Rust type of the message named `full_name`.\n\
+         pub fn visit_message<V: MessageVisitor>(full_name: &str, visitor: V) -> Option<V::Output> {\n    match full_name {\n",
+    );
+    for (name, path) in &arms {
+        let _ = writeln!(code, "        {name:?} => Some(visitor.visit::<{path}>()),");
+    }
+    code.push_str("        _ => None,\n    }\n}\n\n/// Every message full name the registry knows.\npub const MESSAGE_NAMES: &[&str] = &[\n");
+    for (name, _) in &arms {
+        let _ = writeln!(code, "    {name:?},");
+    }
+    code.push_str("];\n");
+    std::fs::write(out_dir.join("registry.rs"), code)?;
+    Ok(())
+}
+
+fn registry_arms(
+    msg: &DescriptorProto,
+    prefix: &str,
+    module: &str,
+    arms: &mut Vec<(String, String)>,
+) {
+    if msg.options.as_ref().is_some_and(|o| o.map_entry()) {
+        return;
+    }
+    let full = format!("{prefix}.{}", msg.name());
+    arms.push((
+        full.clone(),
+        format!("{module}::{}", type_ident(msg.name())),
+    ));
+    let nested_module = format!("{module}::{}", module_ident(msg.name()));
+    for nested in &msg.nested_type {
+        registry_arms(nested, &full, &nested_module, arms);
+    }
+}
