@@ -35,16 +35,21 @@ fn main() -> Result<(), BoxError> {
     let fds = FileDescriptorSet::decode(fds_bytes.as_slice())?;
     std::fs::write(out_dir.join("descriptor_set.bin"), &fds_bytes)?;
 
+    // Set on prost's Config directly: tonic's compile_fds path ignores its own map/WKT options.
+    let mut config = prost_build::Config::new();
+    // Our own well-known types: pbjson-types' JSON mapping deviates from proto3's
+    // (offset instead of `Z` in timestamps, null Values lost); see src/wkt_json.rs.
+    config.compile_well_known_types();
+    // Sorted maps: deterministic encodings, so digests of identical specs are identical.
+    config.btree_map(["."]);
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // Our own well-known types: pbjson-types' JSON mapping deviates from proto3's
-        // (offset instead of `Z` in timestamps, null Values lost); see src/wkt.rs.
-        .compile_well_known_types(true)
-        .compile_fds(fds.clone())?;
+        .compile_fds_with_config(fds.clone(), config)?;
 
     pbjson_build::Builder::new()
         .register_descriptors(&fds_bytes)?
+        .btree_map(["."])
         .build(&[".flyteidl", ".datacatalog", ".google.api"])?;
 
     write_module_tree(&fds, &out_dir)?;

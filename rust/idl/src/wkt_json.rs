@@ -211,7 +211,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(kind(Kind::ListValue(ListValue { values })))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut fields = std::collections::HashMap::new();
+        let mut fields = std::collections::BTreeMap::new();
         while let Some((k, v)) = map.next_entry::<String, Value>()? {
             fields.insert(k, v);
         }
