@@ -1,0 +1,133 @@
+"""`FlyteDirectory`: a folder passed between tasks as a MULTIPART blob."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from alula.types.blob import (
+    MULTIPART,
+    blob_literal,
+    blob_type,
+    is_remote,
+    place_in_raw_output,
+    read_blob,
+)
+from alula.types.transformer import Json, TypeTransformer, type_mismatch
+
+_FORMATTED: dict[tuple[type, str], type[FlyteDirectory]] = {}
+
+
+class FlyteDirectory(os.PathLike[str]):
+    """A folder; `FlyteDirectory["csv"]` declares the format of the files inside."""
+
+    _format: ClassVar[str] = ""
+
+    def __init__(self, path: str | os.PathLike[str], remote_source: str | None = None) -> None:
+        self._path = os.fspath(path)
+        self._remote_source = remote_source
+
+    @classmethod
+    def extension(cls) -> str:
+        return cls._format
+
+    def __class_getitem__(cls, file_format: Any) -> type[FlyteDirectory]:
+        file_format = str(file_format).lstrip(".")
+        key = (cls, file_format)
+        if key not in _FORMATTED:
+            _FORMATTED[key] = type(
+                f"{cls.__name__}[{file_format}]", (cls,), {"_format": file_format}
+            )
+        return _FORMATTED[key]
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def remote_source(self) -> str | None:
+        return self._remote_source
+
+    def __fspath__(self) -> str:
+        return self._path
+
+    def download(self) -> str:
+        return self._path
+
+    def listdir(self) -> list[str]:
+        """Paths of the entries of this folder, sorted."""
+        return sorted(os.path.join(self._path, name) for name in os.listdir(self._path))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FlyteDirectory):
+            return self._path == other._path and self.extension() == other.extension()
+        return False
+
+    def __hash__(self) -> int:
+        return hash(self._path)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._path!r})"
+
+
+def directory_format_of(t: Any) -> str:
+    return t.extension() if isinstance(t, type) and issubclass(t, FlyteDirectory) else ""
+
+
+class FlyteDirectoryTransformer(TypeTransformer[FlyteDirectory]):
+    plain_schema: ClassVar[Json] = {
+        "type": "object",
+        "title": "FlyteDirectory",
+        "properties": {
+            "path": {
+                "anyOf": [{"type": "string"}, {"type": "string", "format": "path"}],
+                "default": None,
+            },
+        },
+        "additionalProperties": False,
+    }
+
+    def __init__(self) -> None:
+        super().__init__("FlyteDirectory", FlyteDirectory)
+
+    def get_literal_type(self, t: Any) -> Json:
+        return {"blob": blob_type(directory_format_of(t), MULTIPART)}
+
+    def _uri(self, value: Any, t: Any) -> str:
+        if not isinstance(value, (FlyteDirectory, str, os.PathLike)):
+            raise type_mismatch(t, value)
+        path = os.fspath(value)
+        if isinstance(value, FlyteDirectory) and value.remote_source and not os.path.exists(path):
+            return value.remote_source
+        return place_in_raw_output(path, is_dir=True)
+
+    def to_literal(self, value: Any, t: Any, expected: Json) -> Json:
+        return blob_literal(self._uri(value, t), directory_format_of(t), MULTIPART)
+
+    def to_python_value(self, literal: Json, t: Any) -> FlyteDirectory:
+        uri, _ = read_blob(literal, t, MULTIPART)
+        return self.from_plain({"path": uri}, t)
+
+    def to_plain(self, value: Any, t: Any) -> Json:
+        return {"path": self._uri(value, t)}
+
+    def from_plain(self, data: Json, t: Any) -> FlyteDirectory:
+        cls = t if isinstance(t, type) and issubclass(t, FlyteDirectory) else FlyteDirectory
+        uri = str(data["path"])
+        local = uri if is_remote(uri) else uri.removeprefix("file://")
+        return cls(local, remote_source=uri)
+
+    def guess_python_type(self, literal_type: Json) -> Any:
+        blob = literal_type.get("blob")
+        if blob is not None and blob.get("dimensionality") == MULTIPART:
+            return (
+                FlyteDirectory.__class_getitem__(blob["format"])
+                if blob.get("format")
+                else FlyteDirectory
+            )
+        return super().guess_python_type(literal_type)
+
+
+# The named formats flytekit users import from flytekit.types.directory.
+TFRecordsDirectory = FlyteDirectory.__class_getitem__("tfrecords_dir")
+TensorboardLogs = FlyteDirectory.__class_getitem__("tensorboard")
