@@ -4,8 +4,77 @@ Write tasks and workflows as with flytekit; a Rust core compiles and runs them l
 them from a FlyteAdmin-compatible control plane.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from alula import _native
+
+if TYPE_CHECKING:
+    from alula.core.condition import conditional
+    from alula.core.gate import approve, sleep, wait_for_input
+    from alula.core.launch_plan import CronSchedule, FixedRate, LaunchPlan
+    from alula.core.map_task import map_task
+    from alula.core.reference import reference_launch_plan, reference_task, reference_workflow
+    from alula.core.resources import Resources, Secret
+    from alula.core.settings import SerializationSettings
+    from alula.core.task import Documentation, dynamic, task
+    from alula.core.workflow import WorkflowFailurePolicy, workflow
 
 __version__: str = _native.__version__
 
-__all__ = ["__version__"]
+# The authoring surface is imported on first use so that `import alula` stays cheap.
+_EXPORTS = {
+    "conditional": "alula.core.condition",
+    "approve": "alula.core.gate",
+    "sleep": "alula.core.gate",
+    "wait_for_input": "alula.core.gate",
+    "CronSchedule": "alula.core.launch_plan",
+    "FixedRate": "alula.core.launch_plan",
+    "LaunchPlan": "alula.core.launch_plan",
+    "map_task": "alula.core.map_task",
+    "reference_launch_plan": "alula.core.reference",
+    "reference_task": "alula.core.reference",
+    "reference_workflow": "alula.core.reference",
+    "Resources": "alula.core.resources",
+    "Secret": "alula.core.resources",
+    "SerializationSettings": "alula.core.settings",
+    "Documentation": "alula.core.task",
+    "dynamic": "alula.core.task",
+    "task": "alula.core.task",
+    "WorkflowFailurePolicy": "alula.core.workflow",
+    "workflow": "alula.core.workflow",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'alula' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "CronSchedule",
+    "Documentation",
+    "FixedRate",
+    "LaunchPlan",
+    "Resources",
+    "Secret",
+    "SerializationSettings",
+    "WorkflowFailurePolicy",
+    "__version__",
+    "approve",
+    "conditional",
+    "dynamic",
+    "map_task",
+    "reference_launch_plan",
+    "reference_task",
+    "reference_workflow",
+    "sleep",
+    "task",
+    "wait_for_input",
+    "workflow",
+]

@@ -1,0 +1,1 @@
+"""The authoring surface: tasks, workflows, launch plans and their serialization."""

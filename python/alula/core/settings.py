@@ -1,0 +1,63 @@
+"""Where serialized entities will live: project, domain, version and the default image."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import json
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from alula.core.protojson import Json, identifier_json
+
+# The entrypoint that runs one task attempt in a container. It takes the same arguments as
+# flytekit's `pyflyte-execute`, so propeller fills the same templates.
+EXECUTE_ENTRYPOINT = "alula-execute"
+MAP_EXECUTE_ENTRYPOINT = "alula-map-execute"
+
+
+@dataclass(frozen=True)
+class SerializationSettings:
+    project: str
+    domain: str
+    version: str
+    image: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    # The environment variable that hands these settings to a dynamic task, which serializes
+    # the workflow it builds at run time (flytekit's name for it).
+    ENV_VAR: ClassVar[str] = "_F_SS_C"
+
+    def compressed(self) -> str:
+        """These settings as gzip-compressed, base64-encoded JSON."""
+        data = json.dumps(dataclasses.asdict(self)).encode()
+        return base64.b64encode(gzip.compress(data, mtime=0)).decode()
+
+    @classmethod
+    def from_compressed(cls, text: str) -> SerializationSettings:
+        return cls(**json.loads(gzip.decompress(base64.b64decode(text))))
+
+    def identifier(self, kind: str, name: str) -> Json:
+        return identifier_json(kind, self.project, self.domain, name, self.version)
+
+
+def execute_args(entrypoint: str, resolver: str, loader_args: list[str]) -> list[str]:
+    """Container args in `pyflyte-execute`'s layout, with alula's entrypoint and resolver."""
+    return [
+        entrypoint,
+        "--inputs",
+        "{{.input}}",
+        "--output-prefix",
+        "{{.outputPrefix}}",
+        "--raw-output-data-prefix",
+        "{{.rawOutputDataPrefix}}",
+        "--checkpoint-path",
+        "{{.checkpointOutputPrefix}}",
+        "--prev-checkpoint",
+        "{{.prevCheckpointPrefix}}",
+        "--resolver",
+        resolver,
+        "--",
+        *loader_args,
+    ]

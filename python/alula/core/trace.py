@@ -1,0 +1,380 @@
+"""Tracing a workflow function into a graph of nodes.
+
+Calling a task (or workflow, launch plan, gate) while a workflow is being traced adds a node to
+the innermost `TraceState` and returns promises of its outputs. Each node remembers the
+`file:line` of its call, so every later error (ours or the compiler's) can point there.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from alula.core.errors import InputTypeError, UnsupportedTypeError, WorkflowAuthoringError
+from alula.core.interface import Interface, castable, type_name
+from alula.core.protojson import Json, duration_json, literal_to_binding
+from alula.core.resources import Resources, resources_json
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+
+class TraceState:
+    """The nodes of one workflow (or of one conditional's cases) in call order."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.nodes: list[Node] = []
+
+    def add(self, node: Node) -> Node:
+        node.id = f"n{len(self.nodes)}"
+        self.nodes.append(node)
+        return node
+
+
+_STACK: list[TraceState] = []
+
+
+def tracing() -> TraceState | None:
+    return _STACK[-1] if _STACK else None
+
+
+def push(state: TraceState) -> None:
+    _STACK.append(state)
+
+
+def pop(state: TraceState) -> None:
+    assert _STACK and _STACK[-1] is state, "trace states must nest"
+    _STACK.pop()
+
+
+def call_site(depth: int = 2) -> str:
+    """`file:line` of the user's call, `depth` frames above the caller of this function."""
+    frame = sys._getframe(depth)
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+@dataclass(eq=False)
+class Node:
+    entity: Any
+    label: str  # the entity's name in messages: "task 'square'"
+    site: str
+    metadata: Json
+    output_types: dict[str, Json] = field(default_factory=dict)
+    output_py: dict[str, Any] = field(default_factory=dict)
+    bindings: list[tuple[str, Json]] = field(default_factory=list)
+    upstream: list[Node] = field(default_factory=list)
+    overrides: Json = field(default_factory=dict)
+    id: str = ""
+
+    def describe(self) -> str:
+        return f"{self.id} ({self.label} at {self.site})"
+
+    def depends_on(self, other: Node) -> bool:
+        seen: set[int] = set()
+        todo = list(self.upstream)
+        while todo:
+            n = todo.pop()
+            if n is other:
+                return True
+            if id(n) not in seen:
+                seen.add(id(n))
+                todo.extend(n.upstream)
+        return False
+
+    def add_upstream(self, other: Node) -> None:
+        if other is not self and other not in self.upstream:
+            self.upstream.append(other)
+
+    def outputs(self) -> Any:
+        """What a call returns: one promise, a tuple of promises, or `NodeOutputs` of none."""
+        promises = [
+            Promise(self, v, self.output_types[v], self.output_py[v]) for v in self.output_types
+        ]
+        if len(promises) == 1:
+            return promises[0]
+        return _outputs_class(tuple(self.output_types))(self, promises)
+
+    _OVERRIDES = frozenset(
+        "name requests limits retries timeout interruptible cache cache_version "
+        "cache_serialize container_image".split()
+    )
+
+    def apply_overrides(self, site: str, **kw: Any) -> None:
+        unknown = sorted(set(kw) - self._OVERRIDES)
+        if unknown:
+            raise WorkflowAuthoringError(
+                f"{self.label} ({site}): with_overrides got unknown argument(s) {unknown}; "
+                f"it accepts {sorted(self._OVERRIDES)}"
+            )
+        md = self.metadata
+        if "name" in kw:
+            md["name"] = kw["name"]
+        if "timeout" in kw:
+            md["timeout"] = duration_json(kw["timeout"])
+        if "retries" in kw:
+            md["retries"] = {"retries": kw["retries"]} if kw["retries"] else {}
+        for arg, key in [
+            ("interruptible", "interruptible"),
+            ("cache", "cacheable"),
+            ("cache_version", "cacheVersion"),
+            ("cache_serialize", "cacheSerializable"),
+        ]:
+            if arg in kw:
+                md[key] = kw[arg]
+        if "requests" in kw or "limits" in kw:
+            req: Resources | None = kw.get("requests")
+            lim: Resources | None = kw.get("limits")
+            self.overrides["resources"] = resources_json(req, lim, for_container=False)
+        if "container_image" in kw:
+            self.overrides["containerImage"] = kw["container_image"]
+
+
+def order(before: Any, after: Any, site: str) -> Any:
+    """`before >> after`: `after` runs once `before` is done."""
+    a, b = _node_of(before, site), _node_of(after, site)
+    if a is b or a.depends_on(b):
+        raise WorkflowAuthoringError(
+            f"`>>` at {site} makes a cycle: {b.describe()} must run before "
+            f"{a.describe()}, so {a.id} cannot also run before it"
+        )
+    b.add_upstream(a)
+    return after
+
+
+def _node_of(value: Any, site: str) -> Node:
+    node = getattr(value, "node", None)
+    if not isinstance(node, Node):
+        raise WorkflowAuthoringError(
+            f"`>>` at {site}: {value!r} is not the output of a node in this workflow"
+        )
+    return node
+
+
+class Promise:
+    """A future value inside a traced workflow: an output of a node, or a workflow input."""
+
+    __slots__ = ("node", "var", "literal_type", "py_type")
+
+    def __init__(self, node: Node | None, var: str, literal_type: Json, py_type: Any) -> None:
+        self.node = node
+        self.var = var
+        self.literal_type = literal_type
+        self.py_type = py_type
+
+    def describe(self) -> str:
+        if self.node is None:
+            return f"workflow input '{self.var}'"
+        return f"output '{self.var}' of {self.node.describe()}"
+
+    def binding(self) -> Json:
+        if self.node is None:
+            return {"promise": {"var": self.var}}
+        return {"promise": {"nodeId": self.node.id, "var": self.var}}
+
+    def with_overrides(self, **kw: Any) -> Promise:
+        _node_of(self, call_site()).apply_overrides(call_site(), **kw)
+        return self
+
+    def __rshift__(self, other: Any) -> Any:
+        return order(self, other, call_site())
+
+    def __bool__(self) -> bool:
+        raise WorkflowAuthoringError(
+            f"{self.describe()} is not known while the workflow is traced, so it cannot be "
+            f"used in `if`/`and`/`or`/`not` (at {call_site()}); use alula.conditional()"
+        )
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> Any:
+        from alula.core.condition import compare
+
+        return compare(self, "EQ", other)
+
+    def __ne__(self, other: object) -> Any:
+        from alula.core.condition import compare
+
+        return compare(self, "NEQ", other)
+
+    def __gt__(self, other: object) -> Any:
+        from alula.core.condition import compare
+
+        return compare(self, "GT", other)
+
+    def __ge__(self, other: object) -> Any:
+        from alula.core.condition import compare
+
+        return compare(self, "GTE", other)
+
+    def __lt__(self, other: object) -> Any:
+        from alula.core.condition import compare
+
+        return compare(self, "LT", other)
+
+    def __le__(self, other: object) -> Any:
+        from alula.core.condition import compare
+
+        return compare(self, "LTE", other)
+
+    def is_true(self) -> Any:
+        return self.__eq__(True)
+
+    def is_false(self) -> Any:
+        return self.__eq__(False)
+
+    def is_none(self) -> Any:
+        return self.__eq__(None)
+
+
+class NodeOutputs(tuple[Promise, ...]):
+    """The outputs of a node with zero or several outputs; named outputs read as attributes."""
+
+    node: Node
+
+    def __new__(cls, node: Node, promises: list[Promise]) -> Self:
+        self = super().__new__(cls, promises)
+        self.node = node
+        return self
+
+    def with_overrides(self, **kw: Any) -> NodeOutputs:
+        self.node.apply_overrides(call_site(), **kw)
+        return self
+
+    def __rshift__(self, other: Any) -> Any:
+        return order(self, other, call_site())
+
+
+@functools.cache
+def _outputs_class(names: tuple[str, ...]) -> type[NodeOutputs]:
+    """A NodeOutputs subclass whose outputs read as attributes, even `count` and `index`."""
+
+    def getter(i: int) -> property:
+        return property(lambda self: self[i])
+
+    return type("NodeOutputs", (NodeOutputs,), {n: getter(i) for i, n in enumerate(names)})
+
+
+def bind_inputs(
+    node: Node, interface: Interface, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """Bind call arguments to the entity's inputs, checking names and types at the call site."""
+    where = f"{node.label} (called at {node.site})"
+    declared = ", ".join(f"{n}: {type_name(t)}" for n, t in interface.inputs.items())
+    if args:
+        given = ", ".join(_value_type(a) for a in args)
+        raise WorkflowAuthoringError(
+            f"{where}: inside a workflow, pass inputs by keyword (its inputs are "
+            f"{declared or 'none'}); got {len(args)} positional argument(s) of type {given}"
+        )
+    unknown = [k for k in kwargs if k not in interface.inputs]
+    if unknown:
+        name = unknown[0]
+        raise WorkflowAuthoringError(
+            f"{where}: unexpected input '{name}' ({_value_type(kwargs[name])}); "
+            f"its inputs are {declared or 'none'}"
+        )
+    for name, py_type in interface.inputs.items():
+        if name in kwargs:
+            value = kwargs[name]
+        elif name in interface.defaults:
+            value = interface.defaults[name]
+        else:
+            raise WorkflowAuthoringError(
+                f"{where}: input '{name}' ({type_name(py_type)}) is missing and has no default"
+            )
+        expected = interface.literal_type("inputs", name)
+        node.bindings.append((name, binding_data(node, where, name, value, py_type, expected)))
+    node.bindings.sort()  # flytekit writes bindings sorted by input name
+
+
+def binding_data(
+    node: Node, where: str, name: str, value: Any, py_type: Any, expected: Json
+) -> Json:
+    if isinstance(value, Promise):
+        if not castable(value.literal_type, expected):
+            raise InputTypeError(
+                f"{where}: input '{name}' expects {type_name(py_type)} but gets "
+                f"{type_name(value.py_type)} from {value.describe()}"
+            )
+        if value.node is not None:
+            node.add_upstream(value.node)
+        return value.binding()
+    if isinstance(value, NodeOutputs):
+        raise InputTypeError(
+            f"{where}: input '{name}' expects {type_name(py_type)} but gets the "
+            f"{len(value)} outputs of {value.node.describe()}; pick one of them"
+        )
+    if _holds_promise(value):
+        import typing
+
+        args = typing.get_args(py_type)
+        if isinstance(value, list) and "collectionType" in expected:
+            item_type, item_lt = (args[0] if args else Any), expected["collectionType"]
+            items = [binding_data(node, where, name, v, item_type, item_lt) for v in value]
+            return {"collection": {"bindings": items}}
+        if isinstance(value, dict) and "mapValueType" in expected:
+            item_type, item_lt = (args[1] if len(args) > 1 else Any), expected["mapValueType"]
+            entries = {
+                k: binding_data(node, where, name, v, item_type, item_lt) for k, v in value.items()
+            }
+            return {"map": {"bindings": entries}}
+        raise InputTypeError(
+            f"{where}: input '{name}' expects {type_name(py_type)} but gets {value!r}"
+        )
+    from alula.types import TypeEngine
+
+    try:
+        literal = TypeEngine.to_literal(value, py_type)
+    except Exception as e:
+        raise InputTypeError(
+            f"{where}: input '{name}' expects {type_name(py_type)} but gets "
+            f"{type(value).__name__} value {value!r} ({e})"
+        ) from e
+    return literal_to_binding(literal)
+
+
+def _value_type(value: Any) -> str:
+    if isinstance(value, Promise):
+        return type_name(value.py_type)
+    return type(value).__name__
+
+
+def _holds_promise(value: Any) -> bool:
+    if isinstance(value, Promise):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_promise(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_promise(v) for v in value.values())
+    return False
+
+
+def timeout_json(timeout: timedelta | int | None) -> Json:
+    return {"timeout": duration_json(timeout)} if timeout else {}
+
+
+def add_call_node(
+    state: TraceState,
+    entity: Any,
+    label: str,
+    interface: Interface,
+    metadata: Json,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    site: str,
+) -> Any:
+    """Add a node calling `entity` with the given arguments; returns its output promises."""
+    node = Node(entity, label, site, metadata)
+    try:
+        bind_inputs(node, interface, args, kwargs)
+        for var, py_type in interface.outputs.items():
+            node.output_types[var] = interface.literal_type("outputs", var)
+            node.output_py[var] = py_type
+    except UnsupportedTypeError as e:
+        raise UnsupportedTypeError(f"{e}; called at {site}") from None
+    state.add(node)
+    return node.outputs()
