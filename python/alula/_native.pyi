@@ -7,7 +7,14 @@ __all__ = [
     "normalize_message",
     "message_to_json",
     "message_from_json",
+    "CompileError",
+    "compile_workflow",
+    "compile_task",
+    "run_local",
 ]
+
+from collections.abc import Callable
+from typing import Any
 
 __version__: str
 
@@ -25,3 +32,33 @@ def message_to_json(full_name: str, data: bytes) -> str:
 
 def message_from_json(full_name: str, json: str) -> bytes:
     """Parse proto3 JSON as the named message and return its binary encoding."""
+
+class CompileError(ValueError):
+    """A workflow or task failed to compile; args[0] is Flyte's collected-errors message."""
+
+    errors: list[tuple[str, str, str]]
+    """Every error found, as (code, node_id, description)."""
+
+def compile_workflow(
+    primary: bytes, subworkflows: list[bytes], tasks: list[bytes], launch_plans: list[bytes]
+) -> bytes:
+    """Compile an encoded core.WorkflowTemplate with its subworkflows (core.WorkflowTemplate),
+    tasks (core.TaskTemplate) and called launch plans (admin.LaunchPlan, with closure) into an
+    encoded core.CompiledWorkflowClosure. Raises CompileError listing every problem found."""
+
+def compile_task(template: bytes) -> bytes:
+    """Validate an encoded core.TaskTemplate and return the encoded core.CompiledTask."""
+
+def run_local(
+    closure: bytes,
+    inputs: bytes,
+    resolve_task: Callable[[str], tuple[Callable[..., Any], list[Any], list[Any], bool]],
+    run_child: Callable[[str, bytes], bytes],
+    answer_signal: Callable[[str, bool], bytes | None],
+    max_parallelism: int = 1,
+) -> tuple[bool, Any]:
+    """Run an encoded core.CompiledWorkflowClosure with an encoded core.LiteralMap of inputs.
+
+    `resolve_task(name)` returns (function, input kinds, output kinds, is_dynamic). Returns
+    (True, encoded LiteralMap of outputs) or (False, (node_id, attempt, code, message, exception)).
+    """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 def _package(args: argparse.Namespace) -> int:
@@ -24,8 +25,88 @@ def _package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_value(text: str, py_type: Any) -> Any:
+    """A command-line string as a value of `py_type` (JSON for containers and dataclasses)."""
+    import dataclasses
+    import json
+
+    if py_type is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected true or false, got {text!r}")
+    if py_type in (int, float, str):
+        return py_type(text)
+    value = json.loads(text)
+    if isinstance(py_type, type) and dataclasses.is_dataclass(py_type) and isinstance(value, dict):
+        return py_type(**value)
+    return value
+
+
+def _run(args: argparse.Namespace, rest: list[str]) -> int:
+    from alula.core.errors import WorkflowAuthoringError
+    from alula.core.interface import type_name
+    from alula.core.local import TaskExecutionError
+    from alula.core.local import run as run_locally
+    from alula.core.package import load_module
+    from alula.core.task import PythonFunctionTask
+    from alula.core.workflow import Workflow
+
+    try:
+        module = load_module(args.file)
+    except FileNotFoundError as e:
+        print(f"alula run: {e}", file=sys.stderr)
+        return 2
+    entity = getattr(module, args.entity, None)
+    if not isinstance(entity, (Workflow, PythonFunctionTask)):
+        found = [
+            n for n, v in vars(module).items() if isinstance(v, (Workflow, PythonFunctionTask))
+        ]
+        print(
+            f"alula run: {args.file} has no workflow or task {args.entity!r}; found {found}",
+            file=sys.stderr,
+        )
+        return 2
+    interface = entity.interface
+    p = argparse.ArgumentParser(prog=f"alula run {args.file} {args.entity}", allow_abbrev=False)
+    for name, py_type in interface.inputs.items():
+        default = interface.defaults.get(name, argparse.SUPPRESS)
+        shown = "" if default is argparse.SUPPRESS else f" (default: {default!r})"
+        p.add_argument(
+            f"--{name}",
+            required=name not in interface.defaults,
+            default=default,
+            help=f"{type_name(py_type)}{shown}",
+        )
+    values = vars(p.parse_args(rest))
+    inputs: dict[str, Any] = {}
+    for name, value in values.items():
+        # Values typed on the command line are strings; defaults are already Python values.
+        try:
+            inputs[name] = (
+                _parse_value(value, interface.inputs[name]) if isinstance(value, str) else value
+            )
+        except ValueError as e:
+            p.error(f"--{name}: {e}")
+    signals = dict(kv.split("=", 1) for kv in args.signal)
+    try:
+        if isinstance(entity, Workflow):
+            result = run_locally(entity, signals=signals, parallelism=args.parallelism, **inputs)
+        else:
+            result = entity(**inputs)
+    except (TaskExecutionError, WorkflowAuthoringError) as e:
+        print(f"alula run: {e}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(result)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alula", description="Flyte, rebuilt in Rust.")
+    p = argparse.ArgumentParser(
+        prog="alula", description="Flyte, rebuilt in Rust.", allow_abbrev=False
+    )
     commands = p.add_subparsers(dest="command", required=True)
     pkg = commands.add_parser(
         "package", help="serialize the workflows of Python files into a tgz for registration"
@@ -50,11 +131,37 @@ def parser() -> argparse.ArgumentParser:
     )
     pkg.add_argument("-o", "--output", default="flyte-package.tgz")
     pkg.set_defaults(run=_package)
+    run = commands.add_parser(
+        "run",
+        help="run a workflow or task locally: alula run FILE ENTITY --input value ...",
+        add_help=False,
+        allow_abbrev=False,
+    )
+    run.add_argument("file", help="the Python file defining the workflow")
+    run.add_argument("entity", help="the workflow or task to run")
+    run.add_argument(
+        "--parallelism",
+        type=int,
+        default=None,
+        help="task attempts run at once (default 1: inline, fastest)",
+    )
+    run.add_argument(
+        "--signal",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="answer for a gate (approve: true/false; wait_for_input: a value)",
+    )
+    run.set_defaults(run=None)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args, rest = parser().parse_known_args(argv)
+    if args.command == "run":
+        return _run(args, rest)
+    if rest:
+        parser().error(f"unrecognized arguments: {' '.join(rest)}")
     code: int = args.run(args)
     return code
 

@@ -63,10 +63,13 @@ class Workflow:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         state = tracing()
         if state is None:
-            raise WorkflowAuthoringError(
-                f"{self.label} ({def_site(self.fn)}) was called outside a workflow; local "
-                "execution of workflows is not available yet: call its tasks directly"
-            )
+            if args:
+                raise TypeError(
+                    f"{self.label} takes keyword arguments only, got {len(args)} positional"
+                )
+            from alula.core.local import run
+
+            return run(self, **kwargs)
         self.trace()
         metadata: Json = {"name": self.short_name, "retries": {}, "interruptible": False}
         return add_call_node(

@@ -3,6 +3,10 @@
 //! This crate only converts and forwards; the logic lives in the core crates. Rich messages
 //! cross the boundary as protobuf bytes.
 
+mod compiler;
+mod convert;
+mod local;
+
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -52,5 +56,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalize_message, m)?)?;
     m.add_function(wrap_pyfunction!(message_to_json, m)?)?;
     m.add_function(wrap_pyfunction!(message_from_json, m)?)?;
+    compiler::register(m)?;
+    local::register(m)?;
     Ok(())
 }

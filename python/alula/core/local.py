@@ -1,0 +1,276 @@
+"""Local execution: the Rust engine runs the workflow; Python runs only the task bodies.
+
+A workflow is compiled once (the same closure a remote run uses) and handed to
+`alula._native.run_local` with the inputs as a LiteralMap. The engine calls back for each task
+attempt; values of fixed-form types (int, float, str, bool, None and lists / dicts of them)
+are converted in Rust, everything else through the type engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import typing
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from alula.core.errors import WorkflowAuthoringError
+from alula.core.launch_plan import LaunchPlan
+from alula.core.map_task import MapTask
+from alula.core.protojson import Json
+from alula.core.settings import SerializationSettings
+from alula.core.task import PythonFunctionTask
+from alula.core.trace import Node, TraceState, pop, push
+from alula.core.workflow import Workflow, WorkflowFailurePolicy, node_json, walk_nodes
+
+LOCAL_SETTINGS = SerializationSettings("local", "development", "local", "local")
+_NATIVE = {int: "int", float: "float", str: "str", bool: "bool", type(None): "none"}
+
+
+class TaskExecutionError(RuntimeError):
+    """A task of a locally run workflow failed (after its retries)."""
+
+    def __init__(self, workflow: str, node_id: str, site: str, attempt: int, message: str) -> None:
+        self.node_id = node_id
+        self.attempt = attempt
+        where = f" called at {site}" if site else ""
+        super().__init__(
+            f"workflow '{workflow}' failed: node {node_id}{where} (attempt {attempt}):\n{message}"
+        )
+
+
+def value_kind(py_type: Any) -> Any:
+    """How the Rust runner converts values of `py_type` (see rust/py/src/convert.rs)."""
+    if py_type in _NATIVE:
+        return _NATIVE[py_type]
+    origin, args = typing.get_origin(py_type), typing.get_args(py_type)
+    if origin is list and len(args) == 1 and args[0] in _NATIVE:
+        return ("list", value_kind(args[0]))
+    if origin is dict and len(args) == 2 and args[0] is str and args[1] in _NATIVE:
+        return ("dict", value_kind(args[1]))
+    from alula.types import TypeEngine
+
+    def to_python(text: str) -> Any:
+        return TypeEngine.to_python_value(json.loads(text), py_type)
+
+    def to_literal(value: Any) -> str:
+        return json.dumps(TypeEngine.to_literal(value, py_type))
+
+    return ("py", to_python, to_literal)
+
+
+def _kinds(names: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(n, value_kind(t)) for n, t in names.items()]
+
+
+def _entities(wf: Workflow) -> Iterator[Any]:
+    """Every entity the workflow (and its subworkflows) calls."""
+    seen: set[int] = set()
+    todo = [wf]
+    while todo:
+        for node in walk_nodes(todo.pop().nodes):
+            e = node.entity
+            if id(e) in seen:
+                continue
+            seen.add(id(e))
+            yield e
+            if isinstance(e, Workflow):
+                todo.append(e)
+
+
+class _Run:
+    """The callbacks of one local run."""
+
+    def __init__(self, wf: Workflow, signals: dict[str, Any]) -> None:
+        self.wf = wf
+        self.signals = signals
+        self.tasks: dict[str, PythonFunctionTask | MapTask] = {}
+        self.launch_plans: dict[str, LaunchPlan] = {}
+        self.sites: dict[str, str] = {}
+        self.signal_types: dict[str, Any] = {}
+        self._index(wf)
+
+    def _index(self, wf: Workflow) -> None:
+        for e in _entities(wf):
+            if isinstance(e, (PythonFunctionTask, MapTask)):
+                self.tasks[e.name] = e
+            elif isinstance(e, LaunchPlan):
+                self.launch_plans[e.name] = e
+        for node in walk_nodes(wf.nodes):
+            self.sites.setdefault(node.id, node.site)
+            if "o0" in node.output_py:
+                self.signal_types[node.label] = node.output_py["o0"]
+
+    def resolve(self, name: str) -> tuple[Callable[..., Any], list[Any], list[Any], bool]:
+        task = self.tasks.get(name)
+        if task is None:
+            raise WorkflowAuthoringError(f"task '{name}' is not part of this local run")
+        if isinstance(task, MapTask):
+            inner = task.task
+            return inner.fn, _kinds(inner.interface.inputs), _kinds(inner.interface.outputs), False
+        if task.dynamic:
+            return self._dynamic_body(task), _kinds(task.interface.inputs), [], True
+        return task.fn, _kinds(task.interface.inputs), _kinds(task.interface.outputs), False
+
+    def _dynamic_body(self, task: PythonFunctionTask) -> Callable[..., bytes]:
+        def body(**values: Any) -> bytes:
+            spec = dynamic_spec(task, values)
+            for e in _entities(_traced_holder(task, spec.nodes)):
+                if isinstance(e, (PythonFunctionTask, MapTask)):
+                    self.tasks.setdefault(e.name, e)
+            from alula import _native
+
+            return _native.message_from_json("flyteidl.core.DynamicJobSpec", json.dumps(spec.json))
+
+        return body
+
+    def run_child(self, name: str, inputs: bytes) -> bytes:
+        lp = self.launch_plans[name]
+        # As admin does at CreateExecution: defaults under the bound values, fixed inputs over.
+        values = {**lp.default_inputs, **_decode(inputs, lp.workflow.interface.inputs)}
+        outputs = run(lp.workflow, signals=self.signals, **{**values, **lp.fixed_inputs})
+        return _encode(_as_dict(lp.workflow, outputs), lp.workflow.interface.outputs)
+
+    def answer_signal(self, signal_id: str, approve: bool) -> bytes | None:
+        if signal_id not in self.signals:
+            return None
+        value = self.signals[signal_id]
+        py_type = bool if approve else self.signal_types.get(f"gate '{signal_id}'", type(value))
+        from alula import _native
+        from alula.types import TypeEngine
+
+        literal = TypeEngine.to_literal(value, py_type)
+        return _native.message_from_json("flyteidl.core.Literal", json.dumps(literal))
+
+
+class _DynamicSpec(typing.NamedTuple):
+    nodes: list[Node]
+    json: Json
+
+
+def dynamic_spec(task: PythonFunctionTask, values: dict[str, Any]) -> _DynamicSpec:
+    """Runs a dynamic task's body with real values, tracing the nodes it creates."""
+    state = TraceState(f"dynamic task '{task.short_name}'")
+    push(state)
+    try:
+        result = task.fn(**values)
+    finally:
+        pop(state)
+    shim = Workflow(task.fn, WorkflowFailurePolicy.FAIL_IMMEDIATELY)
+    outputs = shim._bind_outputs(result)
+    holder = _traced_holder(task, state.nodes)
+    tasks: dict[str, Json] = {}
+    subworkflows: dict[str, Json] = {}
+    for e in _entities(holder):
+        if isinstance(e, (PythonFunctionTask, MapTask)):
+            tasks[e.name] = e.template_json(LOCAL_SETTINGS, "local")
+        elif isinstance(e, Workflow):
+            subworkflows[e.name] = e.template_json(LOCAL_SETTINGS)
+    spec: Json = {
+        "nodes": [node_json(n, LOCAL_SETTINGS) for n in state.nodes],
+        "outputs": [{"var": v, "binding": b} for v, b in outputs],
+        "tasks": list(tasks.values()),
+        "subworkflows": list(subworkflows.values()),
+    }
+    return _DynamicSpec(state.nodes, spec)
+
+
+def _traced_holder(task: PythonFunctionTask, nodes: list[Node]) -> Workflow:
+    """A workflow object whose nodes are `nodes`, to walk what they call."""
+    holder = Workflow(task.fn, WorkflowFailurePolicy.FAIL_IMMEDIATELY)
+    from alula.core.workflow import Traced
+
+    holder._traced = Traced(nodes, [])
+    return holder
+
+
+def _encode(values: dict[str, Any], types_: dict[str, Any]) -> bytes:
+    from alula import _native
+    from alula.types import TypeEngine
+
+    lm = TypeEngine.literal_map(values, types_)
+    return _native.message_from_json("flyteidl.core.LiteralMap", json.dumps(lm))
+
+
+def _decode(data: bytes, types_: dict[str, Any]) -> dict[str, Any]:
+    from alula import _native
+    from alula.types import TypeEngine
+
+    literals = json.loads(_native.message_to_json("flyteidl.core.LiteralMap", data))
+    found = literals.get("literals", {})
+    return {n: TypeEngine.to_python_value(found[n], t) for n, t in types_.items() if n in found}
+
+
+def _as_dict(wf: Workflow, outputs: Any) -> dict[str, Any]:
+    names = list(wf.interface.outputs)
+    if not names:
+        return {}
+    if len(names) == 1:
+        return {names[0]: outputs}
+    return dict(zip(names, outputs, strict=True))
+
+
+def _closure(wf: Workflow) -> bytes:
+    cached: bytes | None = getattr(wf, "_local_closure", None)
+    if cached is None:
+        from alula.core.serialize import compile_spec, subworkflows
+
+        spec: Json = {"template": wf.template_json(LOCAL_SETTINGS)}
+        subs = [s.template_json(LOCAL_SETTINGS) for s in subworkflows(wf)]
+        if subs:
+            spec["subWorkflows"] = subs
+        cached = compile_spec(wf, spec, LOCAL_SETTINGS)
+        wf._local_closure = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def default_parallelism() -> int:
+    return int(os.environ.get("ALULA_PARALLELISM", "1"))
+
+
+def run(
+    wf: Workflow,
+    *,
+    signals: dict[str, Any] | None = None,
+    parallelism: int | None = None,
+    **inputs: Any,
+) -> Any:
+    """Runs `wf` locally with keyword inputs; returns its output(s) like calling the function."""
+    from alula import _native
+
+    interface = wf.interface
+    unknown = set(inputs) - set(interface.inputs)
+    if unknown:
+        raise TypeError(f"{wf.label} got unexpected inputs {sorted(unknown)}")
+    values = {**interface.defaults, **inputs}
+    missing = [n for n in interface.inputs if n not in values]
+    if missing:
+        raise TypeError(f"{wf.label} is missing inputs {missing}")
+    callbacks = _Run(wf, signals or {})
+    ok, payload = _native.run_local(
+        _closure(wf),
+        _encode(values, interface.inputs),
+        callbacks.resolve,
+        callbacks.run_child,
+        callbacks.answer_signal,
+        parallelism or default_parallelism(),
+    )
+    if not ok:
+        node_id, attempt, _code, message, exc = payload
+        error = TaskExecutionError(
+            wf.short_name, node_id, callbacks.sites.get(node_id, ""), attempt, message
+        )
+        if isinstance(exc, BaseException):
+            raise error from exc
+        raise error
+    outputs = _decode(payload, interface.outputs)
+    names = list(interface.outputs)
+    if not names:
+        return None
+    if len(names) == 1:
+        return outputs[names[0]]
+    result = tuple(outputs[n] for n in names)
+    return interface.output_tuple(*result) if interface.output_tuple else result
+
+
+__all__ = ["TaskExecutionError", "run", "value_kind"]

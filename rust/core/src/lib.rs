@@ -1,0 +1,4 @@
+//! Shared Flyte model helpers used by the compiler, the engine and admin.
+
+pub mod ids;
+pub mod types;

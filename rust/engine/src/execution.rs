@@ -1,0 +1,1188 @@
+//! The state machine of one workflow execution.
+//!
+//! It performs no I/O: the driver calls [`Execution::poll`] to get the [`Action`]s to carry out
+//! (start or abort a task attempt, launch a child execution, wait for a signal or a time), and
+//! reports back with [`Execution::task_finished`], [`Execution::child_finished`] and
+//! [`Execution::signal`]. Local runs and propeller differ only in their drivers, so both get the
+//! same semantics: readiness, bindings, branches, subworkflows, dynamic workflows, array nodes,
+//! gates, retries with separate user and system budgets, timeouts and failure policies.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alula_idl::flyteidl::core::{
+    execution_error::ErrorKind, gate_node, node, task_node, workflow_node, CatalogCacheStatus,
+    CompiledWorkflowClosure, DynamicJobSpec, ExecutionError, Identifier, Literal, LiteralMap,
+    LiteralType, Node, TaskNodeOverrides, TaskTemplate, WorkflowExecutionIdentifier,
+};
+
+use crate::bindings::{self, Outputs};
+use crate::branch::{self, Decision};
+use crate::events::{Event, EventBuilder};
+use crate::program::{GraphSource, Program, START_NODE};
+use crate::state::{ExecutionState, KindState, NodePhase, NodeState, ScopeState, WorkflowPhase};
+use crate::EngineError;
+
+/// Identifies one task attempt within an execution.
+pub type AttemptId = u64;
+
+/// Settings of one execution.
+#[derive(Debug, Clone)]
+pub struct ExecutionSettings {
+    pub execution_id: WorkflowExecutionIdentifier,
+    /// Most task attempts in flight at once (0: no limit).
+    pub max_parallelism: u32,
+    /// Retries granted for system errors, on top of the task's retries for user errors.
+    pub max_system_retries: u32,
+    /// Build flyteidl events (local runs without observers skip them).
+    pub record_events: bool,
+    pub producer_id: String,
+}
+
+impl Default for ExecutionSettings {
+    fn default() -> Self {
+        ExecutionSettings {
+            execution_id: WorkflowExecutionIdentifier::default(),
+            max_parallelism: 0,
+            max_system_retries: 3,
+            record_events: false,
+            producer_id: "alula".into(),
+        }
+    }
+}
+
+/// One attempt of a task for the driver to run.
+#[derive(Debug, Clone)]
+pub struct TaskAttempt {
+    pub id: AttemptId,
+    pub node_execution_id: String,
+    pub retry_attempt: u32,
+    /// The element index when the task runs as part of an array node.
+    pub array_index: Option<u32>,
+    pub task: Arc<TaskTemplate>,
+    pub inputs: LiteralMap,
+    pub overrides: Option<TaskNodeOverrides>,
+}
+
+/// How a task attempt ended.
+#[derive(Debug, Clone)]
+pub enum TaskOutcome {
+    Succeeded {
+        outputs: LiteralMap,
+        cache_status: CatalogCacheStatus,
+    },
+    Failed(ExecutionError),
+    /// A dynamic task returned the workflow to run in its place.
+    Dynamic(DynamicJobSpec),
+}
+
+/// What a gate node waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignalKind {
+    /// A yes/no approval; the gate's inputs pass through when approved.
+    Approve,
+    /// A typed value, which becomes the gate's output `output`.
+    Value {
+        r#type: Option<Box<LiteralType>>,
+        output: String,
+    },
+}
+
+/// Work for the driver.
+#[derive(Debug, Clone)]
+pub enum Action {
+    StartTask(Box<TaskAttempt>),
+    AbortTask {
+        attempt: AttemptId,
+        reason: String,
+    },
+    StartChild {
+        node_execution_id: String,
+        launch_plan: Identifier,
+        inputs: LiteralMap,
+    },
+    AbortChild {
+        node_execution_id: String,
+    },
+    WaitForSignal {
+        node_execution_id: String,
+        signal_id: String,
+        kind: SignalKind,
+    },
+    /// Call `poll` again at this time (a sleep gate or a timeout is due).
+    WakeAt(SystemTime),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Deadline {
+    Attempt(AttemptId),
+    Node(u32),
+}
+
+pub(crate) fn micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn from_micros(us: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us)
+}
+
+fn to_std(d: &alula_idl::wkt::Duration) -> Option<Duration> {
+    let total = d.seconds as f64 + f64::from(d.nanos) / 1e9;
+    (total > 0.0).then(|| Duration::from_secs_f64(total))
+}
+
+/// An error the engine itself raises (as opposed to one a task reported).
+pub(crate) fn engine_error(code: &str, kind: ErrorKind, message: String) -> ExecutionError {
+    ExecutionError {
+        code: code.into(),
+        message,
+        kind: kind as i32,
+        ..Default::default()
+    }
+}
+
+/// A workflow execution in progress.
+pub struct Execution {
+    pub(crate) program: Program,
+    pub(crate) state: ExecutionState,
+    pub(crate) settings: ExecutionSettings,
+    /// Attempt in flight → (node, array element).
+    pub(crate) attempts: HashMap<AttemptId, (u32, Option<u32>)>,
+    pub(crate) ready: VecDeque<u32>,
+    /// Array nodes with elements left to start once slots free up.
+    pub(crate) waiting_arrays: VecDeque<u32>,
+    pub(crate) running: u32,
+    deadlines: BinaryHeap<Reverse<(u64, Deadline)>>,
+    /// When each attempt with a timeout must have finished (an outcome arriving later, say from
+    /// a task that could not be interrupted, still counts as a timeout).
+    attempt_deadlines: HashMap<AttemptId, u64>,
+    pub(crate) actions: Vec<Action>,
+    pub(crate) events: EventBuilder,
+    pub(crate) now_us: u64,
+}
+
+struct ScopeOutputs<'a> {
+    exec: &'a Execution,
+    scope: &'a ScopeState,
+}
+
+impl Outputs for ScopeOutputs<'_> {
+    fn output(&self, node_id: &str, var: &str) -> Option<&Literal> {
+        if node_id == START_NODE {
+            return self.scope.inputs.literals.get(var);
+        }
+        let graph = &self.exec.program.graphs[self.scope.graph as usize];
+        let &i = graph.index.get(node_id)?;
+        let node = &self.exec.state.nodes[self.scope.first_node as usize + i];
+        node.outputs.as_ref()?.literals.get(var)
+    }
+}
+
+impl Execution {
+    /// Prepares an execution of `closure` with complete inputs (defaults already applied).
+    pub fn new(
+        closure: &CompiledWorkflowClosure,
+        inputs: LiteralMap,
+        settings: ExecutionSettings,
+    ) -> Result<Self, EngineError> {
+        let program = Program::new(closure)?;
+        let state = ExecutionState {
+            execution_id: settings.execution_id.clone(),
+            phase: WorkflowPhase::Queued,
+            nodes: Vec::new(),
+            scopes: Vec::new(),
+            graph_sources: Vec::new(),
+            next_attempt: 1,
+            outputs: None,
+            error: None,
+        };
+        let mut exec = Execution::with_state(program, state, settings);
+        exec.start_scope(0, None, String::new(), inputs);
+        Ok(exec)
+    }
+
+    fn with_state(program: Program, state: ExecutionState, settings: ExecutionSettings) -> Self {
+        let events = EventBuilder::new(&settings);
+        Execution {
+            program,
+            state,
+            settings,
+            attempts: HashMap::new(),
+            ready: VecDeque::new(),
+            waiting_arrays: VecDeque::new(),
+            running: 0,
+            deadlines: BinaryHeap::new(),
+            attempt_deadlines: HashMap::new(),
+            actions: Vec::new(),
+            events,
+            now_us: 0,
+        }
+    }
+
+    /// Rebuilds an execution from persisted state. Attempts that were in flight are returned by
+    /// [`Execution::running_attempts`] for the driver to re-attach to; their timeouts restart now.
+    pub fn resume(
+        closure: &CompiledWorkflowClosure,
+        state: ExecutionState,
+        settings: ExecutionSettings,
+    ) -> Result<Self, EngineError> {
+        let mut program = Program::new(closure)?;
+        for source in &state.graph_sources {
+            program.build(source)?;
+        }
+        let mut exec = Execution::with_state(program, state, settings);
+        for (i, n) in exec.state.nodes.iter().enumerate() {
+            if let Some(a) = n.running {
+                exec.attempts.insert(a, (i as u32, None));
+            }
+            if let KindState::Array(arr) = &n.kind {
+                for (e, el) in arr.elements.iter().enumerate() {
+                    if let Some(a) = el.running {
+                        exec.attempts.insert(a, (i as u32, Some(e as u32)));
+                    }
+                }
+                if arr.next < arr.elements.len() as u32 && !n.phase.is_terminal() {
+                    exec.waiting_arrays.push_back(i as u32);
+                }
+            }
+            let scope_live = !exec.state.scopes[n.scope as usize].done;
+            if scope_live
+                && n.phase == NodePhase::NotYetStarted
+                && n.pending == 0
+                && n.branch_parent.is_none()
+            {
+                exec.ready.push_back(i as u32);
+            }
+        }
+        exec.running = exec.attempts.len() as u32;
+        Ok(exec)
+    }
+
+    pub fn state(&self) -> &ExecutionState {
+        &self.state
+    }
+
+    pub fn phase(&self) -> WorkflowPhase {
+        self.state.phase
+    }
+
+    pub fn outputs(&self) -> Option<&LiteralMap> {
+        self.state.outputs.as_ref()
+    }
+
+    pub fn error(&self) -> Option<&ExecutionError> {
+        self.state.error.as_ref()
+    }
+
+    /// Attempts in flight, with the node execution each belongs to.
+    pub fn running_attempts(&self) -> impl Iterator<Item = (AttemptId, &str, Option<u32>)> + '_ {
+        self.attempts
+            .iter()
+            .map(|(&a, &(n, e))| (a, self.state.nodes[n as usize].id.as_str(), e))
+    }
+
+    /// Whether `poll` has something to do right away (ready nodes or array slots).
+    pub fn has_pending_work(&self) -> bool {
+        !self.ready.is_empty() || !self.actions.is_empty()
+    }
+
+    /// Events recorded since the last call (empty unless `record_events`).
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.take()
+    }
+
+    /// Advances the execution to `now` and returns the work to do.
+    pub fn poll(&mut self, now: SystemTime) -> Vec<Action> {
+        self.now_us = micros(now);
+        if self.state.phase == WorkflowPhase::Queued {
+            self.set_workflow_phase(WorkflowPhase::Running);
+        }
+        self.fire_deadlines();
+        self.schedule();
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Reports how a task attempt ended.
+    pub fn task_finished(
+        &mut self,
+        attempt: AttemptId,
+        outcome: TaskOutcome,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.now_us = micros(now);
+        let (n, element) = self
+            .attempts
+            .remove(&attempt)
+            .ok_or(EngineError::UnknownAttempt(attempt))?;
+        self.running = self.running.saturating_sub(1);
+        let outcome = match self.attempt_deadlines.remove(&attempt) {
+            Some(deadline) if self.now_us > deadline => TaskOutcome::Failed(self.timeout_error(n)),
+            _ => outcome,
+        };
+        match element {
+            Some(e) => self.element_finished(n, e, outcome),
+            None => {
+                self.state.nodes[n as usize].running = None;
+                self.node_attempt_finished(n, outcome);
+            }
+        }
+        self.schedule();
+        Ok(())
+    }
+
+    /// Reports how a launch-plan node's child execution ended.
+    pub fn child_finished(
+        &mut self,
+        node_execution_id: &str,
+        result: Result<LiteralMap, Box<ExecutionError>>,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.now_us = micros(now);
+        let n = self.find_waiting(node_execution_id, |k| matches!(k, KindState::Child))?;
+        match result {
+            Ok(outputs) => self.succeed_node(n, outputs),
+            Err(err) => self.fail_node(n, *err, NodePhase::Failed),
+        }
+        self.schedule();
+        Ok(())
+    }
+
+    /// Delivers a gate's signal: `true`/`false` for an approval, the value for a typed signal.
+    pub fn signal(
+        &mut self,
+        node_execution_id: &str,
+        value: Literal,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.now_us = micros(now);
+        let n = self.find_waiting(node_execution_id, |k| matches!(k, KindState::Signal))?;
+        let spec = self.spec(n).clone();
+        let inputs = self.state.nodes[n as usize]
+            .inputs
+            .clone()
+            .unwrap_or_default();
+        match &spec.target {
+            Some(node::Target::GateNode(g)) => match &g.condition {
+                Some(gate_node::Condition::Approve(_)) => {
+                    match crate::literals::as_primitive(&value) {
+                        Some(alula_idl::flyteidl::core::primitive::Value::Boolean(true)) => {
+                            self.succeed_node(n, inputs)
+                        }
+                        Some(alula_idl::flyteidl::core::primitive::Value::Boolean(false)) => {
+                            let err = engine_error(
+                                "Rejected",
+                                ErrorKind::User,
+                                format!("node {:?} was rejected", spec.id),
+                            );
+                            self.fail_node(n, err, NodePhase::Failed)
+                        }
+                        _ => {
+                            return Err(EngineError::InvalidSignal(format!(
+                                "approval of {node_execution_id:?} must be a boolean"
+                            )))
+                        }
+                    }
+                }
+                Some(gate_node::Condition::Signal(s)) => {
+                    let mut outputs = LiteralMap::default();
+                    outputs
+                        .literals
+                        .insert(s.output_variable_name.clone(), value);
+                    self.succeed_node(n, outputs);
+                }
+                _ => {
+                    return Err(EngineError::InvalidSignal(format!(
+                        "{node_execution_id:?} does not wait for a signal"
+                    )))
+                }
+            },
+            _ => {
+                return Err(EngineError::InvalidSignal(format!(
+                    "{node_execution_id:?} is not a gate"
+                )))
+            }
+        }
+        self.schedule();
+        Ok(())
+    }
+
+    /// Stops everything in flight and ends the execution as ABORTED.
+    pub fn abort(&mut self, reason: &str, now: SystemTime) -> Vec<Action> {
+        self.now_us = micros(now);
+        if !self.state.phase.is_terminal() {
+            self.set_workflow_phase(WorkflowPhase::Aborting);
+            self.abort_scope(0, reason);
+            self.state.error = Some(engine_error("Aborted", ErrorKind::User, reason.to_string()));
+            self.set_workflow_phase(WorkflowPhase::Aborted);
+        }
+        std::mem::take(&mut self.actions)
+    }
+
+    fn find_waiting(
+        &self,
+        id: &str,
+        kind: impl Fn(&KindState) -> bool,
+    ) -> Result<u32, EngineError> {
+        self.state
+            .nodes
+            .iter()
+            .position(|n| n.id == id && n.phase == NodePhase::Running && kind(&n.kind))
+            .map(|i| i as u32)
+            .ok_or_else(|| {
+                EngineError::InvalidSignal(format!("no node execution {id:?} is waiting"))
+            })
+    }
+
+    pub(crate) fn spec(&self, n: u32) -> &Node {
+        let node = &self.state.nodes[n as usize];
+        &self.program.graphs[node.graph as usize].nodes[node.index as usize]
+    }
+
+    // ---- scopes ---------------------------------------------------------------------------
+
+    fn start_scope(
+        &mut self,
+        graph_index: usize,
+        parent: Option<u32>,
+        prefix: String,
+        inputs: LiteralMap,
+    ) -> u32 {
+        let graph = Arc::clone(&self.program.graphs[graph_index]);
+        let scope = self.state.scopes.len() as u32;
+        let first_node = self.state.nodes.len() as u32;
+        self.state.scopes.push(ScopeState {
+            graph: graph_index as u32,
+            parent,
+            prefix: prefix.clone(),
+            inputs,
+            first_node,
+            remaining: graph.nodes.len() as u32,
+            error: None,
+            done: false,
+        });
+        for (i, spec) in graph.nodes.iter().enumerate() {
+            let n = self.state.nodes.len() as u32;
+            self.state.nodes.push(new_node(
+                format!("{prefix}{}", spec.id),
+                scope,
+                graph_index as u32,
+                i as u32,
+                graph.upstream_count[i],
+            ));
+            if graph.upstream_count[i] == 0 {
+                self.ready.push_back(n);
+            }
+        }
+        if graph.nodes.is_empty() {
+            self.finish_scope(scope);
+        }
+        scope
+    }
+
+    fn finish_scope(&mut self, scope: u32) {
+        let s = &self.state.scopes[scope as usize];
+        if s.done {
+            return;
+        }
+        let result = match &s.error {
+            Some(err) => Err(err.clone()),
+            None => {
+                let graph = Arc::clone(&self.program.graphs[s.graph as usize]);
+                let outputs = ScopeOutputs {
+                    exec: self,
+                    scope: s,
+                };
+                bindings::resolve("end-node", &graph.outputs, &outputs)
+                    .map_err(|e| engine_error("OutputsNotFound", ErrorKind::System, e.to_string()))
+            }
+        };
+        let s = &mut self.state.scopes[scope as usize];
+        s.done = true;
+        match (s.parent, result) {
+            (None, Ok(outputs)) => {
+                self.state.outputs = Some(outputs);
+                self.set_workflow_phase(WorkflowPhase::Succeeding);
+                self.set_workflow_phase(WorkflowPhase::Succeeded);
+            }
+            (None, Err(err)) => {
+                self.state.error = Some(err);
+                self.set_workflow_phase(WorkflowPhase::Failing);
+                self.set_workflow_phase(WorkflowPhase::Failed);
+            }
+            (Some(parent), Ok(outputs)) => self.succeed_node(parent, outputs),
+            (Some(parent), Err(err)) => self.fail_node(parent, err, NodePhase::Failed),
+        }
+    }
+
+    fn abort_scope(&mut self, scope: u32, reason: &str) {
+        let s = &self.state.scopes[scope as usize];
+        if s.done {
+            return;
+        }
+        let graph = Arc::clone(&self.program.graphs[s.graph as usize]);
+        let first = s.first_node;
+        for i in 0..graph.nodes.len() as u32 {
+            self.abort_node(first + i, reason);
+        }
+        let s = &mut self.state.scopes[scope as usize];
+        s.remaining = 0;
+        s.done = true;
+    }
+
+    pub(crate) fn abort_node(&mut self, n: u32, reason: &str) {
+        let phase = self.state.nodes[n as usize].phase;
+        if phase.is_terminal() {
+            return;
+        }
+        if phase == NodePhase::NotYetStarted {
+            self.state.nodes[n as usize].phase = NodePhase::Skipped;
+            return;
+        }
+        if let Some(a) = self.state.nodes[n as usize].running.take() {
+            self.cancel_attempt(a, reason);
+        }
+        match self.state.nodes[n as usize].kind.clone() {
+            KindState::Scope { scope } => self.abort_scope(scope, reason),
+            KindState::Branch { child: Some(c) } => self.abort_node(c, reason),
+            KindState::Child => self.actions.push(Action::AbortChild {
+                node_execution_id: self.state.nodes[n as usize].id.clone(),
+            }),
+            KindState::Array(arr) => {
+                for el in arr.elements.iter() {
+                    if let Some(a) = el.running {
+                        self.cancel_attempt(a, reason);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.state.nodes[n as usize].phase = NodePhase::Aborted;
+        self.events.node(&self.state.nodes[n as usize], self.now_us);
+    }
+
+    pub(crate) fn cancel_attempt(&mut self, attempt: AttemptId, reason: &str) {
+        if self.attempts.remove(&attempt).is_some() {
+            self.running = self.running.saturating_sub(1);
+            self.actions.push(Action::AbortTask {
+                attempt,
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    // ---- scheduling -----------------------------------------------------------------------
+
+    pub(crate) fn has_slot(&self) -> bool {
+        self.settings.max_parallelism == 0 || self.running < self.settings.max_parallelism
+    }
+
+    fn schedule(&mut self) {
+        if self.state.phase.is_terminal() {
+            return;
+        }
+        loop {
+            let mut progressed = false;
+            while self.has_slot() {
+                let Some(n) = self.waiting_arrays.pop_front() else {
+                    break;
+                };
+                self.launch_elements(n);
+                progressed = true;
+            }
+            while let Some(&n) = self.ready.front() {
+                if !self.has_slot()
+                    && matches!(
+                        self.spec(n).target,
+                        Some(node::Target::TaskNode(_)) | Some(node::Target::ArrayNode(_))
+                    )
+                {
+                    break;
+                }
+                self.ready.pop_front();
+                self.start_node(n);
+                progressed = true;
+            }
+            if !progressed || self.state.phase.is_terminal() {
+                break;
+            }
+        }
+    }
+
+    fn fire_deadlines(&mut self) {
+        while let Some(&Reverse((at, deadline))) = self.deadlines.peek() {
+            if at > self.now_us {
+                self.actions.push(Action::WakeAt(from_micros(at)));
+                break;
+            }
+            self.deadlines.pop();
+            match deadline {
+                Deadline::Attempt(a) => {
+                    if let Some(&(n, element)) = self.attempts.get(&a) {
+                        self.cancel_attempt(a, "timeout");
+                        self.attempt_deadlines.remove(&a);
+                        let err = self.timeout_error(n);
+                        match element {
+                            Some(e) => self.element_finished(n, e, TaskOutcome::Failed(err)),
+                            None => {
+                                self.state.nodes[n as usize].running = None;
+                                self.node_attempt_finished(n, TaskOutcome::Failed(err));
+                            }
+                        }
+                    }
+                }
+                Deadline::Node(n) => {
+                    let node = &self.state.nodes[n as usize];
+                    if node.phase.is_terminal() || node.phase == NodePhase::NotYetStarted {
+                        continue;
+                    }
+                    if let KindState::Sleep { .. } = node.kind {
+                        let inputs = LiteralMap::default();
+                        self.succeed_node(n, inputs);
+                        continue;
+                    }
+                    let id = node.id.clone();
+                    self.abort_node(n, "node timeout");
+                    let err = engine_error(
+                        "Timeout",
+                        ErrorKind::User,
+                        format!("node {id:?} exceeded its timeout"),
+                    );
+                    self.fail_node(n, err, NodePhase::TimedOut);
+                }
+            }
+        }
+    }
+
+    fn timeout_error(&self, n: u32) -> ExecutionError {
+        engine_error(
+            "Timeout",
+            ErrorKind::User,
+            format!(
+                "task attempt exceeded its timeout of {}",
+                self.timeout_text(n)
+            ),
+        )
+    }
+
+    fn timeout_text(&self, n: u32) -> String {
+        self.program
+            .task(self.task_id(n).unwrap_or(&Identifier::default()))
+            .ok()
+            .and_then(|t| t.metadata.as_ref()?.timeout)
+            .map(|d| d.to_json_string())
+            .unwrap_or_else(|| "?".into())
+    }
+
+    fn add_deadline(&mut self, after: Duration, deadline: Deadline) {
+        let at = self.now_us + after.as_micros() as u64;
+        self.deadlines.push(Reverse((at, deadline)));
+        self.actions.push(Action::WakeAt(from_micros(at)));
+    }
+
+    // ---- nodes ----------------------------------------------------------------------------
+
+    fn task_id(&self, n: u32) -> Option<&Identifier> {
+        match &self.spec(n).target {
+            Some(node::Target::TaskNode(t)) => match &t.reference {
+                Some(task_node::Reference::ReferenceId(id)) => Some(id),
+                None => None,
+            },
+            Some(node::Target::ArrayNode(a)) => match &a.node.as_ref()?.target {
+                Some(node::Target::TaskNode(t)) => match &t.reference {
+                    Some(task_node::Reference::ReferenceId(id)) => Some(id),
+                    None => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn start_node(&mut self, n: u32) {
+        let node = &self.state.nodes[n as usize];
+        if node.phase != NodePhase::NotYetStarted {
+            return;
+        }
+        let scope = node.scope;
+        if node.blocked || self.state.scopes[scope as usize].done {
+            self.state.nodes[n as usize].phase = NodePhase::Skipped;
+            self.events.node(&self.state.nodes[n as usize], self.now_us);
+            self.complete(n);
+            return;
+        }
+        let spec = self.spec(n).clone();
+        let inputs = {
+            let s = &self.state.scopes[scope as usize];
+            bindings::resolve(
+                &spec.id,
+                &spec.inputs,
+                &ScopeOutputs {
+                    exec: self,
+                    scope: s,
+                },
+            )
+        };
+        let inputs = match inputs {
+            Ok(i) => i,
+            Err(e) => {
+                self.state.nodes[n as usize].phase = NodePhase::Running;
+                let err = engine_error("BindingResolutionError", ErrorKind::System, e.to_string());
+                return self.fail_node(n, err, NodePhase::Failed);
+            }
+        };
+        let node = &mut self.state.nodes[n as usize];
+        node.inputs = Some(inputs.clone());
+        node.phase = NodePhase::Running;
+        self.events.node(&self.state.nodes[n as usize], self.now_us);
+        if let Some(timeout) = spec
+            .metadata
+            .as_ref()
+            .and_then(|m| m.timeout.as_ref())
+            .and_then(to_std)
+        {
+            self.add_deadline(timeout, Deadline::Node(n));
+        }
+        let node_execution_id = self.state.nodes[n as usize].id.clone();
+        match &spec.target {
+            Some(node::Target::TaskNode(_)) => self.start_attempt(n, None, inputs),
+            Some(node::Target::WorkflowNode(w)) => match &w.reference {
+                Some(workflow_node::Reference::SubWorkflowRef(id)) => {
+                    match self.program.subworkflow(id) {
+                        Ok(g) => {
+                            let prefix = format!("{node_execution_id}-0-");
+                            let child = self.state.scopes.len() as u32;
+                            self.state.nodes[n as usize].kind = KindState::Scope { scope: child };
+                            self.start_scope(g, Some(n), prefix, inputs);
+                        }
+                        Err(e) => self.fail_node(
+                            n,
+                            engine_error("SubWorkflowNotFound", ErrorKind::System, e.to_string()),
+                            NodePhase::Failed,
+                        ),
+                    }
+                }
+                Some(workflow_node::Reference::LaunchplanRef(id)) => {
+                    self.state.nodes[n as usize].kind = KindState::Child;
+                    self.actions.push(Action::StartChild {
+                        node_execution_id,
+                        launch_plan: id.clone(),
+                        inputs,
+                    });
+                }
+                None => self.fail_node(
+                    n,
+                    invalid_spec(&spec.id, "a workflow node without a reference"),
+                    NodePhase::Failed,
+                ),
+            },
+            Some(node::Target::BranchNode(_)) => self.start_branch(n, &spec, &inputs),
+            Some(node::Target::GateNode(g)) => match &g.condition {
+                Some(gate_node::Condition::Sleep(s)) => {
+                    let d = s.duration.as_ref().and_then(to_std).unwrap_or_default();
+                    self.state.nodes[n as usize].kind = KindState::Sleep {
+                        wake_at_us: self.now_us + d.as_micros() as u64,
+                    };
+                    self.add_deadline(d, Deadline::Node(n));
+                    self.fire_deadlines();
+                }
+                Some(gate_node::Condition::Approve(a)) => {
+                    self.state.nodes[n as usize].kind = KindState::Signal;
+                    self.actions.push(Action::WaitForSignal {
+                        node_execution_id,
+                        signal_id: a.signal_id.clone(),
+                        kind: SignalKind::Approve,
+                    });
+                }
+                Some(gate_node::Condition::Signal(s)) => {
+                    self.state.nodes[n as usize].kind = KindState::Signal;
+                    self.actions.push(Action::WaitForSignal {
+                        node_execution_id,
+                        signal_id: s.signal_id.clone(),
+                        kind: SignalKind::Value {
+                            r#type: s.r#type.clone().map(Box::new),
+                            output: s.output_variable_name.clone(),
+                        },
+                    });
+                }
+                None => self.fail_node(
+                    n,
+                    invalid_spec(&spec.id, "a gate without a condition"),
+                    NodePhase::Failed,
+                ),
+            },
+            Some(node::Target::ArrayNode(a)) => self.start_array(n, a, inputs),
+            None => self.fail_node(
+                n,
+                invalid_spec(&spec.id, "a node without a target"),
+                NodePhase::Failed,
+            ),
+        }
+    }
+
+    fn start_branch(&mut self, n: u32, spec: &Node, inputs: &LiteralMap) {
+        match branch::decide(spec, inputs) {
+            Ok(Decision::Case(case)) => {
+                let node = &self.state.nodes[n as usize];
+                let source = GraphSource::BranchCase {
+                    graph: node.graph as usize,
+                    node_id: spec.id.clone(),
+                    case,
+                };
+                let g = match self.program.build(&source) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        return self.fail_node(
+                            n,
+                            engine_error("BranchError", ErrorKind::System, e.to_string()),
+                            NodePhase::Failed,
+                        )
+                    }
+                };
+                self.state.graph_sources.push(source);
+                let child = self.state.nodes.len() as u32;
+                let then_id = &self.program.graphs[g].nodes[0].id;
+                let prefix = &self.state.scopes[node.scope as usize].prefix;
+                let mut state = new_node(format!("{prefix}{then_id}"), node.scope, g as u32, 0, 0);
+                state.branch_parent = Some(n);
+                self.state.nodes.push(state);
+                self.state.nodes[n as usize].kind = KindState::Branch { child: Some(child) };
+                self.start_node(child);
+            }
+            Ok(Decision::Fail(message)) => self.fail_node(
+                n,
+                engine_error("UserError", ErrorKind::User, message),
+                NodePhase::Failed,
+            ),
+            Err(e) => self.fail_node(
+                n,
+                engine_error("BranchError", ErrorKind::User, e.to_string()),
+                NodePhase::Failed,
+            ),
+        }
+    }
+
+    /// Starts the next attempt of a task node or of one array element.
+    pub(crate) fn start_attempt(&mut self, n: u32, element: Option<u32>, inputs: LiteralMap) {
+        let Some(task_id) = self.task_id(n).cloned() else {
+            let id = self.state.nodes[n as usize].id.clone();
+            return self.fail_node(
+                n,
+                invalid_spec(&id, "a task node without a task reference"),
+                NodePhase::Failed,
+            );
+        };
+        let task = match self.program.task(&task_id) {
+            Ok(t) => t,
+            Err(e) => {
+                return self.fail_node(
+                    n,
+                    engine_error("TaskNotFound", ErrorKind::System, e.to_string()),
+                    NodePhase::Failed,
+                )
+            }
+        };
+        let attempt = self.state.next_attempt;
+        self.state.next_attempt += 1;
+        self.attempts.insert(attempt, (n, element));
+        self.running += 1;
+        let node = &mut self.state.nodes[n as usize];
+        let retry_attempt = match (element, &mut node.kind) {
+            (Some(e), KindState::Array(arr)) => {
+                let el = &mut arr.elements[e as usize];
+                el.running = Some(attempt);
+                el.phase = NodePhase::Running;
+                el.attempts += 1;
+                el.attempts - 1
+            }
+            _ => {
+                node.running = Some(attempt);
+                node.attempts += 1;
+                node.attempts - 1
+            }
+        };
+        if let Some(timeout) = task
+            .metadata
+            .as_ref()
+            .and_then(|m| m.timeout.as_ref())
+            .and_then(to_std)
+        {
+            self.add_deadline(timeout, Deadline::Attempt(attempt));
+            self.attempt_deadlines
+                .insert(attempt, self.now_us + timeout.as_micros() as u64);
+        }
+        let overrides = match &self.spec(n).target {
+            Some(node::Target::TaskNode(t)) => t.overrides.clone(),
+            _ => None,
+        };
+        let node = &self.state.nodes[n as usize];
+        if element.is_none() {
+            self.events.task(
+                node,
+                &task,
+                retry_attempt,
+                crate::events::TaskPhase::Running,
+                None,
+                self.now_us,
+            );
+        }
+        self.actions.push(Action::StartTask(Box::new(TaskAttempt {
+            id: attempt,
+            node_execution_id: node.id.clone(),
+            retry_attempt,
+            array_index: element,
+            task,
+            inputs,
+            overrides,
+        })));
+    }
+
+    /// The retry budget for user errors: the node's override, else the task's.
+    pub(crate) fn user_retries(&self, n: u32) -> u32 {
+        let spec = self.spec(n);
+        let from_node = spec
+            .metadata
+            .as_ref()
+            .and_then(|m| m.retries.as_ref())
+            .map(|r| r.retries);
+        let sub_node = match &spec.target {
+            Some(node::Target::ArrayNode(a)) => a
+                .node
+                .as_ref()
+                .and_then(|s| s.metadata.as_ref()?.retries.as_ref())
+                .map(|r| r.retries),
+            _ => None,
+        };
+        let from_task = self
+            .task_id(n)
+            .and_then(|id| self.program.task(id).ok())
+            .and_then(|t| t.metadata.as_ref()?.retries.as_ref().map(|r| r.retries));
+        sub_node.or(from_node).or(from_task).unwrap_or(0)
+    }
+
+    /// Whether a failure of this kind may be retried, given the failures so far (counted here).
+    pub(crate) fn may_retry(
+        &self,
+        n: u32,
+        err: &ExecutionError,
+        user_failures: &mut u32,
+        system_failures: &mut u32,
+    ) -> bool {
+        if err.kind() == ErrorKind::System {
+            *system_failures += 1;
+            *system_failures <= self.settings.max_system_retries
+        } else {
+            *user_failures += 1;
+            *user_failures <= self.user_retries(n)
+        }
+    }
+
+    fn node_attempt_finished(&mut self, n: u32, outcome: TaskOutcome) {
+        if self.state.nodes[n as usize].phase.is_terminal() {
+            return;
+        }
+        let task = self.task_id(n).and_then(|id| self.program.task(id).ok());
+        let retry = self.state.nodes[n as usize].attempts.saturating_sub(1);
+        match outcome {
+            TaskOutcome::Succeeded {
+                outputs,
+                cache_status,
+            } => {
+                if let Some(task) = &task {
+                    self.events.task_succeeded(
+                        &self.state.nodes[n as usize],
+                        task,
+                        retry,
+                        &outputs,
+                        cache_status,
+                        self.now_us,
+                    );
+                }
+                self.succeed_node(n, outputs)
+            }
+            TaskOutcome::Failed(err) => {
+                let node = &self.state.nodes[n as usize];
+                let (mut user, mut system) = (node.user_failures, node.system_failures);
+                let retry_ok = self.may_retry(n, &err, &mut user, &mut system);
+                let node = &mut self.state.nodes[n as usize];
+                node.user_failures = user;
+                node.system_failures = system;
+                if let Some(task) = &task {
+                    let phase = if retry_ok {
+                        crate::events::TaskPhase::RetryableFailed
+                    } else {
+                        crate::events::TaskPhase::Failed
+                    };
+                    self.events.task(
+                        &self.state.nodes[n as usize],
+                        task,
+                        retry,
+                        phase,
+                        Some(&err),
+                        self.now_us,
+                    );
+                }
+                if retry_ok {
+                    let inputs = self.state.nodes[n as usize]
+                        .inputs
+                        .clone()
+                        .unwrap_or_default();
+                    self.start_attempt(n, None, inputs);
+                } else {
+                    self.fail_node(n, err, NodePhase::Failed);
+                }
+            }
+            TaskOutcome::Dynamic(spec) => {
+                let node = &self.state.nodes[n as usize];
+                let source = GraphSource::Dynamic {
+                    spec,
+                    interface: task.as_ref().and_then(|t| t.interface.clone()),
+                    node_id: node.id.clone(),
+                };
+                match self.program.build(&source) {
+                    Ok(g) => {
+                        self.state.graph_sources.push(source);
+                        let prefix = format!("{}-0-", node.id);
+                        let inputs = node.inputs.clone().unwrap_or_default();
+                        let scope = self.state.scopes.len() as u32;
+                        let node = &mut self.state.nodes[n as usize];
+                        node.kind = KindState::Scope { scope };
+                        node.phase = NodePhase::DynamicRunning;
+                        self.events.node(&self.state.nodes[n as usize], self.now_us);
+                        self.start_scope(g, Some(n), prefix, inputs);
+                    }
+                    Err(e) => self.fail_node(
+                        n,
+                        engine_error("DynamicWorkflowError", ErrorKind::User, e.to_string()),
+                        NodePhase::Failed,
+                    ),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn succeed_node(&mut self, n: u32, outputs: LiteralMap) {
+        let node = &mut self.state.nodes[n as usize];
+        if node.phase.is_terminal() {
+            return;
+        }
+        node.outputs = Some(outputs);
+        node.phase = NodePhase::Succeeded;
+        self.events.node(&self.state.nodes[n as usize], self.now_us);
+        self.complete(n);
+    }
+
+    pub(crate) fn fail_node(&mut self, n: u32, err: ExecutionError, phase: NodePhase) {
+        let node = &mut self.state.nodes[n as usize];
+        if node.phase.is_terminal() && node.phase != NodePhase::Aborted {
+            return;
+        }
+        node.error = Some(err);
+        node.phase = phase;
+        self.events.node(&self.state.nodes[n as usize], self.now_us);
+        self.complete(n);
+    }
+
+    /// Propagates a node's terminal phase: to its branch, or through its scope's graph.
+    fn complete(&mut self, n: u32) {
+        let node = &self.state.nodes[n as usize];
+        if let Some(parent) = node.branch_parent {
+            let (phase, outputs, error) = (node.phase, node.outputs.clone(), node.error.clone());
+            return match phase {
+                NodePhase::Succeeded => self.succeed_node(parent, outputs.unwrap_or_default()),
+                NodePhase::Skipped | NodePhase::Aborted => {}
+                _ => self.fail_node(parent, error.unwrap_or_default(), NodePhase::Failed),
+            };
+        }
+        let scope = node.scope;
+        let phase = node.phase;
+        let s = &self.state.scopes[scope as usize];
+        if s.done {
+            return;
+        }
+        let graph = Arc::clone(&self.program.graphs[s.graph as usize]);
+        let first = s.first_node;
+        let index = node.index as usize;
+        self.state.scopes[scope as usize].remaining -= 1;
+        let failed = !matches!(phase, NodePhase::Succeeded | NodePhase::Skipped);
+        if failed {
+            let err = node.error.clone();
+            let s = &mut self.state.scopes[scope as usize];
+            if s.error.is_none() {
+                s.error = err.or_else(|| {
+                    Some(engine_error(
+                        "NodeFailed",
+                        ErrorKind::System,
+                        format!("node {:?} failed", self.state.nodes[n as usize].id),
+                    ))
+                });
+            }
+            if graph.fail_immediately {
+                self.abort_scope_nodes(scope, "another node failed");
+                return self.finish_scope(scope);
+            }
+        }
+        for &d in &graph.downstream[index] {
+            let dn = &mut self.state.nodes[first as usize + d];
+            dn.pending -= 1;
+            if phase != NodePhase::Succeeded {
+                dn.blocked = true;
+            }
+            if dn.pending == 0 {
+                self.ready.push_back(first + d as u32);
+            }
+        }
+        if self.state.scopes[scope as usize].remaining == 0 {
+            self.finish_scope(scope);
+        }
+    }
+
+    /// Under FAIL_IMMEDIATELY: abort what runs, skip what has not started; the scope then ends.
+    fn abort_scope_nodes(&mut self, scope: u32, reason: &str) {
+        let s = &self.state.scopes[scope as usize];
+        let graph = Arc::clone(&self.program.graphs[s.graph as usize]);
+        let first = s.first_node;
+        for i in 0..graph.nodes.len() as u32 {
+            self.abort_node(first + i, reason);
+        }
+        self.state.scopes[scope as usize].remaining = 0;
+    }
+
+    pub(crate) fn set_workflow_phase(&mut self, phase: WorkflowPhase) {
+        self.state.phase = phase;
+        self.events.workflow(&self.state, self.now_us);
+    }
+}
+
+fn new_node(id: String, scope: u32, graph: u32, index: u32, pending: u32) -> NodeState {
+    NodeState {
+        id,
+        scope,
+        graph,
+        index,
+        branch_parent: None,
+        phase: NodePhase::NotYetStarted,
+        pending,
+        blocked: false,
+        inputs: None,
+        outputs: None,
+        error: None,
+        attempts: 0,
+        user_failures: 0,
+        system_failures: 0,
+        running: None,
+        kind: KindState::None,
+    }
+}
+
+fn invalid_spec(node_id: &str, what: &str) -> ExecutionError {
+    engine_error(
+        "InvalidNodeSpec",
+        ErrorKind::System,
+        format!("node {node_id:?} is {what}"),
+    )
+}

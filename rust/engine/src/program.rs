@@ -1,0 +1,285 @@
+//! What an execution runs: the compiled workflows and tasks, indexed for the state machine.
+//!
+//! Each workflow becomes a [`Graph`]: its nodes (without the `start-node`/`end-node`
+//! sentinels), how many upstream nodes each waits for, and whom it unblocks. Graphs made while
+//! running (a branch's chosen case, a dynamic task's workflow) are registered here too, and
+//! the recipe of each is kept in the state ([`GraphSource`]) so a restarted engine rebuilds
+//! exactly the same program.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use alula_idl::flyteidl::core::{
+    binding_data, node, workflow_metadata::OnFailurePolicy, Binding, BindingData, CompiledWorkflow,
+    CompiledWorkflowClosure, ConnectionSet, DynamicJobSpec, Identifier, Node, TaskTemplate,
+    TypedInterface, WorkflowTemplate,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::EngineError;
+
+pub const START_NODE: &str = "start-node";
+pub const END_NODE: &str = "end-node";
+
+/// A workflow's nodes and their dependencies, ready to schedule.
+#[derive(Debug)]
+pub struct Graph {
+    pub id: Identifier,
+    pub nodes: Vec<Node>,
+    pub index: HashMap<String, usize>,
+    /// Number of upstream nodes (excluding the start node) each node waits for.
+    pub upstream_count: Vec<u32>,
+    pub downstream: Vec<Vec<usize>>,
+    /// Bindings of the workflow outputs (the end node's inputs).
+    pub outputs: Vec<Binding>,
+    pub interface: Option<TypedInterface>,
+    pub fail_immediately: bool,
+}
+
+impl Graph {
+    /// Builds a graph from a template, using the compiler's connections when given and
+    /// otherwise deriving them from bindings and explicit `upstream_node_ids`.
+    pub fn new(
+        template: &WorkflowTemplate,
+        connections: Option<&ConnectionSet>,
+    ) -> Result<Self, EngineError> {
+        let nodes: Vec<Node> = template
+            .nodes
+            .iter()
+            .filter(|n| n.id != START_NODE && n.id != END_NODE)
+            .cloned()
+            .collect();
+        let mut index = HashMap::with_capacity(nodes.len());
+        for (i, n) in nodes.iter().enumerate() {
+            if index.insert(n.id.clone(), i).is_some() {
+                return Err(EngineError::InvalidWorkflow(format!(
+                    "duplicate node id {:?}",
+                    n.id
+                )));
+            }
+        }
+        let mut upstream_count = vec![0u32; nodes.len()];
+        let mut downstream = vec![Vec::new(); nodes.len()];
+        for (i, n) in nodes.iter().enumerate() {
+            let ups: BTreeSet<String> = match connections.and_then(|c| c.upstream.get(&n.id)) {
+                Some(list) => list.ids.iter().cloned().collect(),
+                None => derived_upstream(n),
+            };
+            for up in ups.iter().filter(|u| *u != START_NODE) {
+                let &j = index.get(up).ok_or_else(|| {
+                    EngineError::InvalidWorkflow(format!(
+                        "node {:?} depends on unknown node {up:?}",
+                        n.id
+                    ))
+                })?;
+                upstream_count[i] += 1;
+                downstream[j].push(i);
+            }
+        }
+        let fail_immediately = template
+            .metadata
+            .as_ref()
+            .is_none_or(|m| m.on_failure() != OnFailurePolicy::FailAfterExecutableNodesComplete);
+        Ok(Graph {
+            id: template.id.clone().unwrap_or_default(),
+            nodes,
+            index,
+            upstream_count,
+            downstream,
+            outputs: template.outputs.clone(),
+            interface: template.interface.clone(),
+            fail_immediately,
+        })
+    }
+
+    /// A one-node graph, used to run a branch's chosen case inside its parent's scope.
+    pub fn single(node: Node) -> Self {
+        let mut index = HashMap::new();
+        index.insert(node.id.clone(), 0);
+        Graph {
+            id: Identifier::default(),
+            nodes: vec![node],
+            index,
+            upstream_count: vec![0],
+            downstream: vec![Vec::new()],
+            outputs: Vec::new(),
+            interface: None,
+            fail_immediately: true,
+        }
+    }
+}
+
+/// Upstream nodes named by promises in a node's bindings plus its explicit ordering edges.
+fn derived_upstream(n: &Node) -> BTreeSet<String> {
+    fn walk(b: &BindingData, out: &mut BTreeSet<String>) {
+        match &b.value {
+            Some(binding_data::Value::Promise(p)) => {
+                out.insert(p.node_id.clone());
+            }
+            Some(binding_data::Value::Collection(c)) => {
+                c.bindings.iter().for_each(|b| walk(b, out))
+            }
+            Some(binding_data::Value::Map(m)) => m.bindings.values().for_each(|b| walk(b, out)),
+            _ => {}
+        }
+    }
+    let mut out: BTreeSet<String> = n.upstream_node_ids.iter().cloned().collect();
+    for b in &n.inputs {
+        if let Some(data) = &b.binding {
+            walk(data, &mut out);
+        }
+    }
+    // Branch cases bind to the branch's own upstreams; they are part of the branch node.
+    if let Some(node::Target::BranchNode(branch)) = &n.target {
+        if let Some(ie) = &branch.if_else {
+            let cases = ie
+                .case
+                .iter()
+                .map(|c| c.then_node.as_deref())
+                .chain(ie.other.iter().map(|c| c.then_node.as_deref()));
+            for then in cases.flatten() {
+                out.extend(derived_upstream(then));
+            }
+        }
+    }
+    out
+}
+
+/// How a graph made at run time was made, so that it can be remade after a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum GraphSource {
+    /// The case `case` (0 = if, 1.. = elifs, usize::MAX = else) of branch node `node_id` in graph `graph`.
+    BranchCase {
+        graph: usize,
+        node_id: String,
+        case: usize,
+    },
+    /// The workflow a dynamic task returned, with the parent task's interface.
+    Dynamic {
+        spec: DynamicJobSpec,
+        interface: Option<TypedInterface>,
+        node_id: String,
+    },
+}
+
+/// Every graph and task an execution can reach.
+#[derive(Debug, Default)]
+pub struct Program {
+    pub graphs: Vec<Arc<Graph>>,
+    graph_by_id: HashMap<String, usize>,
+    tasks: HashMap<String, Arc<TaskTemplate>>,
+}
+
+/// Identifies a versioned entity regardless of its resource type.
+pub fn id_key(id: &Identifier) -> String {
+    format!(
+        "{}/{}/{}/{}/{}",
+        id.org, id.project, id.domain, id.name, id.version
+    )
+}
+
+impl Program {
+    /// The primary workflow is graph 0.
+    pub fn new(closure: &CompiledWorkflowClosure) -> Result<Self, EngineError> {
+        let mut program = Program::default();
+        let primary = closure.primary.as_ref().ok_or_else(|| {
+            EngineError::InvalidWorkflow("the closure has no primary workflow".into())
+        })?;
+        program.add_compiled(primary)?;
+        for sub in &closure.sub_workflows {
+            program.add_compiled(sub)?;
+        }
+        for task in &closure.tasks {
+            if let Some(t) = &task.template {
+                program.add_task(t.clone());
+            }
+        }
+        Ok(program)
+    }
+
+    fn add_compiled(&mut self, wf: &CompiledWorkflow) -> Result<usize, EngineError> {
+        let template = wf.template.as_ref().ok_or_else(|| {
+            EngineError::InvalidWorkflow("a compiled workflow has no template".into())
+        })?;
+        let graph = Graph::new(template, wf.connections.as_ref())?;
+        Ok(self.add_graph(graph))
+    }
+
+    pub fn add_graph(&mut self, graph: Graph) -> usize {
+        let i = self.graphs.len();
+        if graph.id != Identifier::default() {
+            self.graph_by_id.insert(id_key(&graph.id), i);
+        }
+        self.graphs.push(Arc::new(graph));
+        i
+    }
+
+    pub fn add_task(&mut self, template: TaskTemplate) {
+        if let Some(id) = &template.id {
+            self.tasks.insert(id_key(id), Arc::new(template));
+        }
+    }
+
+    pub fn task(&self, id: &Identifier) -> Result<Arc<TaskTemplate>, EngineError> {
+        self.tasks.get(&id_key(id)).cloned().ok_or_else(|| {
+            EngineError::InvalidWorkflow(format!("task {} is not in the closure", id_key(id)))
+        })
+    }
+
+    pub fn subworkflow(&self, id: &Identifier) -> Result<usize, EngineError> {
+        self.graph_by_id.get(&id_key(id)).copied().ok_or_else(|| {
+            EngineError::InvalidWorkflow(format!(
+                "subworkflow {} is not in the closure",
+                id_key(id)
+            ))
+        })
+    }
+
+    /// Registers a graph made at run time and returns its index.
+    pub fn build(&mut self, source: &GraphSource) -> Result<usize, EngineError> {
+        match source {
+            GraphSource::BranchCase {
+                graph,
+                node_id,
+                case,
+            } => {
+                let parent = self.graphs.get(*graph).cloned().ok_or_else(|| {
+                    EngineError::InvalidWorkflow(format!("graph {graph} does not exist"))
+                })?;
+                let branch_node = parent
+                    .index
+                    .get(node_id)
+                    .map(|&i| &parent.nodes[i])
+                    .ok_or_else(|| EngineError::InvalidWorkflow(format!("no node {node_id:?}")))?;
+                let then = crate::branch::case_node(branch_node, *case)?;
+                Ok(self.add_graph(Graph::single(then)))
+            }
+            GraphSource::Dynamic {
+                spec,
+                interface,
+                node_id,
+            } => {
+                for t in &spec.tasks {
+                    self.add_task(t.clone());
+                }
+                for sub in &spec.subworkflows {
+                    let g = Graph::new(sub, None)?;
+                    self.add_graph(g);
+                }
+                let template = WorkflowTemplate {
+                    id: Some(Identifier {
+                        name: format!("{node_id}-dynamic"),
+                        ..Default::default()
+                    }),
+                    interface: interface.clone(),
+                    nodes: spec.nodes.clone(),
+                    outputs: spec.outputs.clone(),
+                    ..Default::default()
+                };
+                let mut graph = Graph::new(&template, None)?;
+                graph.id = Identifier::default();
+                Ok(self.add_graph(graph))
+            }
+        }
+    }
+}

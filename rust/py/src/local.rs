@@ -1,0 +1,515 @@
+//! Local runs: the engine drives the workflow; Python runs only the task bodies.
+//!
+//! `run_local` takes the compiled closure and the inputs as protobuf bytes and a few Python
+//! callbacks (resolve a task by name, run a child launch plan, answer a gate's signal). Task
+//! attempts run inline on the calling thread when `max_parallelism` is 1 (the fastest path: no
+//! thread hand-offs), or on worker threads that each take the GIL only around the call.
+
+use std::collections::HashMap;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::SystemTime;
+
+use alula_engine::{Action, Execution, ExecutionSettings, NodePhase, TaskAttempt, TaskOutcome};
+use alula_idl::flyteidl::core::{
+    execution_error::ErrorKind, CatalogCacheStatus, CompiledWorkflowClosure, DynamicJobSpec,
+    ExecutionError, Literal, LiteralMap,
+};
+use prost::Message;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use crate::convert::{to_literal, to_python, Kind};
+
+/// A Python task as the runner calls it.
+struct LocalTask {
+    name: String,
+    func: Py<PyAny>,
+    inputs: Vec<(String, Kind)>,
+    outputs: Vec<(String, Kind)>,
+    /// A dynamic task's function returns an encoded `DynamicJobSpec` instead of outputs.
+    dynamic: bool,
+}
+
+/// Tasks resolved so far, by task name, plus the Python exception of each failed attempt.
+struct Registry {
+    resolve: Py<PyAny>,
+    tasks: Mutex<HashMap<String, Arc<LocalTask>>>,
+    errors: Mutex<HashMap<String, Py<PyAny>>>,
+}
+
+impl Registry {
+    fn task(&self, py: Python<'_>, name: &str) -> PyResult<Arc<LocalTask>> {
+        if let Some(t) = self.tasks.lock().map_err(poisoned)?.get(name) {
+            return Ok(Arc::clone(t));
+        }
+        let spec = self.resolve.bind(py).call1((name,))?;
+        let spec = spec.cast::<PyTuple>()?;
+        let kinds = |item: Bound<'_, PyAny>| -> PyResult<Vec<(String, Kind)>> {
+            item.try_iter()?
+                .map(|pair| {
+                    let pair = pair?;
+                    Ok((
+                        pair.get_item(0)?.extract()?,
+                        Kind::parse(&pair.get_item(1)?)?,
+                    ))
+                })
+                .collect()
+        };
+        let task = Arc::new(LocalTask {
+            name: name.to_string(),
+            func: spec.get_item(0)?.unbind(),
+            inputs: kinds(spec.get_item(1)?)?,
+            outputs: kinds(spec.get_item(2)?)?,
+            dynamic: spec.get_item(3)?.extract()?,
+        });
+        self.tasks
+            .lock()
+            .map_err(poisoned)?
+            .insert(name.to_string(), Arc::clone(&task));
+        Ok(task)
+    }
+
+    /// Runs one attempt with the GIL held; Python exceptions become user errors.
+    fn run(&self, py: Python<'_>, attempt: &TaskAttempt) -> TaskOutcome {
+        let name = attempt
+            .task
+            .id
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        match self
+            .task(py, &name)
+            .and_then(|task| call(py, &task, attempt))
+        {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                let outcome = TaskOutcome::Failed(user_error(py, &err));
+                if let Ok(mut errors) = self.errors.lock() {
+                    errors.insert(
+                        attempt.node_execution_id.clone(),
+                        err.into_value(py).into_any(),
+                    );
+                }
+                outcome
+            }
+        }
+    }
+}
+
+fn poisoned<T>(_: T) -> PyErr {
+    PyRuntimeError::new_err("the local runner's task registry was poisoned by a panic")
+}
+
+fn user_error(py: Python<'_>, err: &PyErr) -> ExecutionError {
+    let kind = err
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    let text = py
+        .import("traceback")
+        .and_then(|tb| {
+            tb.call_method1(
+                "format_exception",
+                (err.get_type(py), err.value(py), err.traceback(py)),
+            )
+        })
+        .and_then(|lines| lines.extract::<Vec<String>>())
+        .map(|lines| lines.concat())
+        .unwrap_or_else(|_| err.to_string());
+    ExecutionError {
+        code: format!("USER:{kind}"),
+        message: text,
+        kind: ErrorKind::User as i32,
+        ..Default::default()
+    }
+}
+
+fn call(py: Python<'_>, task: &LocalTask, attempt: &TaskAttempt) -> PyResult<TaskOutcome> {
+    let kwargs = PyDict::new(py);
+    for (name, kind) in &task.inputs {
+        let lit = attempt.inputs.literals.get(name).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "task '{}': input '{name}' was not bound",
+                task.name
+            ))
+        })?;
+        let value = to_python(py, lit, kind).map_err(|e| {
+            PyValueError::new_err(format!("task '{}' input '{name}': {e}", task.name))
+        })?;
+        kwargs.set_item(name, value)?;
+    }
+    let result = task.func.bind(py).call((), Some(&kwargs))?;
+    if task.dynamic {
+        let bytes: &[u8] = result.extract()?;
+        let spec =
+            DynamicJobSpec::decode(bytes).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        return Ok(TaskOutcome::Dynamic(spec));
+    }
+    let mut outputs = LiteralMap::default();
+    let check = |r: PyResult<Literal>, name: &str| {
+        r.map_err(|e| {
+            PyErr::from_type(
+                e.get_type(py),
+                format!("task '{}' output '{name}': {}", task.name, e.value(py)),
+            )
+        })
+    };
+    match task.outputs.as_slice() {
+        [] => {}
+        [(name, kind)] => {
+            outputs
+                .literals
+                .insert(name.clone(), check(to_literal(&result, kind), name)?);
+        }
+        many => {
+            let values = result.cast::<PyTuple>().map_err(|_| {
+                PyValueError::new_err(format!(
+                    "task '{}' must return a tuple of {} outputs",
+                    task.name,
+                    many.len()
+                ))
+            })?;
+            if values.len() != many.len() {
+                return Err(PyValueError::new_err(format!(
+                    "task '{}' returned {} values for {} outputs",
+                    task.name,
+                    values.len(),
+                    many.len()
+                )));
+            }
+            for ((name, kind), value) in many.iter().zip(values.iter()) {
+                outputs
+                    .literals
+                    .insert(name.clone(), check(to_literal(&value, kind), name)?);
+            }
+        }
+    }
+    Ok(TaskOutcome::Succeeded {
+        outputs,
+        cache_status: CatalogCacheStatus::CacheDisabled,
+    })
+}
+
+/// Callbacks into the SDK for what the engine cannot do alone.
+struct Hooks {
+    run_child: Py<PyAny>,
+    answer_signal: Py<PyAny>,
+}
+
+impl Hooks {
+    fn child(
+        &self,
+        py: Python<'_>,
+        launch_plan: &str,
+        inputs: &LiteralMap,
+    ) -> Result<LiteralMap, Box<ExecutionError>> {
+        let result = self
+            .run_child
+            .bind(py)
+            .call1((launch_plan, PyBytes::new(py, &inputs.encode_to_vec())))
+            .and_then(|r| r.extract::<Vec<u8>>());
+        match result {
+            Ok(bytes) => LiteralMap::decode(bytes.as_slice()).map_err(|e| {
+                Box::new(ExecutionError {
+                    code: "SYSTEM:BadOutputs".into(),
+                    message: e.to_string(),
+                    kind: ErrorKind::System as i32,
+                    ..Default::default()
+                })
+            }),
+            Err(err) => Err(Box::new(user_error(py, &err))),
+        }
+    }
+
+    fn signal(&self, py: Python<'_>, signal_id: &str, approve: bool) -> PyResult<Option<Literal>> {
+        let answer = self.answer_signal.bind(py).call1((signal_id, approve))?;
+        if answer.is_none() {
+            return Ok(None);
+        }
+        let bytes: Vec<u8> = answer.extract()?;
+        Literal::decode(bytes.as_slice())
+            .map(Some)
+            .map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+}
+
+/// Runs a workflow locally. Returns `(True, outputs)` with an encoded LiteralMap, or
+/// `(False, (node_id, retry_attempt, code, message, exception_or_None))`.
+#[pyfunction]
+#[pyo3(signature = (closure, inputs, resolve_task, run_child, answer_signal, max_parallelism = 1))]
+#[allow(clippy::too_many_arguments)]
+fn run_local<'py>(
+    py: Python<'py>,
+    closure: &[u8],
+    inputs: &[u8],
+    resolve_task: Py<PyAny>,
+    run_child: Py<PyAny>,
+    answer_signal: Py<PyAny>,
+    max_parallelism: u32,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let closure = CompiledWorkflowClosure::decode(closure)
+        .map_err(|e| PyValueError::new_err(format!("closure: {e}")))?;
+    let inputs =
+        LiteralMap::decode(inputs).map_err(|e| PyValueError::new_err(format!("inputs: {e}")))?;
+    let settings = ExecutionSettings {
+        max_parallelism,
+        ..Default::default()
+    };
+    let mut exec = Execution::new(&closure, inputs, settings)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let registry = Registry {
+        resolve: resolve_task,
+        tasks: Mutex::new(HashMap::new()),
+        errors: Mutex::new(HashMap::new()),
+    };
+    let hooks = Hooks {
+        run_child,
+        answer_signal,
+    };
+    if max_parallelism == 1 {
+        drive_inline(py, &mut exec, &registry, &hooks)?;
+    } else {
+        drive_threaded(py, &mut exec, &registry, &hooks, max_parallelism)?;
+    }
+    result(py, &exec, &registry)
+}
+
+fn engine_err(e: alula_engine::EngineError) -> PyErr {
+    PyRuntimeError::new_err(e.to_string())
+}
+
+/// Carries out the actions that are not task attempts. Returns the earliest wake-up time.
+fn handle_other(
+    py: Python<'_>,
+    exec: &mut Execution,
+    hooks: &Hooks,
+    action: Action,
+    wake: &mut Option<SystemTime>,
+) -> PyResult<()> {
+    match action {
+        Action::StartChild {
+            node_execution_id,
+            launch_plan,
+            inputs,
+        } => {
+            let result = hooks.child(py, &launch_plan.name, &inputs);
+            exec.child_finished(&node_execution_id, result, SystemTime::now())
+                .map_err(engine_err)
+        }
+        Action::WaitForSignal {
+            node_execution_id,
+            signal_id,
+            kind,
+        } => {
+            let approve = kind == alula_engine::SignalKind::Approve;
+            match hooks.signal(py, &signal_id, approve)? {
+                Some(value) => exec
+                    .signal(&node_execution_id, value, SystemTime::now())
+                    .map_err(engine_err),
+                None => {
+                    let answer = ExecutionError {
+                        code: "USER:NoSignal".into(),
+                        message: format!("gate {node_execution_id:?} waits for signal {signal_id:?}, which nobody answered"),
+                        kind: ErrorKind::User as i32,
+                        ..Default::default()
+                    };
+                    exec.abort(&answer.message, SystemTime::now());
+                    Ok(())
+                }
+            }
+        }
+        Action::WakeAt(t) => {
+            *wake = Some(wake.map_or(t, |w| w.min(t)));
+            Ok(())
+        }
+        Action::StartTask(_) | Action::AbortTask { .. } | Action::AbortChild { .. } => Ok(()),
+    }
+}
+
+fn sleep_until(py: Python<'_>, t: SystemTime) {
+    if let Ok(d) = t.duration_since(SystemTime::now()) {
+        py.detach(|| std::thread::sleep(d));
+    }
+}
+
+fn drive_inline(
+    py: Python<'_>,
+    exec: &mut Execution,
+    registry: &Registry,
+    hooks: &Hooks,
+) -> PyResult<()> {
+    loop {
+        let mut wake = None;
+        let mut progressed = false;
+        for action in exec.poll(SystemTime::now()) {
+            match action {
+                Action::StartTask(attempt) => {
+                    let outcome = registry.run(py, &attempt);
+                    exec.task_finished(attempt.id, outcome, SystemTime::now())
+                        .map_err(engine_err)?;
+                    progressed = true;
+                }
+                other => {
+                    progressed |= !matches!(other, Action::WakeAt(_));
+                    handle_other(py, exec, hooks, other, &mut wake)?;
+                }
+            }
+        }
+        if exec.phase().is_terminal() {
+            return Ok(());
+        }
+        if !progressed && !exec.has_pending_work() {
+            match wake {
+                Some(t) => sleep_until(py, t),
+                None => return Err(PyRuntimeError::new_err("the workflow cannot make progress")),
+            }
+        }
+    }
+}
+
+fn drive_threaded(
+    py: Python<'_>,
+    exec: &mut Execution,
+    registry: &Registry,
+    hooks: &Hooks,
+    workers: u32,
+) -> PyResult<()> {
+    let workers = if workers == 0 { 4 } else { workers.min(64) } as usize;
+    let (work_tx, work_rx) = mpsc::channel::<Box<TaskAttempt>>();
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(u64, TaskOutcome)>();
+    py.detach(move || {
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let done_tx = done_tx.clone();
+                let work_rx = &work_rx;
+                scope.spawn(move || loop {
+                    let next = work_rx.lock().ok().and_then(|rx| rx.recv().ok());
+                    let Some(attempt) = next else { return };
+                    let outcome = Python::attach(|py| registry.run(py, &attempt));
+                    if done_tx.send((attempt.id, outcome)).is_err() {
+                        return;
+                    }
+                });
+            }
+            let result = (|| -> PyResult<()> {
+                let mut in_flight = 0usize;
+                loop {
+                    let mut wake = None;
+                    for action in exec.poll(SystemTime::now()) {
+                        match action {
+                            Action::StartTask(attempt) => {
+                                in_flight += 1;
+                                work_tx.send(attempt).map_err(|_| {
+                                    PyRuntimeError::new_err("local workers stopped")
+                                })?;
+                            }
+                            other => Python::attach(|py| {
+                                handle_other(py, exec, hooks, other, &mut wake)
+                            })?,
+                        }
+                    }
+                    if exec.phase().is_terminal() {
+                        return Ok(());
+                    }
+                    if in_flight > 0 {
+                        let stopped = || PyRuntimeError::new_err("local workers stopped");
+                        // Wake up for the next deadline even while tasks run, so timeouts fire.
+                        let first = match wake
+                            .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                        {
+                            Some(d) => match done_rx.recv_timeout(d) {
+                                Ok(done) => done,
+                                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(stopped()),
+                            },
+                            None => done_rx.recv().map_err(|_| stopped())?,
+                        };
+                        for (id, outcome) in std::iter::once(first).chain(done_rx.try_iter()) {
+                            in_flight -= 1;
+                            // An aborted attempt may still report; the engine no longer knows it.
+                            let _ = exec.task_finished(id, outcome, SystemTime::now());
+                        }
+                    } else if !exec.has_pending_work() {
+                        match wake {
+                            Some(t) => {
+                                if let Ok(d) = t.duration_since(SystemTime::now()) {
+                                    std::thread::sleep(d);
+                                }
+                            }
+                            None => {
+                                return Err(PyRuntimeError::new_err(
+                                    "the workflow cannot make progress",
+                                ))
+                            }
+                        }
+                    }
+                }
+            })();
+            drop(work_tx);
+            result
+        })
+    })
+}
+
+fn result<'py>(
+    py: Python<'py>,
+    exec: &Execution,
+    registry: &Registry,
+) -> PyResult<Bound<'py, PyTuple>> {
+    if let Some(outputs) = exec.outputs() {
+        return PyTuple::new(
+            py,
+            [
+                true.into_pyobject(py)?.to_owned().into_any(),
+                PyBytes::new(py, &outputs.encode_to_vec()).into_any(),
+            ],
+        );
+    }
+    let error = exec.error().cloned().unwrap_or_default();
+    // The node whose failure ended the run: the first failed task node carrying this error.
+    let failed = exec
+        .state()
+        .nodes
+        .iter()
+        .find(|n| {
+            matches!(n.phase, NodePhase::Failed | NodePhase::TimedOut)
+                && n.error.as_ref() == Some(&error)
+        })
+        .or_else(|| {
+            exec.state()
+                .nodes
+                .iter()
+                .find(|n| matches!(n.phase, NodePhase::Failed | NodePhase::TimedOut))
+        });
+    let (node_id, attempts) = failed
+        .map(|n| (n.id.clone(), n.attempts))
+        .unwrap_or_default();
+    let exception = registry
+        .errors
+        .lock()
+        .ok()
+        .and_then(|e| e.get(&node_id).map(|v| v.clone_ref(py)))
+        .unwrap_or_else(|| py.None());
+    let detail = (
+        node_id,
+        attempts.saturating_sub(1),
+        error.code,
+        error.message,
+        exception,
+    )
+        .into_pyobject(py)?;
+    PyTuple::new(
+        py,
+        [
+            false.into_pyobject(py)?.to_owned().into_any(),
+            detail.into_any(),
+        ],
+    )
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run_local, m)?)
+}
