@@ -56,9 +56,12 @@ def run_local(
     run_child: Callable[[str, bytes], bytes],
     answer_signal: Callable[[str, bool], bytes | None],
     max_parallelism: int = 1,
+    cache_dir: str | None = None,
+    overwrite_cache: bool = False,
 ) -> tuple[bool, Any]:
     """Run an encoded core.CompiledWorkflowClosure with an encoded core.LiteralMap of inputs.
 
     `resolve_task(name)` returns (function, input kinds, output kinds, is_dynamic). Returns
     (True, encoded LiteralMap of outputs) or (False, (node_id, attempt, code, message, exception)).
+    Cacheable tasks read and write their outputs under `cache_dir` unless `overwrite_cache`.
     """

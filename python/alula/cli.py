@@ -92,7 +92,13 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     signals = dict(kv.split("=", 1) for kv in args.signal)
     try:
         if isinstance(entity, Workflow):
-            result = run_locally(entity, signals=signals, parallelism=args.parallelism, **inputs)
+            result = run_locally(
+                entity,
+                signals=signals,
+                parallelism=args.parallelism,
+                overwrite_cache=args.overwrite_cache,
+                **inputs,
+            )
         else:
             result = entity(**inputs)
     except (TaskExecutionError, WorkflowAuthoringError) as e:
@@ -100,6 +106,13 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         return 1
     if result is not None:
         print(result)
+    return 0
+
+
+def _cache_clear(args: argparse.Namespace) -> int:
+    from alula.core.local import cache_dir, clear_cache
+
+    print(f"removed {clear_cache()} cached outputs from {cache_dir()}")
     return 0
 
 
@@ -152,7 +165,16 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="answer for a gate (approve: true/false; wait_for_input: a value)",
     )
+    run.add_argument(
+        "--overwrite-cache",
+        action="store_true",
+        help="run cacheable tasks again and replace their cached outputs",
+    )
     run.set_defaults(run=None)
+    cache = commands.add_parser("cache", help="manage the local cache of task outputs")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True)
+    clear = cache_commands.add_parser("clear", help="delete every cached task output")
+    clear.set_defaults(run=_cache_clear)
     return p
 
 

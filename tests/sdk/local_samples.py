@@ -82,6 +82,20 @@ def slow(x: int) -> int:
     return x
 
 
+CALLS: list[int] = []
+
+
+@task(cache=True, cache_version="1")
+def expensive(x: int) -> int:
+    CALLS.append(x)
+    return x * 3
+
+
+@workflow
+def cached(x: int) -> int:
+    return expensive(x=x)
+
+
 @task
 def move(p: Point, dx: float) -> Point:
     return Point(p.x + dx, p.y)

@@ -116,3 +116,24 @@ def test_cli_reports_failures_and_bad_input() -> None:
     assert out.returncode == 2 and "--x" in out.stderr
     out = _cli("local_samples.py", "nope")
     assert out.returncode == 2 and "no workflow or task 'nope'" in out.stderr
+
+
+def test_cacheable_tasks_run_once_per_input(monkeypatch: pytest.MonkeyPatch, tmp_path: str) -> None:
+    monkeypatch.setenv("ALULA_CACHE_DIR", str(tmp_path))
+    s.CALLS.clear()
+    assert s.cached(x=2) == 6
+    assert s.cached(x=2) == 6
+    assert s.CALLS == [2], "the second run was a cache hit"
+    assert s.cached(x=3) == 9
+    assert run(s.cached, x=2, overwrite_cache=True) == 6
+    assert s.CALLS == [2, 3, 2]
+    out = subprocess.run(
+        [sys.executable, "-m", "alula.cli", "cache", "clear"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ALULA_CACHE_DIR": str(tmp_path)},
+        timeout=60,
+    )
+    assert "removed 2 cached outputs" in out.stdout, out.stderr
+    assert s.cached(x=2) == 6
+    assert s.CALLS == [2, 3, 2, 2]

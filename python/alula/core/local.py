@@ -228,11 +228,33 @@ def default_parallelism() -> int:
     return int(os.environ.get("ALULA_PARALLELISM", "1"))
 
 
+def cache_dir() -> str:
+    """Where local runs keep cached task outputs (`ALULA_CACHE_DIR`, else the user's cache)."""
+    explicit = os.environ.get("ALULA_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "alula", "local-cache")
+
+
+def clear_cache() -> int:
+    """Deletes every locally cached task output; returns how many entries there were."""
+    import shutil
+
+    root = cache_dir()
+    if not os.path.isdir(root):
+        return 0
+    count = sum(len(files) for _, _, files in os.walk(root))
+    shutil.rmtree(root)
+    return count
+
+
 def run(
     wf: Workflow,
     *,
     signals: dict[str, Any] | None = None,
     parallelism: int | None = None,
+    overwrite_cache: bool = False,
     **inputs: Any,
 ) -> Any:
     """Runs `wf` locally with keyword inputs; returns its output(s) like calling the function."""
@@ -254,6 +276,8 @@ def run(
         callbacks.run_child,
         callbacks.answer_signal,
         parallelism or default_parallelism(),
+        cache_dir(),
+        overwrite_cache,
     )
     if not ok:
         node_id, attempt, _code, message, exc = payload

@@ -6,9 +6,11 @@
 //! thread hand-offs), or on worker threads that each take the GIL only around the call.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::SystemTime;
 
+use alula_core::cache::{cache_key, CacheKey};
 use alula_engine::{Action, Execution, ExecutionSettings, NodePhase, TaskAttempt, TaskOutcome};
 use alula_idl::flyteidl::core::{
     execution_error::ErrorKind, CatalogCacheStatus, CompiledWorkflowClosure, DynamicJobSpec,
@@ -31,8 +33,48 @@ struct LocalTask {
     dynamic: bool,
 }
 
+/// The on-disk cache of task outputs for local runs, keyed like the remote cache.
+struct LocalCache {
+    dir: Option<PathBuf>,
+    overwrite: bool,
+}
+
+impl LocalCache {
+    fn path(&self, key: &CacheKey) -> Option<PathBuf> {
+        let digest = key.digest();
+        Some(
+            self.dir
+                .as_ref()?
+                .join(&digest[..2])
+                .join(format!("{digest}.pb")),
+        )
+    }
+
+    fn get(&self, key: &CacheKey) -> Option<LiteralMap> {
+        if self.overwrite {
+            return None;
+        }
+        let bytes = std::fs::read(self.path(key)?).ok()?;
+        LiteralMap::decode(bytes.as_slice()).ok()
+    }
+
+    /// Writes through a temporary file and a rename, so a reader never sees half an entry.
+    fn put(&self, key: &CacheKey, outputs: &LiteralMap) -> std::io::Result<()> {
+        let Some(path) = self.path(key) else {
+            return Ok(());
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, outputs.encode_to_vec())?;
+        std::fs::rename(tmp, path)
+    }
+}
+
 /// Tasks resolved so far, by task name, plus the Python exception of each failed attempt.
 struct Registry {
+    cache: LocalCache,
     resolve: Py<PyAny>,
     tasks: Mutex<HashMap<String, Arc<LocalTask>>>,
     errors: Mutex<HashMap<String, Py<PyAny>>>,
@@ -70,8 +112,20 @@ impl Registry {
         Ok(task)
     }
 
-    /// Runs one attempt with the GIL held; Python exceptions become user errors.
+    /// Runs one attempt with the GIL held (or answers it from the cache); Python exceptions
+    /// become user errors.
     fn run(&self, py: Python<'_>, attempt: &TaskAttempt) -> TaskOutcome {
+        let key = self
+            .cache
+            .dir
+            .as_ref()
+            .and_then(|_| cache_key(&attempt.task, &attempt.inputs));
+        if let Some(outputs) = key.as_ref().and_then(|k| self.cache.get(k)) {
+            return TaskOutcome::Succeeded {
+                outputs,
+                cache_status: CatalogCacheStatus::CacheHit,
+            };
+        }
         let name = attempt
             .task
             .id
@@ -82,6 +136,20 @@ impl Registry {
             .task(py, &name)
             .and_then(|task| call(py, &task, attempt))
         {
+            Ok(TaskOutcome::Succeeded {
+                outputs,
+                cache_status,
+            }) => match &key {
+                // A cache that cannot be written only costs a later re-run.
+                Some(k) if self.cache.put(k, &outputs).is_ok() => TaskOutcome::Succeeded {
+                    outputs,
+                    cache_status: CatalogCacheStatus::CachePopulated,
+                },
+                _ => TaskOutcome::Succeeded {
+                    outputs,
+                    cache_status,
+                },
+            },
             Ok(outcome) => outcome,
             Err(err) => {
                 let outcome = TaskOutcome::Failed(user_error(py, &err));
@@ -238,7 +306,10 @@ impl Hooks {
 /// Runs a workflow locally. Returns `(True, outputs)` with an encoded LiteralMap, or
 /// `(False, (node_id, retry_attempt, code, message, exception_or_None))`.
 #[pyfunction]
-#[pyo3(signature = (closure, inputs, resolve_task, run_child, answer_signal, max_parallelism = 1))]
+#[pyo3(signature = (
+    closure, inputs, resolve_task, run_child, answer_signal, max_parallelism = 1,
+    cache_dir = None, overwrite_cache = false
+))]
 #[allow(clippy::too_many_arguments)]
 fn run_local<'py>(
     py: Python<'py>,
@@ -248,6 +319,8 @@ fn run_local<'py>(
     run_child: Py<PyAny>,
     answer_signal: Py<PyAny>,
     max_parallelism: u32,
+    cache_dir: Option<PathBuf>,
+    overwrite_cache: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let closure = CompiledWorkflowClosure::decode(closure)
         .map_err(|e| PyValueError::new_err(format!("closure: {e}")))?;
@@ -260,6 +333,10 @@ fn run_local<'py>(
     let mut exec = Execution::new(&closure, inputs, settings)
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let registry = Registry {
+        cache: LocalCache {
+            dir: cache_dir,
+            overwrite: overwrite_cache,
+        },
         resolve: resolve_task,
         tasks: Mutex::new(HashMap::new()),
         errors: Mutex::new(HashMap::new()),
