@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pandas as pd
+
 from alula import (
     LaunchPlan,
     approve,
@@ -213,3 +214,19 @@ def points(p: Point) -> Point:
 @workflow
 def frames(n: int) -> int:
     return frame_sum(df=make_frame(n=n))
+
+
+@task
+def nap(x: int) -> int:
+    time.sleep(0.03)
+    return x
+
+
+@workflow
+def sleepy_map(n: int) -> list[int]:
+    return map_task(nap)(x=list_of_ones(n=n))
+
+
+@task
+def list_of_ones(n: int) -> list[int]:
+    return [1] * n

@@ -7,6 +7,7 @@ import typing
 from datetime import timedelta
 
 import pytest
+
 from alula import (
     LaunchPlan,
     Resources,

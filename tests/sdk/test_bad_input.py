@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from alula import task, workflow
 from alula.core.errors import InputTypeError, UnsupportedTypeError, WorkflowAuthoringError
 

@@ -8,6 +8,7 @@ import sys
 
 import local_samples as s
 import pytest
+
 from alula.core.local import TaskExecutionError, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -137,3 +138,17 @@ def test_cacheable_tasks_run_once_per_input(monkeypatch: pytest.MonkeyPatch, tmp
     assert "removed 2 cached outputs" in out.stdout, out.stderr
     assert s.cached(x=2) == 6
     assert s.CALLS == [2, 3, 2, 2]
+
+
+def test_runs_longer_than_a_second_show_progress() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "alula.cli", "run", "local_samples.py", "sleepy_map", "--n", "45"],
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+        env={**os.environ, "ALULA_PROGRESS": "1"},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    final = out.stderr.strip().split("\r")[-1]
+    assert "2 succeeded" in final and "map elements: 45/45" in final, out.stderr

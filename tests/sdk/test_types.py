@@ -9,8 +9,9 @@ import subprocess
 import sys
 from typing import Annotated, Any, NamedTuple
 
-import alula._native
 import pytest
+
+import alula._native
 from alula.types import (
     FlyteDirectory,
     FlyteFile,

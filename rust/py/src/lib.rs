@@ -6,6 +6,7 @@
 mod compiler;
 mod convert;
 mod local;
+mod progress;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;

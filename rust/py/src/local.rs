@@ -22,6 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::convert::{to_literal, to_python, Kind};
+use crate::progress::Progress;
 
 /// A Python task as the runner calls it.
 struct LocalTask {
@@ -417,6 +418,7 @@ fn drive_inline(
     registry: &Registry,
     hooks: &Hooks,
 ) -> PyResult<()> {
+    let mut progress = Progress::new();
     loop {
         let mut wake = None;
         let mut progressed = false;
@@ -426,6 +428,7 @@ fn drive_inline(
                     let outcome = registry.run(py, &attempt);
                     exec.task_finished(attempt.id, outcome, SystemTime::now())
                         .map_err(engine_err)?;
+                    progress.tick(exec);
                     progressed = true;
                 }
                 other => {
@@ -435,6 +438,7 @@ fn drive_inline(
             }
         }
         if exec.phase().is_terminal() {
+            progress.finish(exec);
             return Ok(());
         }
         if !progressed && !exec.has_pending_work() {
@@ -473,6 +477,7 @@ fn drive_threaded(
             }
             let result = (|| -> PyResult<()> {
                 let mut in_flight = 0usize;
+                let mut progress = Progress::new();
                 loop {
                     let mut wake = None;
                     for action in exec.poll(SystemTime::now()) {
@@ -488,7 +493,9 @@ fn drive_threaded(
                             })?,
                         }
                     }
+                    progress.tick(exec);
                     if exec.phase().is_terminal() {
+                        progress.finish(exec);
                         return Ok(());
                     }
                     if in_flight > 0 {
