@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
+
 from alula import (
     CronSchedule,
     FixedRate,

@@ -41,8 +41,9 @@ def flyteidl_files() -> list[descriptor_pb2.FileDescriptorProto]:
 
 
 def our_files() -> list[descriptor_pb2.FileDescriptorProto]:
-    import alula._native
     from google.api import annotations_pb2  # noqa: F401  (registers the http extension)
+
+    import alula._native
 
     fds = descriptor_pb2.FileDescriptorSet.FromString(alula._native.descriptor_set())
     return [f for f in fds.file if f.name.startswith(COVERED_PREFIXES)]

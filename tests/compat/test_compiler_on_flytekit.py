@@ -4,11 +4,12 @@ must compile, with the sentinel nodes wired and the connection sets consistent."
 from __future__ import annotations
 
 import pytest
-from alula import _native
 from corpus import serialized_entities
 from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
 from flyteidl.core import compiler_pb2, identifier_pb2
 from flyteidl.core import workflow_pb2 as core_workflow_pb2
+
+from alula import _native
 
 
 def _key(i: identifier_pb2.Identifier) -> tuple[str, str, str, str]:

@@ -91,10 +91,11 @@ def _entity_name(kind: str, message: dict[str, Any]) -> str:
 def _alula_entities() -> dict[str, dict[str, Any]]:
     import alula_samples
     import alula_samples_extra
-    from alula import LaunchPlan, SerializationSettings
-    from alula.core.serialize import serialize
     from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
     from google.protobuf.json_format import MessageToDict
+
+    from alula import LaunchPlan, SerializationSettings
+    from alula.core.serialize import serialize
 
     classes = {
         1: task_pb2.TaskSpec,

@@ -13,11 +13,9 @@ import sys
 import typing
 from typing import Annotated, Any
 
-import alula._native
 import msgpack
 import pandas as pd
 import pytest
-from alula.types import FlyteDirectory, FlyteFile, StructuredDataset, TypeEngine, kwtypes
 from flyteidl.core import literals_pb2, types_pb2
 from flytekit.core.context_manager import FlyteContextManager
 from flytekit.core.type_engine import TypeEngine as FlytekitEngine
@@ -26,6 +24,9 @@ from flytekit.types.directory import FlyteDirectory as FlytekitDirectory
 from flytekit.types.file import FlyteFile as FlytekitFile
 from flytekit.types.structured import StructuredDataset as FlytekitDataset
 from google.protobuf import json_format
+
+import alula._native
+from alula.types import FlyteDirectory, FlyteFile, StructuredDataset, TypeEngine, kwtypes
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sdk"))
 from test_types_cases import VALUE_CASES  # noqa: E402
@@ -237,10 +238,11 @@ def test_pickle_fallback_matches_flytekit(t: Any) -> None:
 
 
 def test_named_file_formats_match_flytekit() -> None:
-    import alula.types.directory as our_dirs
-    import alula.types.file as our_files
     import flytekit.types.directory as their_dirs
     import flytekit.types.file as their_files
+
+    import alula.types.directory as our_dirs
+    import alula.types.file as our_files
 
     pairs = [(our_files, their_files, FlytekitFile), (our_dirs, their_dirs, FlytekitDirectory)]
     for ours, theirs, base in pairs:

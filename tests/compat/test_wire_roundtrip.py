@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 
-import alula._native as native
 import pytest
 from corpus import Sample, build_corpus
 from google.protobuf import json_format
+
+import alula._native as native
 
 
 @pytest.fixture(scope="module")
