@@ -715,7 +715,10 @@ impl Execution {
             self.complete(n);
             return;
         }
-        let spec = self.spec(n).clone();
+        // Borrow the spec through its own Arc: cloning a Node per start costs more than the
+        // rest of the transition.
+        let graph = Arc::clone(&self.program.graphs[self.state.nodes[n as usize].graph as usize]);
+        let spec = &graph.nodes[self.state.nodes[n as usize].index as usize];
         let inputs = {
             let s = &self.state.scopes[scope as usize];
             bindings::resolve(
@@ -780,7 +783,7 @@ impl Execution {
                     NodePhase::Failed,
                 ),
             },
-            Some(node::Target::BranchNode(_)) => self.start_branch(n, &spec, &inputs),
+            Some(node::Target::BranchNode(_)) => self.start_branch(n, spec, &inputs),
             Some(node::Target::GateNode(g)) => match &g.condition {
                 Some(gate_node::Condition::Sleep(s)) => {
                     let d = s.duration.as_ref().and_then(to_std).unwrap_or_default();
