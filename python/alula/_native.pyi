@@ -11,6 +11,8 @@ __all__ = [
     "compile_workflow",
     "compile_task",
     "run_local",
+    "encode_values",
+    "decode_values",
 ]
 
 from collections.abc import Callable
@@ -65,3 +67,9 @@ def run_local(
     (True, encoded LiteralMap of outputs) or (False, (node_id, attempt, code, message, exception)).
     Cacheable tasks read and write their outputs under `cache_dir` unless `overwrite_cache`.
     """
+
+def encode_values(values: dict[str, Any], kinds: list[tuple[str, Any]]) -> bytes:
+    """Encode `values[name]` for every `(name, kind)` as a core.LiteralMap (see run_local)."""
+
+def decode_values(data: bytes, kinds: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Decode a core.LiteralMap into `{name: value}` for every `(name, kind)` present."""

@@ -8,6 +8,7 @@ are converted in Rust, everything else through the type engine.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import typing
@@ -48,15 +49,40 @@ def value_kind(py_type: Any) -> Any:
         return ("list", value_kind(args[0]))
     if origin is dict and len(args) == 2 and args[0] is str and args[1] in _NATIVE:
         return ("dict", value_kind(args[1]))
+    if isinstance(py_type, type) and dataclasses.is_dataclass(py_type):
+        return _dataclass_kind(py_type)
     from alula.types import TypeEngine
 
+    transformer = TypeEngine.get_transformer(py_type)
+    expected = TypeEngine.to_literal_type(py_type)
+
     def to_python(text: str) -> Any:
-        return TypeEngine.to_python_value(json.loads(text), py_type)
+        return transformer.to_python_value(json.loads(text), py_type)
 
     def to_literal(value: Any) -> str:
-        return json.dumps(TypeEngine.to_literal(value, py_type))
+        return json.dumps(transformer.to_literal(value, py_type, expected))
 
     return ("py", to_python, to_literal)
+
+
+def _dataclass_kind(cls: type) -> Any:
+    """Dataclasses travel as msgpack bytes, exactly as the type engine writes them, without
+    the JSON detour of other types."""
+    from alula.types.plain import from_plain, to_plain
+    from alula.types.transformer import MSGPACK_TAG, msgpack, type_mismatch
+
+    packer = msgpack()
+
+    def loads(data: bytes) -> Any:
+        return from_plain(packer.unpackb(data, raw=False, strict_map_key=False), cls)
+
+    def dumps(value: Any) -> bytes:
+        if not isinstance(value, cls):
+            raise type_mismatch(cls, value)
+        packed: bytes = packer.packb(to_plain(value, cls), use_bin_type=True)
+        return packed
+
+    return ("binary", MSGPACK_TAG, loads, dumps)
 
 
 def _kinds(names: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -186,19 +212,14 @@ def _traced_holder(task: PythonFunctionTask, nodes: list[Node]) -> Workflow:
 
 def _encode(values: dict[str, Any], types_: dict[str, Any]) -> bytes:
     from alula import _native
-    from alula.types import TypeEngine
 
-    lm = TypeEngine.literal_map(values, types_)
-    return _native.message_from_json("flyteidl.core.LiteralMap", json.dumps(lm))
+    return _native.encode_values(values, _kinds(types_))
 
 
 def _decode(data: bytes, types_: dict[str, Any]) -> dict[str, Any]:
     from alula import _native
-    from alula.types import TypeEngine
 
-    literals = json.loads(_native.message_to_json("flyteidl.core.LiteralMap", data))
-    found = literals.get("literals", {})
-    return {n: TypeEngine.to_python_value(found[n], t) for n, t in types_.items() if n in found}
+    return _native.decode_values(data, _kinds(types_))
 
 
 def _as_dict(wf: Workflow, outputs: Any) -> dict[str, Any]:

@@ -22,8 +22,12 @@ _ATOMS = (bool, int, float, str, bytes)
 
 
 @functools.lru_cache(maxsize=512)
+@functools.cache
 def field_types(t: type) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
-    """A dataclass's fields with their resolved types (postponed annotations included)."""
+    """A dataclass's fields with their resolved types (postponed annotations included).
+
+    Cached: resolving type hints costs more than converting a small dataclass.
+    """
     hints = typing.get_type_hints(t, include_extras=True)
     return tuple((f, hints[f.name]) for f in dataclasses.fields(t) if f.init)
 

@@ -61,7 +61,6 @@ impl Execution {
             user_failures: 0,
             system_failures: 0,
             running: None,
-            outputs: None,
         };
         self.state.nodes[n as usize].kind = KindState::Array(Box::new(ArrayState {
             elements: vec![element; size],
@@ -72,6 +71,7 @@ impl Execution {
             parallelism,
             min_successes,
             first_error: None,
+            outputs: Default::default(),
         }));
         if size == 0 {
             return self.finish_array(n);
@@ -133,10 +133,17 @@ impl Execution {
         }
         let retry = match outcome {
             TaskOutcome::Succeeded { outputs, .. } => {
+                let size = self.array_size(n);
                 self.update_element(n, e, |arr, el| {
                     el.phase = NodePhase::Succeeded;
-                    el.outputs = Some(outputs);
                     arr.succeeded += 1;
+                    for (name, value) in outputs.literals {
+                        let column = arr
+                            .outputs
+                            .entry(name)
+                            .or_insert_with(|| vec![literals::none(); size]);
+                        column[e as usize] = value;
+                    }
                 });
                 false
             }
@@ -250,25 +257,25 @@ impl Execution {
         let KindState::Array(arr) = &mut self.state.nodes[n as usize].kind else {
             return;
         };
+        // Columns not written by any element (every element failed or there were none) are
+        // lists of None, as long as the input.
+        let size = arr.elements.len();
         let mut outputs = LiteralMap::default();
         for name in output_names {
-            let values = arr
-                .elements
-                .iter_mut()
-                .map(|el| {
-                    el.outputs
-                        .as_mut()
-                        .and_then(|o| o.literals.remove(&name))
-                        .unwrap_or_else(literals::none)
-                })
-                .collect();
-            outputs.literals.insert(name, literals::collection(values));
-        }
-        // Element outputs now live in the node's outputs; drop the per-element copies.
-        for el in arr.elements.iter_mut() {
-            el.outputs = None;
+            let column = arr
+                .outputs
+                .remove(&name)
+                .unwrap_or_else(|| vec![literals::none(); size]);
+            outputs.literals.insert(name, literals::collection(column));
         }
         self.succeed_node(n, outputs);
+    }
+
+    fn array_size(&self, n: u32) -> usize {
+        match &self.state.nodes[n as usize].kind {
+            KindState::Array(arr) => arr.elements.len(),
+            _ => 0,
+        }
     }
 
     fn task_id_of_array(
@@ -301,6 +308,5 @@ fn placeholder() -> ElementState {
         user_failures: 0,
         system_failures: 0,
         running: None,
-        outputs: None,
     }
 }

@@ -2,7 +2,9 @@
 //! the recipes of graphs made at run time. Persisting this after each transition is enough for
 //! a restarted engine to resume (see [`crate::Execution::resume`]).
 
-use alula_idl::flyteidl::core::{ExecutionError, LiteralMap, WorkflowExecutionIdentifier};
+use std::collections::BTreeMap;
+
+use alula_idl::flyteidl::core::{ExecutionError, Literal, LiteralMap, WorkflowExecutionIdentifier};
 use serde::{Deserialize, Serialize};
 
 use crate::program::GraphSource;
@@ -113,7 +115,6 @@ pub struct ElementState {
     pub user_failures: u32,
     pub system_failures: u32,
     pub running: Option<u64>,
-    pub outputs: Option<LiteralMap>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +129,9 @@ pub struct ArrayState {
     pub parallelism: u32,
     pub min_successes: u32,
     pub first_error: Option<ExecutionError>,
+    /// Element outputs by output name, one list slot per element (None until it succeeds):
+    /// columns keep a 100,000-element map small where a map per element would not.
+    pub outputs: BTreeMap<String, Vec<Literal>>,
 }
 
 /// One run of a workflow graph: the primary workflow, a subworkflow, or a dynamic workflow.

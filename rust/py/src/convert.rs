@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 
 use alula_engine::literals;
-use alula_idl::flyteidl::core::{literal, primitive, Literal};
+use alula_idl::flyteidl::core::{literal, primitive, scalar, Binary, Literal, LiteralMap};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 /// How one value converts.
 pub enum Kind {
@@ -23,6 +23,13 @@ pub enum Kind {
     NoneType,
     List(Box<Kind>),
     Dict(Box<Kind>),
+    /// A binary scalar with this tag (msgpack for dataclasses): `loads(bytes) -> value`,
+    /// `dumps(value) -> bytes`; no JSON in between.
+    Binary {
+        tag: String,
+        loads: Py<PyAny>,
+        dumps: Py<PyAny>,
+    },
     /// Through the type engine: `to_python(json) -> value`, `to_literal(value) -> json`.
     Python {
         to_python: Py<PyAny>,
@@ -50,6 +57,11 @@ impl Kind {
         match (tag.as_str(), tuple.len()) {
             ("list", 2) => Ok(Kind::List(Box::new(Kind::parse(&tuple.get_item(1)?)?))),
             ("dict", 2) => Ok(Kind::Dict(Box::new(Kind::parse(&tuple.get_item(1)?)?))),
+            ("binary", 4) => Ok(Kind::Binary {
+                tag: tuple.get_item(1)?.extract()?,
+                loads: tuple.get_item(2)?.unbind(),
+                dumps: tuple.get_item(3)?.unbind(),
+            }),
             ("py", 3) => Ok(Kind::Python {
                 to_python: tuple.get_item(1)?.unbind(),
                 to_literal: tuple.get_item(2)?.unbind(),
@@ -67,7 +79,7 @@ impl Kind {
             Kind::NoneType => "None",
             Kind::List(_) => "list",
             Kind::Dict(_) => "dict",
-            Kind::Python { .. } => "value",
+            Kind::Binary { .. } | Kind::Python { .. } => "value",
         }
     }
 }
@@ -119,6 +131,12 @@ pub fn to_python<'py>(py: Python<'py>, lit: &Literal, kind: &Kind) -> PyResult<B
                     dict.set_item(k, to_python(py, v, inner)?)?;
                 }
                 Ok(dict.into_any())
+            }
+            _ => Err(mismatch(kind, lit)),
+        },
+        Kind::Binary { tag, loads, .. } => match literals::as_scalar(lit) {
+            Some(scalar::Value::Binary(b)) if b.tag == *tag => {
+                loads.bind(py).call1((PyBytes::new(py, &b.value),))
             }
             _ => Err(mismatch(kind, lit)),
         },
@@ -195,6 +213,13 @@ pub fn to_literal(value: &Bound<'_, PyAny>, kind: &Kind) -> PyResult<Literal> {
             }
             literals::map(out)
         }
+        Kind::Binary { tag, dumps, .. } => {
+            let bytes: Vec<u8> = dumps.bind(value.py()).call1((value,))?.extract()?;
+            literals::scalar(scalar::Value::Binary(Binary {
+                value: bytes,
+                tag: tag.clone(),
+            }))
+        }
         Kind::Python { to_literal, .. } => {
             let json: String = to_literal.bind(value.py()).call1((value,))?.extract()?;
             serde_json::from_str(&json)
@@ -210,4 +235,62 @@ fn short_repr(value: &Bound<'_, PyAny>) -> String {
     } else {
         text
     }
+}
+
+/// `[(name, kind)]` as the SDK passes it.
+pub fn parse_kinds(specs: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Kind)>> {
+    specs
+        .try_iter()?
+        .map(|pair| {
+            let pair = pair?;
+            Ok((
+                pair.get_item(0)?.extract()?,
+                Kind::parse(&pair.get_item(1)?)?,
+            ))
+        })
+        .collect()
+}
+
+/// Encodes `values[name]` for every `(name, kind)` as a `flyteidl.core.LiteralMap`.
+#[pyfunction]
+pub fn encode_values<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyDict>,
+    kinds: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    use prost::Message;
+    let mut map = LiteralMap::default();
+    for (name, kind) in parse_kinds(kinds)? {
+        let Some(value) = values.get_item(&name)? else {
+            continue;
+        };
+        let lit = to_literal(&value, &kind)
+            .map_err(|e| PyErr::from_type(e.get_type(py), format!("{name}: {}", e.value(py))))?;
+        map.literals.insert(name, lit);
+    }
+    Ok(PyBytes::new(py, &map.encode_to_vec()))
+}
+
+/// Decodes a `flyteidl.core.LiteralMap` into `{name: value}` for every `(name, kind)` present.
+#[pyfunction]
+pub fn decode_values<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    kinds: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    use prost::Message;
+    let map = LiteralMap::decode(data)
+        .map_err(|e| PyValueError::new_err(format!("not a LiteralMap: {e}")))?;
+    let out = PyDict::new(py);
+    for (name, kind) in parse_kinds(kinds)? {
+        if let Some(lit) = map.literals.get(&name) {
+            out.set_item(&name, to_python(py, lit, &kind)?)?;
+        }
+    }
+    Ok(out)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(encode_values, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_values, m)?)
 }

@@ -59,5 +59,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(message_from_json, m)?)?;
     compiler::register(m)?;
     local::register(m)?;
+    convert::register(m)?;
     Ok(())
 }

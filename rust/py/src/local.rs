@@ -21,7 +21,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{to_literal, to_python, Kind};
+use crate::convert::{parse_kinds, to_literal, to_python, Kind};
 use crate::progress::Progress;
 
 /// A Python task as the runner calls it.
@@ -88,22 +88,11 @@ impl Registry {
         }
         let spec = self.resolve.bind(py).call1((name,))?;
         let spec = spec.cast::<PyTuple>()?;
-        let kinds = |item: Bound<'_, PyAny>| -> PyResult<Vec<(String, Kind)>> {
-            item.try_iter()?
-                .map(|pair| {
-                    let pair = pair?;
-                    Ok((
-                        pair.get_item(0)?.extract()?,
-                        Kind::parse(&pair.get_item(1)?)?,
-                    ))
-                })
-                .collect()
-        };
         let task = Arc::new(LocalTask {
             name: name.to_string(),
             func: spec.get_item(0)?.unbind(),
-            inputs: kinds(spec.get_item(1)?)?,
-            outputs: kinds(spec.get_item(2)?)?,
+            inputs: parse_kinds(&spec.get_item(1)?)?,
+            outputs: parse_kinds(&spec.get_item(2)?)?,
             dynamic: spec.get_item(3)?.extract()?,
         });
         self.tasks

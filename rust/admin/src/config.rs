@@ -1,0 +1,39 @@
+//! What the admin service needs to know about its deployment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// Every project has these domains (flyteadmin's `domains` setting).
+    pub domains: Vec<String>,
+    /// Projects created at startup when missing.
+    pub default_projects: Vec<String>,
+    /// Root folder of the local object storage that uploads land in.
+    pub storage_root: PathBuf,
+    /// Base of the signed upload URLs handed to clients, e.g. `http://127.0.0.1:8088`.
+    pub public_http_url: String,
+    /// HMAC key signing upload URLs; URLs signed with another key are refused.
+    pub signing_key: Vec<u8>,
+    /// The longest validity a client may ask of an upload URL (flyteadmin: 1 hour).
+    pub max_upload_expiry: Duration,
+    /// Largest upload body accepted by the HTTP endpoint.
+    pub max_upload_bytes: usize,
+}
+
+impl AdminConfig {
+    /// Flyte's defaults: project `flytesnacks` with domains development, staging and production.
+    pub fn new(storage_root: PathBuf, public_http_url: String, signing_key: Vec<u8>) -> Self {
+        Self {
+            domains: ["development", "staging", "production"]
+                .map(String::from)
+                .to_vec(),
+            default_projects: vec!["flytesnacks".to_string()],
+            storage_root,
+            public_http_url,
+            signing_key,
+            max_upload_expiry: Duration::from_secs(3600),
+            max_upload_bytes: 1 << 30,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! `DataProxyService.CreateUploadLocation` for local storage: hands out URLs of Alula's own
+//! HTTP upload endpoint ([`crate::upload`]), signed with HMAC-SHA256 over the object key, the
+//! expiry and the announced MD5, so a URL cannot be reused for another object, after it
+//! expires, or for other content.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alula_idl::flyteidl::service::data_proxy_service_server::DataProxyService;
+use alula_idl::flyteidl::service::{
+    CreateDownloadLinkRequest, CreateDownloadLinkResponse, CreateDownloadLocationRequest,
+    CreateDownloadLocationResponse, CreateUploadLocationRequest, CreateUploadLocationResponse,
+    GetDataRequest, GetDataResponse,
+};
+use alula_idl::wkt::Timestamp;
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use sha2::Sha256;
+use tonic::{Request, Response, Status};
+
+use crate::config::AdminConfig;
+use crate::error::{AdminError, AdminResult};
+
+const RANDOM_NAME_LEN: usize = 20;
+const RANDOM_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// flyteadmin's default when the client asks for no particular validity.
+const DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `None` only if the MAC rejected the key, which HMAC never does (it takes keys of any length).
+fn mac(key: &[u8], object: &str, expires: i64, md5_hex: &str) -> Option<Hmac<Sha256>> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).ok()?;
+    mac.update(object.as_bytes());
+    mac.update(b"\n");
+    mac.update(expires.to_string().as_bytes());
+    mac.update(b"\n");
+    mac.update(md5_hex.as_bytes());
+    Some(mac)
+}
+
+/// The signature of an upload URL, hex encoded.
+pub fn sign(key: &[u8], object: &str, expires: i64, md5_hex: &str) -> Option<String> {
+    Some(hex(&mac(key, object, expires, md5_hex)?
+        .finalize()
+        .into_bytes()))
+}
+
+/// Constant-time check of a signature made by [`sign`].
+pub fn verify(key: &[u8], object: &str, expires: i64, md5_hex: &str, signature: &str) -> bool {
+    match (unhex(signature), mac(key, object, expires, md5_hex)) {
+        (Some(bytes), Some(mac)) => mac.verify_slice(&bytes).is_ok(),
+        _ => false,
+    }
+}
+
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Object keys are built from client-chosen names; only plain path segments are allowed, so a
+/// key can never leave the storage root.
+fn check_segment(value: &str, field: &str) -> AdminResult<()> {
+    let ok = !value.is_empty()
+        && value != "."
+        && value != ".."
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::invalid(format!(
+            "{field} {value:?} must be a non-empty name of letters, digits, '.', '_' and '-'"
+        )))
+    }
+}
+
+#[derive(Clone)]
+pub struct DataProxy {
+    config: Arc<AdminConfig>,
+}
+
+impl DataProxy {
+    pub fn new(config: Arc<AdminConfig>) -> Self {
+        Self { config }
+    }
+
+    fn upload_location(
+        &self,
+        req: CreateUploadLocationRequest,
+    ) -> AdminResult<CreateUploadLocationResponse> {
+        check_segment(&req.project, "project")?;
+        check_segment(&req.domain, "domain")?;
+        if req.content_md5.is_empty() && req.filename_root.is_empty() {
+            return Err(AdminError::invalid(
+                "content_md5 or filename_root is required to place the upload",
+            ));
+        }
+        let md5_hex = hex(&req.content_md5);
+        let root = if req.filename_root.is_empty() {
+            md5_hex.clone()
+        } else {
+            for part in req.filename_root.split('/') {
+                check_segment(part, "filename_root segment")?;
+            }
+            req.filename_root.clone()
+        };
+        let filename = if req.filename.is_empty() {
+            let mut rng = rand::rng();
+            (0..RANDOM_NAME_LEN)
+                .map(|_| char::from(RANDOM_ALPHABET[rng.random_range(0..RANDOM_ALPHABET.len())]))
+                .collect()
+        } else {
+            check_segment(&req.filename, "filename")?;
+            req.filename.clone()
+        };
+        let expires_in = match req.expires_in {
+            Some(d) if d.seconds > 0 => Duration::from_secs(d.seconds.unsigned_abs()),
+            _ => DEFAULT_EXPIRY,
+        };
+        if expires_in > self.config.max_upload_expiry {
+            return Err(AdminError::invalid(format!(
+                "expires_in {}s exceeds the maximum of {}s",
+                expires_in.as_secs(),
+                self.config.max_upload_expiry.as_secs()
+            )));
+        }
+        let expires = chrono::Utc::now().timestamp()
+            + i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2);
+        let object = format!("uploads/{}/{}/{root}/{filename}", req.project, req.domain);
+        let signature = sign(&self.config.signing_key, &object, expires, &md5_hex)
+            .ok_or_else(|| AdminError::Internal("the upload signing key was refused".into()))?;
+        let signed_url = format!(
+            "{}/upload/{object}?expires={expires}&md5={md5_hex}&signature={signature}",
+            self.config.public_http_url.trim_end_matches('/')
+        );
+        let native_url = format!(
+            "file://{}",
+            self.config.storage_root.join(&object).display()
+        );
+        Ok(CreateUploadLocationResponse {
+            signed_url,
+            native_url,
+            expires_at: Some(Timestamp {
+                seconds: expires,
+                nanos: 0,
+            }),
+            headers: Default::default(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl DataProxyService for DataProxy {
+    async fn create_upload_location(
+        &self,
+        request: Request<CreateUploadLocationRequest>,
+    ) -> Result<Response<CreateUploadLocationResponse>, Status> {
+        self.upload_location(request.into_inner())
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn create_download_location(
+        &self,
+        _request: Request<CreateDownloadLocationRequest>,
+    ) -> Result<Response<CreateDownloadLocationResponse>, Status> {
+        Err(Status::unimplemented(
+            "DataProxyService.CreateDownloadLocation is deprecated and not implemented by Alula",
+        ))
+    }
+
+    async fn create_download_link(
+        &self,
+        _request: Request<CreateDownloadLinkRequest>,
+    ) -> Result<Response<CreateDownloadLinkResponse>, Status> {
+        Err(Status::unimplemented(
+            "DataProxyService.CreateDownloadLink is not implemented by Alula yet",
+        ))
+    }
+
+    async fn get_data(
+        &self,
+        _request: Request<GetDataRequest>,
+    ) -> Result<Response<GetDataResponse>, Status> {
+        Err(Status::unimplemented(
+            "DataProxyService.GetData is not implemented by Alula yet",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_bind_object_expiry_and_md5() {
+        let s = sign(b"k", "uploads/p/d/r/f", 100, "ab").unwrap();
+        assert!(verify(b"k", "uploads/p/d/r/f", 100, "ab", &s));
+        assert!(!verify(b"k", "uploads/p/d/r/g", 100, "ab", &s));
+        assert!(!verify(b"k", "uploads/p/d/r/f", 101, "ab", &s));
+        assert!(!verify(b"k", "uploads/p/d/r/f", 100, "ac", &s));
+        assert!(!verify(b"other", "uploads/p/d/r/f", 100, "ab", &s));
+        assert!(!verify(b"k", "uploads/p/d/r/f", 100, "ab", "zz"));
+    }
+
+    #[test]
+    fn rejects_path_escapes() {
+        assert!(check_segment("..", "filename").is_err());
+        assert!(check_segment("a/b", "filename").is_err());
+        assert!(check_segment("", "filename").is_err());
+        assert!(check_segment("fast123.tar.gz", "filename").is_ok());
+    }
+}

@@ -1,0 +1,77 @@
+//! The one mapping from admin's errors to gRPC status codes. flytekit branches on these codes
+//! (`AlreadyExists` means "registered already", and it starts an auth flow on `Unknown`), so every
+//! error gets a precise code and a message naming the entity or field at fault.
+
+use alula_compiler::CompileErrors;
+use tonic::{Code, Status};
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{entity} failed to compile: {errors}")]
+    Compile {
+        entity: String,
+        errors: CompileErrors,
+    },
+    /// A server-side fault that is not the client's doing.
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AdminError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidArgument(message.into())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(message.into())
+    }
+
+    fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument(_) | Self::Compile { .. } => Code::InvalidArgument,
+            Self::NotFound(_) => Code::NotFound,
+            Self::AlreadyExists(_) => Code::AlreadyExists,
+            Self::FailedPrecondition(_) => Code::FailedPrecondition,
+            Self::Internal(_) => Code::Internal,
+            Self::Store(StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            )) => Code::Unavailable,
+            Self::Store(_) => Code::Internal,
+        }
+    }
+}
+
+/// flyteadmin caps status messages so that huge compile error lists still fit in trailers.
+const MAX_MESSAGE_BYTES: usize = 32_000;
+
+impl From<AdminError> for Status {
+    fn from(err: AdminError) -> Self {
+        let code = err.code();
+        if matches!(code, Code::Internal | Code::Unavailable) {
+            tracing::error!(error = %err, "admin request failed");
+        }
+        let mut message = err.to_string();
+        if message.len() > MAX_MESSAGE_BYTES {
+            let mut cut = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        Status::new(code, message)
+    }
+}
+
+pub type AdminResult<T> = Result<T, AdminError>;

@@ -1,0 +1,277 @@
+//! Resolves the inputs of a new execution against what its launch plan expects: unknown names,
+//! missing required inputs, overridden fixed inputs and ill-typed values are refused; defaults
+//! fill what the caller left out. Also validates a launch plan's own defaults and fixed inputs
+//! against its workflow's interface.
+
+use std::collections::BTreeMap;
+
+use alula_core::types::{are_types_castable, display_type, literal_type_of};
+use alula_idl::flyteidl::core::{
+    literal, literal_type, parameter, scalar, Literal, LiteralMap, LiteralType, Parameter,
+    ParameterMap, SimpleType, VariableMap,
+};
+
+use crate::error::{AdminError, AdminResult};
+
+/// True when `value` may be passed where `expected` is declared.
+///
+/// When no type can be inferred from the value (an empty blob, say) it is accepted, as the task
+/// itself will reject what it cannot read; refusing would block values flytekit sends.
+pub fn literal_fits(value: &Literal, expected: &LiteralType) -> bool {
+    // flytekit sends dataclasses, dicts and pydantic models as msgpack `Binary` where the
+    // interface declares a STRUCT.
+    if let Some(literal::Value::Scalar(s)) = &value.value {
+        if matches!(s.value, Some(scalar::Value::Binary(_)))
+            && matches!(expected.r#type, Some(literal_type::Type::Simple(t)) if t == SimpleType::Struct as i32)
+        {
+            return true;
+        }
+    }
+    match literal_type_of(value) {
+        Some(actual) => are_types_castable(&actual, expected),
+        None => true,
+    }
+}
+
+fn describe(value: &Literal) -> String {
+    literal_type_of(value).map_or_else(|| "an untyped value".to_string(), |t| display_type(&t))
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = it.map(String::as_str).collect();
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// The inputs an execution runs with: `user` inputs checked against `expected`, defaults for
+/// those left out, and `fixed` inputs, which the caller may not override. Every problem is
+/// reported at once.
+pub fn resolve_inputs(
+    user: &LiteralMap,
+    expected: &ParameterMap,
+    fixed: &LiteralMap,
+) -> AdminResult<LiteralMap> {
+    let mut problems = Vec::new();
+    let mut resolved: BTreeMap<String, Literal> = BTreeMap::new();
+    for (name, value) in &user.literals {
+        if fixed.literals.contains_key(name) {
+            problems.push(format!(
+                "input {name:?} is fixed by the launch plan and cannot be overridden"
+            ));
+            continue;
+        }
+        let Some(param) = expected.parameters.get(name) else {
+            problems.push(format!(
+                "unknown input {name:?}; expected inputs: {}",
+                names(expected.parameters.keys())
+            ));
+            continue;
+        };
+        if let Some(ty) = param.var.as_ref().and_then(|v| v.r#type.as_ref()) {
+            if !literal_fits(value, ty) {
+                problems.push(format!(
+                    "input {name:?} expects {} but got {}",
+                    display_type(ty),
+                    describe(value)
+                ));
+                continue;
+            }
+        }
+        resolved.insert(name.clone(), value.clone());
+    }
+    for (name, param) in &expected.parameters {
+        if user.literals.contains_key(name) {
+            continue;
+        }
+        match &param.behavior {
+            Some(parameter::Behavior::Default(default)) => {
+                resolved.insert(name.clone(), default.clone());
+            }
+            Some(parameter::Behavior::Required(true)) => {
+                problems.push(format!("required input {name:?} is missing"));
+            }
+            _ => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AdminError::invalid(format!(
+            "invalid execution inputs: {}",
+            problems.join("; ")
+        )));
+    }
+    resolved.extend(fixed.literals.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(LiteralMap { literals: resolved })
+}
+
+/// Checks a launch plan's `default_inputs` and `fixed_inputs` against its workflow's inputs
+/// and returns `closure.expected_inputs`: the workflow's inputs that are not fixed, each with
+/// the launch plan's default when it has one and required otherwise.
+pub fn launch_plan_expected_inputs(
+    workflow_inputs: &VariableMap,
+    defaults: &ParameterMap,
+    fixed: &LiteralMap,
+) -> AdminResult<ParameterMap> {
+    let mut problems = Vec::new();
+    let known = || names(workflow_inputs.variables.keys());
+    for (name, param) in &defaults.parameters {
+        let Some(var) = workflow_inputs.variables.get(name) else {
+            problems.push(format!(
+                "default input {name:?} is not an input of the workflow; workflow inputs: {}",
+                known()
+            ));
+            continue;
+        };
+        let (Some(declared), Some(wanted)) = (
+            param.var.as_ref().and_then(|v| v.r#type.as_ref()),
+            var.r#type.as_ref(),
+        ) else {
+            continue;
+        };
+        if !are_types_castable(declared, wanted) {
+            problems.push(format!(
+                "default input {name:?} is declared as {} but the workflow expects {}",
+                display_type(declared),
+                display_type(wanted)
+            ));
+        }
+        if let Some(parameter::Behavior::Default(value)) = &param.behavior {
+            if !literal_fits(value, wanted) {
+                problems.push(format!(
+                    "default value of input {name:?} is {} but the workflow expects {}",
+                    describe(value),
+                    display_type(wanted)
+                ));
+            }
+        }
+    }
+    for (name, value) in &fixed.literals {
+        match workflow_inputs
+            .variables
+            .get(name)
+            .and_then(|v| v.r#type.as_ref())
+        {
+            None => problems.push(format!(
+                "fixed input {name:?} is not an input of the workflow; workflow inputs: {}",
+                known()
+            )),
+            Some(wanted) if !literal_fits(value, wanted) => problems.push(format!(
+                "fixed input {name:?} is {} but the workflow expects {}",
+                describe(value),
+                display_type(wanted)
+            )),
+            Some(_) => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AdminError::invalid(format!(
+            "invalid launch plan inputs: {}",
+            problems.join("; ")
+        )));
+    }
+    let parameters = workflow_inputs
+        .variables
+        .iter()
+        .filter(|(name, _)| !fixed.literals.contains_key(*name))
+        .map(|(name, var)| {
+            let param = defaults.parameters.get(name).cloned().unwrap_or(Parameter {
+                var: Some(var.clone()),
+                behavior: Some(parameter::Behavior::Required(true)),
+            });
+            (name.clone(), param)
+        })
+        .collect();
+    Ok(ParameterMap { parameters })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alula_idl::flyteidl::core::{primitive, Primitive, Scalar, Variable};
+
+    fn int_type() -> LiteralType {
+        alula_core::types::simple(SimpleType::Integer)
+    }
+
+    fn int(i: i64) -> Literal {
+        Literal {
+            value: Some(literal::Value::Scalar(Box::new(Scalar {
+                value: Some(scalar::Value::Primitive(Primitive {
+                    value: Some(primitive::Value::Integer(i)),
+                })),
+            }))),
+            ..Default::default()
+        }
+    }
+
+    fn string(s: &str) -> Literal {
+        Literal {
+            value: Some(literal::Value::Scalar(Box::new(Scalar {
+                value: Some(scalar::Value::Primitive(Primitive {
+                    value: Some(primitive::Value::StringValue(s.into())),
+                })),
+            }))),
+            ..Default::default()
+        }
+    }
+
+    fn param(default: Option<Literal>) -> Parameter {
+        Parameter {
+            var: Some(Variable {
+                r#type: Some(int_type()),
+                ..Default::default()
+            }),
+            behavior: Some(match default {
+                Some(d) => parameter::Behavior::Default(d),
+                None => parameter::Behavior::Required(true),
+            }),
+        }
+    }
+
+    fn map(entries: &[(&str, Literal)]) -> LiteralMap {
+        LiteralMap {
+            literals: entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn fills_defaults_and_fixed_inputs() {
+        let expected = ParameterMap {
+            parameters: [
+                ("a".to_string(), param(None)),
+                ("b".to_string(), param(Some(int(7)))),
+            ]
+            .into(),
+        };
+        let got =
+            resolve_inputs(&map(&[("a", int(1))]), &expected, &map(&[("c", int(3))])).unwrap();
+        assert_eq!(got, map(&[("a", int(1)), ("b", int(7)), ("c", int(3))]));
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let expected = ParameterMap {
+            parameters: [
+                ("a".to_string(), param(None)),
+                ("b".to_string(), param(None)),
+            ]
+            .into(),
+        };
+        let err = resolve_inputs(
+            &map(&[("a", string("x")), ("z", int(1)), ("c", int(2))]),
+            &expected,
+            &map(&[("c", int(3))]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("input \"a\" expects"), "{err}");
+        assert!(err.contains("unknown input \"z\""), "{err}");
+        assert!(err.contains("required input \"b\" is missing"), "{err}");
+        assert!(err.contains("\"c\" is fixed"), "{err}");
+    }
+}

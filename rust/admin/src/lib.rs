@@ -1,0 +1,19 @@
+//! Alula's control plane: flyteidl's `AdminService` (registration, reads, executions) and
+//! `DataProxyService` (uploads) over gRPC, backed by an sqlx store that runs on SQLite or
+//! PostgreSQL, plus the HTTP endpoint that receives signed uploads.
+
+pub mod app;
+pub mod config;
+pub mod dataproxy;
+pub mod diff;
+pub mod error;
+pub mod inputs;
+pub mod list;
+pub mod service;
+pub mod store;
+pub mod upload;
+
+pub use config::AdminConfig;
+pub use error::{AdminError, AdminResult};
+pub use service::AdminApi;
+pub use store::Store;

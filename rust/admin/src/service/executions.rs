@@ -1,0 +1,356 @@
+//! CreateExecution (from a launch plan or a single task), GetExecution, ListExecutions,
+//! TerminateExecution and GetExecutionData. Nothing runs executions yet: they are recorded
+//! QUEUED for the propeller to pick up.
+
+use alula_core::ids::IdDisplay;
+use alula_idl::flyteidl::admin::{
+    execution_closure::OutputResult, AbortMetadata, Execution, ExecutionClosure,
+    ExecutionCreateRequest, ExecutionCreateResponse, ExecutionList, ExecutionMetadata,
+    ExecutionSpec, ExecutionTerminateRequest, ExecutionTerminateResponse, ResourceListRequest,
+    TaskClosure, WorkflowExecutionGetDataRequest, WorkflowExecutionGetDataResponse,
+    WorkflowExecutionGetRequest,
+};
+use alula_idl::flyteidl::core::{
+    parameter, workflow_execution::Phase, Identifier, LiteralMap, Parameter, ParameterMap,
+    ResourceType, WorkflowExecutionIdentifier,
+};
+use prost::Message;
+use rand::Rng;
+
+use super::launch_plans::launch_plan_of;
+use super::{decode, entity_id, list_params, named_id, timestamp, AdminApi};
+use crate::error::{AdminError, AdminResult};
+use crate::inputs::resolve_inputs;
+use crate::store::{now_micros, Entity, EntityKey, ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
+
+/// Kubernetes-safe characters without vowels (no accidental words), as flyteadmin uses.
+const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+const GENERATED_NAME_LEN: usize = 20;
+const MAX_NAME_LEN: usize = 63;
+
+/// A fresh name: a letter, then random characters (20 in all, like flyteadmin's).
+fn generate_name() -> String {
+    let mut rng = rand::rng();
+    let mut name = String::with_capacity(GENERATED_NAME_LEN);
+    name.push('a');
+    while name.len() < GENERATED_NAME_LEN {
+        let i = rng.random_range(0..NAME_ALPHABET.len());
+        name.push(char::from(NAME_ALPHABET[i]));
+    }
+    name
+}
+
+/// Execution names become Kubernetes object names: a DNS-1123 label.
+fn check_name(name: &str) -> AdminResult<()> {
+    let ok = name.len() <= MAX_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::invalid(format!(
+            "execution name {name:?} is invalid: use at most {MAX_NAME_LEN} lowercase letters, digits and '-', starting with a letter and not ending with '-'"
+        )))
+    }
+}
+
+fn is_terminal(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Succeeded | Phase::Failed | Phase::Aborted | Phase::TimedOut
+    )
+}
+
+fn display_exec(id: &ExecutionKey) -> String {
+    format!("{}/{}/{}", id.project, id.domain, id.name)
+}
+
+fn execution_key(id: Option<&WorkflowExecutionIdentifier>) -> AdminResult<ExecutionKey> {
+    let id = id.ok_or_else(|| AdminError::invalid("missing execution id"))?;
+    for (value, part) in [
+        (&id.project, "project"),
+        (&id.domain, "domain"),
+        (&id.name, "name"),
+    ] {
+        super::require(value, &format!("execution id {part}"))?;
+    }
+    Ok(ExecutionKey {
+        project: id.project.clone(),
+        domain: id.domain.clone(),
+        name: id.name.clone(),
+    })
+}
+
+fn execution_of(row: &ExecutionRow) -> AdminResult<Execution> {
+    let what = || format!("execution {}", display_exec(&row.key));
+    Ok(Execution {
+        id: Some(WorkflowExecutionIdentifier {
+            project: row.key.project.clone(),
+            domain: row.key.domain.clone(),
+            name: row.key.name.clone(),
+            org: String::new(),
+        }),
+        spec: Some(decode::<ExecutionSpec>(&row.spec, what)?),
+        closure: Some(decode::<ExecutionClosure>(&row.closure, what)?),
+    })
+}
+
+/// What an execution launches, resolved from the store.
+struct Launch {
+    expected: ParameterMap,
+    fixed: LiteralMap,
+    workflow_id: Option<Identifier>,
+}
+
+impl AdminApi {
+    async fn resolve_launch(&self, target: &Identifier) -> AdminResult<Launch> {
+        if target.resource_type == ResourceType::Task as i32 {
+            let id = entity_id(Some(target), Entity::Task)?;
+            let row = self
+                .store
+                .get_entity(Entity::Task, &EntityKey::from(id))
+                .await?
+                .ok_or_else(|| {
+                    AdminError::not_found(format!("task {} not found", IdDisplay(id)))
+                })?;
+            let closure: TaskClosure = decode(&row.closure, || format!("task {}", IdDisplay(id)))?;
+            let inputs = closure
+                .compiled_task
+                .and_then(|c| c.template)
+                .and_then(|t| t.interface)
+                .and_then(|i| i.inputs)
+                .unwrap_or_default();
+            // A single task has no launch plan defaults: every input is required.
+            let expected = ParameterMap {
+                parameters: inputs
+                    .variables
+                    .into_iter()
+                    .map(|(name, var)| {
+                        let param = Parameter {
+                            var: Some(var),
+                            behavior: Some(parameter::Behavior::Required(true)),
+                        };
+                        (name, param)
+                    })
+                    .collect(),
+            };
+            return Ok(Launch {
+                expected,
+                fixed: LiteralMap::default(),
+                workflow_id: None,
+            });
+        }
+        let id = entity_id(Some(target), Entity::LaunchPlan)?;
+        let row = self
+            .store
+            .get_entity(Entity::LaunchPlan, &EntityKey::from(id))
+            .await?
+            .ok_or_else(|| {
+                AdminError::not_found(format!("launch plan {} not found", IdDisplay(id)))
+            })?;
+        let lp = launch_plan_of(&row)?;
+        let spec = lp.spec.unwrap_or_default();
+        Ok(Launch {
+            expected: lp
+                .closure
+                .and_then(|c| c.expected_inputs)
+                .unwrap_or_default(),
+            fixed: spec.fixed_inputs.unwrap_or_default(),
+            workflow_id: spec.workflow_id,
+        })
+    }
+
+    pub(crate) async fn create_execution(
+        &self,
+        req: ExecutionCreateRequest,
+    ) -> AdminResult<ExecutionCreateResponse> {
+        super::require(&req.project, "project")?;
+        super::require(&req.domain, "domain")?;
+        self.check_project_domain(&req.project, &req.domain).await?;
+        let mut spec = req
+            .spec
+            .ok_or_else(|| AdminError::invalid("missing execution spec"))?;
+        let target = spec.launch_plan.clone().ok_or_else(|| {
+            AdminError::invalid("missing spec.launch_plan: the launch plan or task to execute")
+        })?;
+        let launch = self.resolve_launch(&target).await?;
+        // Older clients put the inputs in the deprecated spec.inputs.
+        #[allow(deprecated)]
+        let user_inputs = req
+            .inputs
+            .or_else(|| spec.inputs.take())
+            .unwrap_or_default();
+        let inputs = resolve_inputs(&user_inputs, &launch.expected, &launch.fixed)?;
+
+        let name = if req.name.is_empty() {
+            generate_name()
+        } else {
+            check_name(&req.name)?;
+            req.name.clone()
+        };
+        let key = ExecutionKey {
+            project: req.project.clone(),
+            domain: req.domain.clone(),
+            name,
+        };
+        let metadata = spec.metadata.get_or_insert_with(ExecutionMetadata::default);
+        let mode = i64::from(metadata.mode);
+        let now = now_micros();
+        let closure = ExecutionClosure {
+            phase: Phase::Queued as i32,
+            created_at: Some(timestamp(now)),
+            updated_at: Some(timestamp(now)),
+            workflow_id: launch.workflow_id.clone(),
+            ..Default::default()
+        };
+        let is_task = target.resource_type == ResourceType::Task as i32;
+        let workflow = launch.workflow_id.unwrap_or_default();
+        let (lp_name, lp_version, task_name, task_version) = if is_task {
+            (
+                String::new(),
+                String::new(),
+                target.name.clone(),
+                target.version.clone(),
+            )
+        } else {
+            (
+                target.name.clone(),
+                target.version.clone(),
+                String::new(),
+                String::new(),
+            )
+        };
+        let row = ExecutionRow {
+            key: key.clone(),
+            launch_entity: i64::from(target.resource_type),
+            launch_plan_name: lp_name,
+            launch_plan_version: lp_version,
+            workflow_name: workflow.name,
+            workflow_version: workflow.version,
+            task_name,
+            task_version,
+            phase: Phase::Queued.as_str_name().to_string(),
+            mode,
+            spec: spec.encode_to_vec(),
+            closure: closure.encode_to_vec(),
+            inputs: inputs.encode_to_vec(),
+            user_inputs: user_inputs.encode_to_vec(),
+            created_at: now,
+            updated_at: now,
+        };
+        if !self.store.insert_execution(&row).await? {
+            return Err(AdminError::AlreadyExists(format!(
+                "execution {} already exists",
+                display_exec(&key)
+            )));
+        }
+        Ok(ExecutionCreateResponse {
+            id: Some(WorkflowExecutionIdentifier {
+                project: key.project,
+                domain: key.domain,
+                name: key.name,
+                org: req.org,
+            }),
+        })
+    }
+
+    async fn execution_row(&self, key: &ExecutionKey) -> AdminResult<ExecutionRow> {
+        self.store.get_execution(key).await?.ok_or_else(|| {
+            AdminError::not_found(format!("execution {} not found", display_exec(key)))
+        })
+    }
+
+    pub(crate) async fn get_execution(
+        &self,
+        req: WorkflowExecutionGetRequest,
+    ) -> AdminResult<Execution> {
+        let key = execution_key(req.id.as_ref())?;
+        execution_of(&self.execution_row(&key).await?)
+    }
+
+    pub(crate) async fn get_execution_data(
+        &self,
+        req: WorkflowExecutionGetDataRequest,
+    ) -> AdminResult<WorkflowExecutionGetDataResponse> {
+        let key = execution_key(req.id.as_ref())?;
+        let row = self.execution_row(&key).await?;
+        let inputs: LiteralMap = decode(&row.inputs, || {
+            format!("inputs of execution {}", display_exec(&key))
+        })?;
+        Ok(WorkflowExecutionGetDataResponse {
+            full_inputs: Some(inputs),
+            // Outputs arrive with the propeller's events, which are not ingested yet.
+            full_outputs: None,
+            ..Default::default()
+        })
+    }
+
+    pub(crate) async fn list_executions(
+        &self,
+        req: ResourceListRequest,
+    ) -> AdminResult<ExecutionList> {
+        let id = named_id(req.id.as_ref(), false)?;
+        let list = list_params(
+            &EXECUTION_FIELDS,
+            &req.filters,
+            req.sort_by.as_ref(),
+            req.limit,
+            &req.token,
+        )?;
+        let rows = self
+            .store
+            .list_executions(&id.project, &id.domain, &list)
+            .await?;
+        Ok(ExecutionList {
+            token: list.next_token(rows.len()),
+            executions: rows.iter().map(execution_of).collect::<AdminResult<_>>()?,
+        })
+    }
+
+    /// Records ABORTED with the cause. (Once a propeller runs executions this becomes ABORTING,
+    /// and the propeller reports ABORTED when the nodes have stopped.)
+    pub(crate) async fn terminate_execution(
+        &self,
+        req: ExecutionTerminateRequest,
+    ) -> AdminResult<ExecutionTerminateResponse> {
+        let key = execution_key(req.id.as_ref())?;
+        let row = self.execution_row(&key).await?;
+        let phase = Phase::from_str_name(&row.phase).unwrap_or(Phase::Undefined);
+        if is_terminal(phase) {
+            return Err(AdminError::FailedPrecondition(format!(
+                "execution {} is already in terminal phase {}",
+                display_exec(&key),
+                row.phase
+            )));
+        }
+        let mut closure: ExecutionClosure =
+            decode(&row.closure, || format!("execution {}", display_exec(&key)))?;
+        let now = now_micros();
+        closure.phase = Phase::Aborted as i32;
+        closure.updated_at = Some(timestamp(now));
+        closure.output_result = Some(OutputResult::AbortMetadata(AbortMetadata {
+            cause: req.cause,
+            principal: String::new(),
+        }));
+        let updated = self
+            .store
+            .update_execution_phase(
+                &key,
+                &row.phase,
+                Phase::Aborted.as_str_name(),
+                closure.encode_to_vec(),
+                now,
+            )
+            .await?;
+        if !updated {
+            return Err(AdminError::FailedPrecondition(format!(
+                "execution {} changed phase while being terminated; retry",
+                display_exec(&key)
+            )));
+        }
+        Ok(ExecutionTerminateResponse {})
+    }
+}

@@ -1,0 +1,192 @@
+//! Workflow executions: spec, closure and inputs as protobuf bytes, plus the columns lists
+//! filter on (phase, launch entity, timestamps).
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::query::{Param, Sql};
+use super::{Store, StoreError};
+use crate::list::{Field, FieldKind, FieldSet, ListParams};
+
+const fn field(name: &'static str, column: &'static str, kind: FieldKind) -> Field {
+    Field { name, column, kind }
+}
+
+pub static EXECUTION_FIELDS: FieldSet = FieldSet {
+    entity: "execution",
+    fields: &[
+        field("project", "project", FieldKind::Text),
+        field("domain", "domain", FieldKind::Text),
+        field("name", "name", FieldKind::Text),
+        field("phase", "phase", FieldKind::WorkflowPhase),
+        field("mode", "mode", FieldKind::Integer),
+        field("created_at", "created_at", FieldKind::Timestamp),
+        field("execution_created_at", "created_at", FieldKind::Timestamp),
+        field("updated_at", "updated_at", FieldKind::Timestamp),
+        field("execution_updated_at", "updated_at", FieldKind::Timestamp),
+        field("launch_plan.name", "launch_plan_name", FieldKind::Text),
+        field(
+            "launch_plan.version",
+            "launch_plan_version",
+            FieldKind::Text,
+        ),
+        field("workflow.name", "workflow_name", FieldKind::Text),
+        field("workflow.version", "workflow_version", FieldKind::Text),
+        field("task.name", "task_name", FieldKind::Text),
+        field("task.version", "task_version", FieldKind::Text),
+    ],
+    default_sort: "created_at",
+    default_ascending: false,
+};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ExecutionKey {
+    pub project: String,
+    pub domain: String,
+    pub name: String,
+}
+
+/// One execution. `spec`/`closure` are an encoded `admin.ExecutionSpec`/`ExecutionClosure`;
+/// `inputs` the resolved `core.LiteralMap` (defaults and fixed inputs applied), `user_inputs`
+/// what the caller sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecutionRow {
+    pub key: ExecutionKey,
+    /// `core.ResourceType` of what was launched: a launch plan or a single task.
+    pub launch_entity: i64,
+    pub launch_plan_name: String,
+    pub launch_plan_version: String,
+    pub workflow_name: String,
+    pub workflow_version: String,
+    pub task_name: String,
+    pub task_version: String,
+    /// A `WorkflowExecution.Phase` name.
+    pub phase: String,
+    pub mode: i64,
+    pub spec: Vec<u8>,
+    pub closure: Vec<u8>,
+    pub inputs: Vec<u8>,
+    pub user_inputs: Vec<u8>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str =
+    "project, domain, name, launch_entity, launch_plan_name, launch_plan_version, \
+    workflow_name, workflow_version, task_name, task_version, phase, mode, spec, closure, inputs, \
+    user_inputs, created_at, updated_at";
+
+fn decode(row: &AnyRow) -> Result<ExecutionRow, sqlx::Error> {
+    Ok(ExecutionRow {
+        key: ExecutionKey {
+            project: row.try_get("project")?,
+            domain: row.try_get("domain")?,
+            name: row.try_get("name")?,
+        },
+        launch_entity: row.try_get("launch_entity")?,
+        launch_plan_name: row.try_get("launch_plan_name")?,
+        launch_plan_version: row.try_get("launch_plan_version")?,
+        workflow_name: row.try_get("workflow_name")?,
+        workflow_version: row.try_get("workflow_version")?,
+        task_name: row.try_get("task_name")?,
+        task_version: row.try_get("task_version")?,
+        phase: row.try_get("phase")?,
+        mode: row.try_get("mode")?,
+        spec: row.try_get("spec")?,
+        closure: row.try_get("closure")?,
+        inputs: row.try_get("inputs")?,
+        user_inputs: row.try_get("user_inputs")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn key_condition(sql: &mut Sql, key: &ExecutionKey) {
+    sql.push(" WHERE project = ")
+        .bind(key.project.as_str())
+        .push(" AND domain = ")
+        .bind(key.domain.as_str())
+        .push(" AND name = ")
+        .bind(key.name.as_str());
+}
+
+impl Store {
+    /// Returns false when an execution with this key exists already.
+    pub async fn insert_execution(&self, row: &ExecutionRow) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(&format!("INSERT INTO executions ({COLUMNS}) VALUES ("));
+        let values: [Param; 18] = [
+            row.key.project.as_str().into(),
+            row.key.domain.as_str().into(),
+            row.key.name.as_str().into(),
+            row.launch_entity.into(),
+            row.launch_plan_name.as_str().into(),
+            row.launch_plan_version.as_str().into(),
+            row.workflow_name.as_str().into(),
+            row.workflow_version.as_str().into(),
+            row.task_name.as_str().into(),
+            row.task_version.as_str().into(),
+            row.phase.as_str().into(),
+            row.mode.into(),
+            row.spec.clone().into(),
+            row.closure.clone().into(),
+            row.inputs.clone().into(),
+            row.user_inputs.clone().into(),
+            row.created_at.into(),
+            row.updated_at.into(),
+        ];
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(v);
+        }
+        sql.push(") ON CONFLICT DO NOTHING");
+        Ok(sql.query().execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    pub async fn get_execution(
+        &self,
+        key: &ExecutionKey,
+    ) -> Result<Option<ExecutionRow>, StoreError> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM executions"));
+        key_condition(&mut sql, key);
+        let row = sql.query().fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(decode).transpose()?)
+    }
+
+    pub async fn list_executions(
+        &self,
+        project: &str,
+        domain: &str,
+        list: &ListParams,
+    ) -> Result<Vec<ExecutionRow>, StoreError> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {COLUMNS} FROM executions WHERE project = "
+        ));
+        sql.bind(project).push(" AND domain = ").bind(domain);
+        sql.push_list(list, "name");
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+    }
+
+    /// Moves an execution from `from_phase` to `phase` with its new closure. Returns false when
+    /// the stored phase is no longer `from_phase` (someone else changed it first).
+    pub async fn update_execution_phase(
+        &self,
+        key: &ExecutionKey,
+        from_phase: &str,
+        phase: &str,
+        closure: Vec<u8>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut sql = Sql::new("UPDATE executions SET phase = ");
+        sql.bind(phase)
+            .push(", closure = ")
+            .bind(closure)
+            .push(", updated_at = ")
+            .bind(now);
+        key_condition(&mut sql, key);
+        sql.push(" AND phase = ").bind(from_phase);
+        Ok(sql.query().execute(&self.pool).await?.rows_affected() == 1)
+    }
+}
