@@ -42,6 +42,9 @@ fn main() -> Result<(), BoxError> {
     config.compile_well_known_types();
     // Sorted maps: deterministic encodings, so digests of identical specs are identical.
     config.btree_map(["."]);
+    // A Literal carries its rare offloaded form inline otherwise (240 of its 288 bytes); every
+    // value and every literal map slot pays for that.
+    config.boxed(".flyteidl.core.Literal.offloaded_metadata");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -9,7 +9,7 @@ use alula_idl::flyteidl::service::admin_service_server::AdminServiceServer;
 use alula_idl::flyteidl::service::data_proxy_service_server::DataProxyServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::config::AdminConfig;
 use crate::dataproxy::DataProxy;
@@ -61,12 +61,15 @@ pub async fn serve(
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
+    // Without TCP_NODELAY small responses wait for the client's delayed ACK (~40 ms per call).
+    let incoming = TcpIncoming::from(grpc)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
     let grpc_server = tonic::transport::Server::builder()
         // flytekit pings every 30 s; h2 answers pings without a minimum interval, and our own
         // keepalive detects clients that vanished.
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .tcp_keepalive(Some(Duration::from_secs(60)))
         .add_service(health)
         .add_service(reflection)
         .add_service(
@@ -75,7 +78,7 @@ pub async fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(DataProxyServiceServer::new(DataProxy::new(config.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
     let http_server =
         axum::serve(http, upload::router(config)).with_graceful_shutdown(stopped(stop_rx));
     let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });

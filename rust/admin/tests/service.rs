@@ -1,5 +1,9 @@
 //! AdminService through a real tonic client against an in-process server on 127.0.0.1:0,
 //! on both backends.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is how a test reports failure"
+)]
 
 mod common;
 

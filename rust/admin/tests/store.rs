@@ -1,4 +1,8 @@
 //! The store suite, run on SQLite and on PostgreSQL: the same queries must behave the same.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is how a test reports failure"
+)]
 
 mod common;
 

@@ -738,8 +738,14 @@ impl Execution {
                 return self.fail_node(n, err, NodePhase::Failed);
             }
         };
+        // A task node's inputs go to its attempt; they are kept only for events (a retry or a
+        // dynamic workflow resolves them again), which halves the memory of a long chain.
+        let keep_inputs =
+            self.settings.record_events || !matches!(spec.target, Some(node::Target::TaskNode(_)));
         let node = &mut self.state.nodes[n as usize];
-        node.inputs = Some(inputs.clone());
+        if keep_inputs {
+            node.inputs = Some(inputs.clone());
+        }
         node.phase = NodePhase::Running;
         self.events.node(&self.state.nodes[n as usize], self.now_us);
         if let Some(timeout) = spec
@@ -1030,16 +1036,14 @@ impl Execution {
                     );
                 }
                 if retry_ok {
-                    let inputs = self.state.nodes[n as usize]
-                        .inputs
-                        .clone()
-                        .unwrap_or_default();
+                    let inputs = self.node_inputs(n);
                     self.start_attempt(n, None, inputs);
                 } else {
                     self.fail_node(n, err, NodePhase::Failed);
                 }
             }
             TaskOutcome::Dynamic(spec) => {
+                let inputs = self.node_inputs(n);
                 let node = &self.state.nodes[n as usize];
                 let source = GraphSource::Dynamic {
                     spec,
@@ -1050,7 +1054,6 @@ impl Execution {
                     Ok(g) => {
                         self.state.graph_sources.push(source);
                         let prefix = format!("{}-0-", node.id);
-                        let inputs = node.inputs.clone().unwrap_or_default();
                         let scope = self.state.scopes.len() as u32;
                         let node = &mut self.state.nodes[n as usize];
                         node.kind = KindState::Scope { scope };
@@ -1066,6 +1069,19 @@ impl Execution {
                 }
             }
         }
+    }
+
+    /// A node's inputs: as kept, or resolved again from its bindings (whose upstream outputs
+    /// are still there).
+    fn node_inputs(&self, n: u32) -> LiteralMap {
+        let node = &self.state.nodes[n as usize];
+        if let Some(inputs) = &node.inputs {
+            return inputs.clone();
+        }
+        let spec = self.spec(n);
+        let scope = &self.state.scopes[node.scope as usize];
+        bindings::resolve(&spec.id, &spec.inputs, &ScopeOutputs { exec: self, scope })
+            .unwrap_or_default()
     }
 
     pub(crate) fn succeed_node(&mut self, n: u32, outputs: LiteralMap) {

@@ -57,7 +57,7 @@ impl AdminApi {
         Ok(())
     }
 
-    /// `Entity::Task` etc. rows' `List*Ids` RPCs share this.
+    /// The `ListTaskIds`/`ListWorkflowIds`/`ListLaunchPlanIds` RPCs: distinct names.
     async fn list_ids(
         &self,
         entity: Entity,

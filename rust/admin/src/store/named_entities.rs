@@ -89,8 +89,8 @@ fn decode_description(row: &AnyRow) -> Result<DescriptionEntity, StoreError> {
 }
 
 impl Store {
-    /// `base` selects the names of `entity` in `project`/`domain` joined with their metadata;
-    /// `name` narrows it to one name.
+    /// Selects the names of `entity` in `project`/`domain` joined with their metadata; `name`
+    /// narrows it to one name. Callers append filters and ordering.
     fn named_entities_sql(entity: Entity, project: &str, domain: &str, name: Option<&str>) -> Sql {
         let mut sql = Sql::new(&format!(
             "SELECT e.name AS name, COALESCE(m.description, '') AS description, COALESCE(m.state, 0) AS state \
