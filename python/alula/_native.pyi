@@ -53,7 +53,8 @@ def compile_task(template: bytes) -> bytes:
 
 def run_local(
     closure: bytes,
-    inputs: bytes,
+    inputs: dict[str, Any],
+    kinds: tuple[list[tuple[str, Any]], list[tuple[str, Any]]],
     resolve_task: Callable[[str], tuple[Callable[..., Any], list[Any], list[Any], bool]],
     run_child: Callable[[str, bytes], bytes],
     answer_signal: Callable[[str, bool], bytes | None],
@@ -61,10 +62,11 @@ def run_local(
     cache_dir: str | None = None,
     overwrite_cache: bool = False,
 ) -> tuple[bool, Any]:
-    """Run an encoded core.CompiledWorkflowClosure with an encoded core.LiteralMap of inputs.
+    """Run an encoded core.CompiledWorkflowClosure with `inputs`, converted by `kinds` (the
+    workflow's input and output value kinds, as encode_values takes them).
 
     `resolve_task(name)` returns (function, input kinds, output kinds, is_dynamic). Returns
-    (True, encoded LiteralMap of outputs) or (False, (node_id, attempt, code, message, exception)).
+    (True, {output: value}) or (False, (node_id, attempt, code, message, exception)).
     Cacheable tasks read and write their outputs under `cache_dir` unless `overwrite_cache`.
     """
 

@@ -292,7 +292,8 @@ def run(
     callbacks = _Run(wf, signals or {})
     ok, payload = _native.run_local(
         _closure(wf),
-        _encode(values, interface.inputs),
+        values,
+        (_kinds(interface.inputs), _kinds(interface.outputs)),
         callbacks.resolve,
         callbacks.run_child,
         callbacks.answer_signal,
@@ -308,7 +309,7 @@ def run(
         if isinstance(exc, BaseException):
             raise error from exc
         raise error
-    outputs = _decode(payload, interface.outputs)
+    outputs = payload
     names = list(interface.outputs)
     if not names:
         return None

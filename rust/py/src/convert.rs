@@ -251,6 +251,37 @@ pub fn parse_kinds(specs: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Kind)>> {
         .collect()
 }
 
+/// `values[name]` for every `(name, kind)` as a literal map; a value of the wrong type is a
+/// TypeError naming the input.
+pub fn values_to_map(values: &Bound<'_, PyDict>, kinds: &[(String, Kind)]) -> PyResult<LiteralMap> {
+    let py = values.py();
+    let mut map = LiteralMap::default();
+    for (name, kind) in kinds {
+        let Some(value) = values.get_item(name)? else {
+            continue;
+        };
+        let lit = to_literal(&value, kind)
+            .map_err(|e| PyErr::from_type(e.get_type(py), format!("{name}: {}", e.value(py))))?;
+        map.literals.insert(name.clone(), lit);
+    }
+    Ok(map)
+}
+
+/// `{name: value}` for every `(name, kind)` present in `map`.
+pub fn map_to_values<'py>(
+    py: Python<'py>,
+    map: &LiteralMap,
+    kinds: &[(String, Kind)],
+) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for (name, kind) in kinds {
+        if let Some(lit) = map.literals.get(name) {
+            out.set_item(name, to_python(py, lit, kind)?)?;
+        }
+    }
+    Ok(out)
+}
+
 /// Encodes `values[name]` for every `(name, kind)` as a `flyteidl.core.LiteralMap`.
 #[pyfunction]
 pub fn encode_values<'py>(
@@ -259,15 +290,7 @@ pub fn encode_values<'py>(
     kinds: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     use prost::Message;
-    let mut map = LiteralMap::default();
-    for (name, kind) in parse_kinds(kinds)? {
-        let Some(value) = values.get_item(&name)? else {
-            continue;
-        };
-        let lit = to_literal(&value, &kind)
-            .map_err(|e| PyErr::from_type(e.get_type(py), format!("{name}: {}", e.value(py))))?;
-        map.literals.insert(name, lit);
-    }
+    let map = values_to_map(values, &parse_kinds(kinds)?)?;
     Ok(PyBytes::new(py, &map.encode_to_vec()))
 }
 
@@ -281,13 +304,7 @@ pub fn decode_values<'py>(
     use prost::Message;
     let map = LiteralMap::decode(data)
         .map_err(|e| PyValueError::new_err(format!("not a LiteralMap: {e}")))?;
-    let out = PyDict::new(py);
-    for (name, kind) in parse_kinds(kinds)? {
-        if let Some(lit) = map.literals.get(&name) {
-            out.set_item(&name, to_python(py, lit, &kind)?)?;
-        }
-    }
-    Ok(out)
+    map_to_values(py, &map, &parse_kinds(kinds)?)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

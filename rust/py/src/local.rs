@@ -21,7 +21,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{parse_kinds, to_literal, to_python, Kind};
+use crate::convert::{map_to_values, parse_kinds, to_literal, to_python, values_to_map, Kind};
 use crate::progress::Progress;
 
 /// A Python task as the runner calls it.
@@ -297,14 +297,15 @@ impl Hooks {
 /// `(False, (node_id, retry_attempt, code, message, exception_or_None))`.
 #[pyfunction]
 #[pyo3(signature = (
-    closure, inputs, resolve_task, run_child, answer_signal, max_parallelism = 1,
+    closure, inputs, kinds, resolve_task, run_child, answer_signal, max_parallelism = 1,
     cache_dir = None, overwrite_cache = false
 ))]
 #[allow(clippy::too_many_arguments)]
 fn run_local<'py>(
     py: Python<'py>,
     closure: &[u8],
-    inputs: &[u8],
+    inputs: &Bound<'py, PyDict>,
+    kinds: (Bound<'py, PyAny>, Bound<'py, PyAny>),
     resolve_task: Py<PyAny>,
     run_child: Py<PyAny>,
     answer_signal: Py<PyAny>,
@@ -314,8 +315,9 @@ fn run_local<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let closure = CompiledWorkflowClosure::decode(closure)
         .map_err(|e| PyValueError::new_err(format!("closure: {e}")))?;
-    let inputs =
-        LiteralMap::decode(inputs).map_err(|e| PyValueError::new_err(format!("inputs: {e}")))?;
+    // Workflow inputs and outputs convert like task values: no protobuf round trip.
+    let (input_kinds, output_kinds) = (parse_kinds(&kinds.0)?, parse_kinds(&kinds.1)?);
+    let inputs = values_to_map(inputs, &input_kinds)?;
     let settings = ExecutionSettings {
         max_parallelism,
         ..Default::default()
@@ -340,7 +342,7 @@ fn run_local<'py>(
     } else {
         drive_threaded(py, &mut exec, &registry, &hooks, max_parallelism)?;
     }
-    result(py, &exec, &registry)
+    result(py, &exec, &registry, &output_kinds)
 }
 
 fn engine_err(e: alula_engine::EngineError) -> PyErr {
@@ -531,13 +533,14 @@ fn result<'py>(
     py: Python<'py>,
     exec: &Execution,
     registry: &Registry,
+    output_kinds: &[(String, Kind)],
 ) -> PyResult<Bound<'py, PyTuple>> {
     if let Some(outputs) = exec.outputs() {
         return PyTuple::new(
             py,
             [
                 true.into_pyobject(py)?.to_owned().into_any(),
-                PyBytes::new(py, &outputs.encode_to_vec()).into_any(),
+                map_to_values(py, outputs, output_kinds)?.into_any(),
             ],
         );
     }
