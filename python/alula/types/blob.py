@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from alula.types.context import new_raw_output_path, raw_output_dir
 from alula.types.transformer import Json, TypeTransformerFailedError, scalar_of
@@ -69,3 +69,60 @@ def place_in_raw_output(path: str, is_dir: bool) -> str:
     target = new_raw_output_path(os.path.basename(source))
     shutil.copyfile(source, target)
     return target
+
+
+_FORMATTED: dict[tuple[type, str], type] = {}
+
+
+class BlobPath(os.PathLike[str]):
+    """What FlyteFile and FlyteDirectory share: a local path, the URI it was read from, and a
+    format declared by subscripting (`FlyteFile["csv"]`)."""
+
+    _format: ClassVar[str] = ""
+    _is_dir: ClassVar[bool] = False
+
+    def __init__(self, path: str | os.PathLike[str], remote_source: str | None = None) -> None:
+        self._path = os.fspath(path)
+        self._remote_source = remote_source
+
+    @classmethod
+    def extension(cls) -> str:
+        return cls._format
+
+    def __class_getitem__(cls, file_format: Any) -> Any:
+        # One class per format, so FlyteFile["csv"] is FlyteFile["csv"] (types compare equal).
+        file_format = str(file_format).lstrip(".")
+        key = (cls, file_format)
+        if key not in _FORMATTED:
+            _FORMATTED[key] = type(
+                f"{cls.__name__}[{file_format}]", (cls,), {"_format": file_format}
+            )
+        return _FORMATTED[key]
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def remote_source(self) -> str | None:
+        """The URI this value was read from, when it came from a literal."""
+        return self._remote_source
+
+    def __fspath__(self) -> str:
+        return self._path
+
+    def download(self) -> str:
+        """The local path (what the local engine writes is already local)."""
+        return self._path
+
+    def __eq__(self, other: object) -> bool:
+        # A file never equals a folder with the same path: compare the kind too.
+        if isinstance(other, BlobPath) and self._is_dir == other._is_dir:
+            return self._path == other._path and self.extension() == other.extension()
+        return False
+
+    def __hash__(self) -> int:
+        return hash(self._path)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._path!r})"

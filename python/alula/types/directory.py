@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from alula.types.blob import (
     MULTIPART,
+    BlobPath,
     blob_literal,
     blob_type,
     is_remote,
@@ -15,59 +16,19 @@ from alula.types.blob import (
 )
 from alula.types.transformer import Json, TypeTransformer, type_mismatch
 
-_FORMATTED: dict[tuple[type, str], type[FlyteDirectory]] = {}
 
-
-class FlyteDirectory(os.PathLike[str]):
+class FlyteDirectory(BlobPath):
     """A folder; `FlyteDirectory["csv"]` declares the format of the files inside."""
 
-    _format: ClassVar[str] = ""
-
-    def __init__(self, path: str | os.PathLike[str], remote_source: str | None = None) -> None:
-        self._path = os.fspath(path)
-        self._remote_source = remote_source
-
-    @classmethod
-    def extension(cls) -> str:
-        return cls._format
+    _is_dir: ClassVar[bool] = True
 
     def __class_getitem__(cls, file_format: Any) -> type[FlyteDirectory]:
-        file_format = str(file_format).lstrip(".")
-        key = (cls, file_format)
-        if key not in _FORMATTED:
-            _FORMATTED[key] = type(
-                f"{cls.__name__}[{file_format}]", (cls,), {"_format": file_format}
-            )
-        return _FORMATTED[key]
-
-    @property
-    def path(self) -> str:
-        return self._path
-
-    @property
-    def remote_source(self) -> str | None:
-        return self._remote_source
-
-    def __fspath__(self) -> str:
-        return self._path
-
-    def download(self) -> str:
-        return self._path
+        formatted: type[FlyteDirectory] = super().__class_getitem__(file_format)
+        return formatted
 
     def listdir(self) -> list[str]:
         """Paths of the entries of this folder, sorted."""
         return sorted(os.path.join(self._path, name) for name in os.listdir(self._path))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, FlyteDirectory):
-            return self._path == other._path and self.extension() == other.extension()
-        return False
-
-    def __hash__(self) -> int:
-        return hash(self._path)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._path!r})"
 
 
 def directory_format_of(t: Any) -> str:

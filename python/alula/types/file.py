@@ -7,6 +7,7 @@ from typing import IO, Any, ClassVar
 
 from alula.types.blob import (
     SINGLE,
+    BlobPath,
     blob_literal,
     blob_type,
     is_remote,
@@ -15,61 +16,16 @@ from alula.types.blob import (
 )
 from alula.types.transformer import Json, TypeTransformer, type_mismatch
 
-_FORMATTED: dict[tuple[type, str], type[FlyteFile]] = {}
 
-
-class FlyteFile(os.PathLike[str]):
+class FlyteFile(BlobPath):
     """A file; `FlyteFile["csv"]` declares its format, which becomes the blob's format."""
 
-    _format: ClassVar[str] = ""
-
-    def __init__(self, path: str | os.PathLike[str], remote_source: str | None = None) -> None:
-        self._path = os.fspath(path)
-        self._remote_source = remote_source
-
-    @classmethod
-    def extension(cls) -> str:
-        return cls._format
-
     def __class_getitem__(cls, file_format: Any) -> type[FlyteFile]:
-        # One class per format, so FlyteFile["csv"] is FlyteFile["csv"] (types compare equal).
-        file_format = str(file_format).lstrip(".")
-        key = (cls, file_format)
-        if key not in _FORMATTED:
-            _FORMATTED[key] = type(
-                f"{cls.__name__}[{file_format}]", (cls,), {"_format": file_format}
-            )
-        return _FORMATTED[key]
-
-    @property
-    def path(self) -> str:
-        return self._path
-
-    @property
-    def remote_source(self) -> str | None:
-        """The URI this file was read from, when it came from a literal."""
-        return self._remote_source
-
-    def __fspath__(self) -> str:
-        return self._path
-
-    def download(self) -> str:
-        """The local path (files written by the local engine are already local)."""
-        return self._path
+        formatted: type[FlyteFile] = super().__class_getitem__(file_format)
+        return formatted
 
     def open(self, mode: str = "r") -> IO[Any]:
         return open(self._path, mode)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, FlyteFile):
-            return self._path == other._path and self.extension() == other.extension()
-        return False
-
-    def __hash__(self) -> int:
-        return hash(self._path)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._path!r})"
 
 
 def file_format_of(t: Any) -> str:
