@@ -33,122 +33,185 @@ def field_types(t: type) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
 
 
 def to_plain(value: Any, t: Any) -> Any:
-    t, _ = unwrap_annotated(t)
-    if is_union(t):
-        return _union_to_plain(value, t)
-    if t is _NONE or t is None:
-        if value is not None:
-            raise type_mismatch(_NONE, value)
-        return None
-    if t is typing.Any:
-        return value
-    origin = typing.get_origin(t) or t
-    if origin in _ATOMS:
-        # An int is a valid float (mashumaro keeps it as it is); a bool is no int.
-        fits = isinstance(value, origin) or (origin is float and type(value) is int)
-        if not fits or (type(value) is bool and origin is not bool):
-            raise type_mismatch(t, value)
-        return value
-    if origin is datetime.datetime or origin is datetime.date:
-        if not isinstance(value, origin):
-            raise type_mismatch(t, value)
-        return value.isoformat()
-    if origin is datetime.timedelta:
-        if not isinstance(value, datetime.timedelta):
-            raise type_mismatch(t, value)
-        return value.total_seconds()
-    if origin is list:
-        if not isinstance(value, list):
-            raise type_mismatch(t, value)
-        (item,) = typing.get_args(t) or (typing.Any,)
-        return [to_plain(v, item) for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise type_mismatch(t, value)
-        _, item = typing.get_args(t) or (typing.Any, typing.Any)
-        return {k: to_plain(v, item) for k, v in value.items()}
-    if isinstance(origin, type) and issubclass(origin, enum.Enum):
-        if not isinstance(value, origin):
-            raise type_mismatch(t, value)
-        return value.value
-    if isinstance(origin, type) and dataclasses.is_dataclass(origin):
-        if not isinstance(value, origin):
-            raise type_mismatch(t, value)
-        return {f.name: to_plain(getattr(value, f.name), ft) for f, ft in field_types(origin)}
-    transformer = TypeEngine.get_transformer(t)
-    if hasattr(transformer, "to_plain"):
-        return transformer.to_plain(value, t)
-    raise TypeTransformerFailedError(f"{t} cannot be a dataclass field (no msgpack form is known)")
+    return _compiled(_to_plain_of, t)(value)
 
 
 def from_plain(data: Any, t: Any) -> Any:
+    return _compiled(_from_plain_of, t)(data)
+
+
+Converter = typing.Callable[[Any], Any]
+
+
+def _compiled(build: typing.Callable[[Any], Converter], t: Any) -> Converter:
+    """The converter of `t`, built once per type: a dataclass task converts the same types on
+    every call, and deciding what a type is costs more than converting a small value."""
+    try:
+        return _cached(build, t)
+    except TypeError:  # an unhashable annotation: build it afresh
+        return build(t)
+
+
+@functools.lru_cache(maxsize=2048)
+def _cached(build: typing.Callable[[Any], Converter], t: Any) -> Converter:
+    return build(t)
+
+
+def _to_plain_of(t: Any) -> Converter:
     t, _ = unwrap_annotated(t)
     if is_union(t):
-        return _union_from_plain(data, t)
+        variants = [_compiled(_to_plain_of, v) for v in typing.get_args(t)]
+        return lambda value: _first_variant(
+            variants, value, lambda: f"Value {value!r} of type {type(value)} fits no variant of {t}"
+        )
     if t is _NONE or t is None:
-        if data is not None:
-            raise type_mismatch(_NONE, data)
-        return None
+
+        def none(value: Any) -> Any:
+            if value is not None:
+                raise type_mismatch(_NONE, value)
+            return None
+
+        return none
     if t is typing.Any:
-        return data
+        return lambda value: value
     origin = typing.get_origin(t) or t
-    try:
-        return _from_plain(data, t, origin)
-    except (TypeError, ValueError, KeyError) as error:
-        if isinstance(error, TypeTransformerFailedError):
-            raise
-        raise TypeTransformerFailedError(f"Cannot read {data!r} as {t}: {error}") from None
-
-
-def _from_plain(data: Any, t: Any, origin: Any) -> Any:
     if origin in _ATOMS:
-        if origin is float and type(data) is int:
-            return float(data)
-        if not isinstance(data, origin) or (type(data) is bool and origin is not bool):
-            raise type_mismatch(t, data)
-        return data
-    if origin is datetime.datetime:
-        return datetime.datetime.fromisoformat(data)
-    if origin is datetime.date:
-        return datetime.date.fromisoformat(data)
-    if origin is datetime.timedelta:
-        return datetime.timedelta(seconds=data)
+
+        def atom(value: Any) -> Any:
+            # An int is a valid float (mashumaro keeps it as it is); a bool is no int.
+            fits = isinstance(value, origin) or (origin is float and type(value) is int)
+            if not fits or (type(value) is bool and origin is not bool):
+                raise type_mismatch(t, value)
+            return value
+
+        return atom
+    if origin in (datetime.datetime, datetime.date, datetime.timedelta):
+
+        def moment(value: Any) -> Any:
+            if not isinstance(value, origin):
+                raise type_mismatch(t, value)
+            return value.total_seconds() if origin is datetime.timedelta else value.isoformat()
+
+        return moment
     if origin is list:
         (item,) = typing.get_args(t) or (typing.Any,)
-        return [from_plain(v, item) for v in data]
+        each = _compiled(_to_plain_of, item)
+
+        def items(value: Any) -> Any:
+            if not isinstance(value, list):
+                raise type_mismatch(t, value)
+            return [each(v) for v in value]
+
+        return items
     if origin is dict:
         _, item = typing.get_args(t) or (typing.Any, typing.Any)
-        return {k: from_plain(v, item) for k, v in data.items()}
+        each = _compiled(_to_plain_of, item)
+
+        def entries(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise type_mismatch(t, value)
+            return {k: each(v) for k, v in value.items()}
+
+        return entries
     if isinstance(origin, type) and issubclass(origin, enum.Enum):
-        return origin(data)
+
+        def member(value: Any) -> Any:
+            if not isinstance(value, origin):
+                raise type_mismatch(t, value)
+            return value.value
+
+        return member
     if isinstance(origin, type) and dataclasses.is_dataclass(origin):
-        if not isinstance(data, dict):
-            raise type_mismatch(dict, data)
-        kwargs = {
-            f.name: from_plain(data[f.name], ft) for f, ft in field_types(origin) if f.name in data
-        }
-        return origin(**kwargs)
+        fields = [(f.name, _compiled(_to_plain_of, ft)) for f, ft in field_types(origin)]
+
+        def record(value: Any) -> Any:
+            if not isinstance(value, origin):
+                raise type_mismatch(t, value)
+            return {name: conv(getattr(value, name)) for name, conv in fields}
+
+        return record
     transformer = TypeEngine.get_transformer(t)
-    if hasattr(transformer, "from_plain"):
-        return transformer.from_plain(data, t)
+    if hasattr(transformer, "to_plain"):
+        return lambda value: transformer.to_plain(value, t)
     raise TypeTransformerFailedError(f"{t} cannot be a dataclass field (no msgpack form is known)")
 
 
-def _union_to_plain(value: Any, t: Any) -> Any:
-    for variant in typing.get_args(t):
+def _from_plain_of(t: Any) -> Converter:
+    t, _ = unwrap_annotated(t)
+    if is_union(t):
+        variants = [_compiled(_from_plain_of, v) for v in typing.get_args(t)]
+        return lambda data: _first_variant(
+            variants, data, lambda: f"Cannot read {data!r} as any variant of {t}"
+        )
+    if t is _NONE or t is None:
+
+        def none(data: Any) -> Any:
+            if data is not None:
+                raise type_mismatch(_NONE, data)
+            return None
+
+        return none
+    if t is typing.Any:
+        return lambda data: data
+    raw = _raw_from_plain_of(t, typing.get_origin(t) or t)
+
+    def checked(data: Any) -> Any:
         try:
-            return to_plain(value, variant)
-        except (TypeError, ValueError):
-            continue
-    raise TypeTransformerFailedError(
-        f"Value {value!r} of type {type(value)} fits no variant of {t}"
-    )
+            return raw(data)
+        except (TypeError, ValueError, KeyError) as error:
+            if isinstance(error, TypeTransformerFailedError):
+                raise
+            raise TypeTransformerFailedError(f"Cannot read {data!r} as {t}: {error}") from None
+
+    return checked
 
 
-def _union_from_plain(data: Any, t: Any) -> Any:
-    for variant in typing.get_args(t):
+def _raw_from_plain_of(t: Any, origin: Any) -> Converter:
+    if origin in _ATOMS:
+
+        def atom(data: Any) -> Any:
+            if origin is float and type(data) is int:
+                return float(data)
+            if not isinstance(data, origin) or (type(data) is bool and origin is not bool):
+                raise type_mismatch(t, data)
+            return data
+
+        return atom
+    if origin is datetime.datetime:
+        return datetime.datetime.fromisoformat
+    if origin is datetime.date:
+        return datetime.date.fromisoformat
+    if origin is datetime.timedelta:
+        return lambda data: datetime.timedelta(seconds=data)
+    if origin is list:
+        (item,) = typing.get_args(t) or (typing.Any,)
+        each = _compiled(_from_plain_of, item)
+        return lambda data: [each(v) for v in data]
+    if origin is dict:
+        _, item = typing.get_args(t) or (typing.Any, typing.Any)
+        each = _compiled(_from_plain_of, item)
+        return lambda data: {k: each(v) for k, v in data.items()}
+    if isinstance(origin, type) and issubclass(origin, enum.Enum):
+        return origin
+    if isinstance(origin, type) and dataclasses.is_dataclass(origin):
+        fields = [(f.name, _compiled(_from_plain_of, ft)) for f, ft in field_types(origin)]
+
+        def record(data: Any) -> Any:
+            if not isinstance(data, dict):
+                raise type_mismatch(dict, data)
+            return origin(**{name: conv(data[name]) for name, conv in fields if name in data})
+
+        return record
+    transformer = TypeEngine.get_transformer(t)
+    if hasattr(transformer, "from_plain"):
+        return lambda data: transformer.from_plain(data, t)
+    raise TypeTransformerFailedError(f"{t} cannot be a dataclass field (no msgpack form is known)")
+
+
+def _first_variant(variants: list[Converter], value: Any, failure: typing.Callable[[], str]) -> Any:
+    for convert in variants:
         try:
-            return from_plain(data, variant)
+            return convert(value)
         except (TypeError, ValueError):
             continue
-    raise TypeTransformerFailedError(f"Cannot read {data!r} as any variant of {t}")
+    raise TypeTransformerFailedError(failure())
