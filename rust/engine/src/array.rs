@@ -108,13 +108,13 @@ impl Execution {
 
     fn element_inputs(&self, n: u32, e: usize) -> LiteralMap {
         let node = &self.state.nodes[n as usize];
-        let bound = match &self.spec(n).target {
-            Some(alula_idl::flyteidl::core::node::Target::ArrayNode(a)) => a.bound_inputs.clone(),
-            _ => Vec::new(),
+        let bound: &[String] = match &self.spec(n).target {
+            Some(alula_idl::flyteidl::core::node::Target::ArrayNode(a)) => &a.bound_inputs,
+            _ => &[],
         };
         let mut out = LiteralMap::default();
         for (name, lit) in node.inputs.iter().flat_map(|m| m.literals.iter()) {
-            let value = if bound.contains(name) {
+            let value = if bound.iter().any(|b| b == name) {
                 lit.clone()
             } else {
                 literals::as_collection(lit)

@@ -161,6 +161,8 @@ pub struct Execution {
     /// When each attempt with a timeout must have finished (an outcome arriving later, say from
     /// a task that could not be interrupted, still counts as a timeout).
     attempt_deadlines: HashMap<AttemptId, u64>,
+    /// Task templates by node index, filled on first use (see `node_task`).
+    node_tasks: Vec<Option<Arc<TaskTemplate>>>,
     pub(crate) actions: Vec<Action>,
     pub(crate) events: EventBuilder,
     pub(crate) now_us: u64,
@@ -218,6 +220,7 @@ impl Execution {
             running: 0,
             deadlines: BinaryHeap::new(),
             attempt_deadlines: HashMap::new(),
+            node_tasks: Vec::new(),
             actions: Vec::new(),
             events,
             now_us: 0,
@@ -877,23 +880,9 @@ impl Execution {
 
     /// Starts the next attempt of a task node or of one array element.
     pub(crate) fn start_attempt(&mut self, n: u32, element: Option<u32>, inputs: LiteralMap) {
-        let Some(task_id) = self.task_id(n).cloned() else {
-            let id = self.state.nodes[n as usize].id.clone();
-            return self.fail_node(
-                n,
-                invalid_spec(&id, "a task node without a task reference"),
-                NodePhase::Failed,
-            );
-        };
-        let task = match self.program.task(&task_id) {
+        let task = match self.node_task(n) {
             Ok(t) => t,
-            Err(e) => {
-                return self.fail_node(
-                    n,
-                    engine_error("TaskNotFound", ErrorKind::System, e.to_string()),
-                    NodePhase::Failed,
-                )
-            }
+            Err(err) => return self.fail_node(n, *err, NodePhase::Failed),
         };
         let attempt = self.state.next_attempt;
         self.state.next_attempt += 1;
@@ -948,6 +937,33 @@ impl Execution {
             inputs,
             overrides,
         })));
+    }
+
+    /// The task a task node (or an array node's elements) runs, looked up once per node: an
+    /// array node starts one attempt per element.
+    fn node_task(&mut self, n: u32) -> Result<Arc<TaskTemplate>, Box<ExecutionError>> {
+        if let Some(Some(task)) = self.node_tasks.get(n as usize) {
+            return Ok(Arc::clone(task));
+        }
+        let Some(task_id) = self.task_id(n) else {
+            let id = &self.state.nodes[n as usize].id;
+            return Err(Box::new(invalid_spec(
+                id,
+                "a task node without a task reference",
+            )));
+        };
+        let task = self.program.task(task_id).map_err(|e| {
+            Box::new(engine_error(
+                "TaskNotFound",
+                ErrorKind::System,
+                e.to_string(),
+            ))
+        })?;
+        if self.node_tasks.len() <= n as usize {
+            self.node_tasks.resize(n as usize + 1, None);
+        }
+        self.node_tasks[n as usize] = Some(Arc::clone(&task));
+        Ok(task)
     }
 
     /// The retry budget for user errors: the node's override, else the task's.

@@ -19,7 +19,7 @@ use alula_idl::flyteidl::core::{
 use prost::Message;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::convert::{map_to_values, parse_kinds, to_literal, to_python, values_to_map, Kind};
 use crate::progress::Progress;
@@ -29,6 +29,8 @@ struct LocalTask {
     name: String,
     func: Py<PyAny>,
     inputs: Vec<(String, Kind)>,
+    /// The input names as interned Python strings, made once rather than per call.
+    keys: Vec<Py<PyString>>,
     outputs: Vec<(String, Kind)>,
     /// A dynamic task's function returns an encoded `DynamicJobSpec` instead of outputs.
     dynamic: bool,
@@ -88,10 +90,16 @@ impl Registry {
         }
         let spec = self.resolve.bind(py).call1((name,))?;
         let spec = spec.cast::<PyTuple>()?;
+        let inputs = parse_kinds(&spec.get_item(1)?)?;
+        let keys = inputs
+            .iter()
+            .map(|(n, _)| PyString::intern(py, n).unbind())
+            .collect();
         let task = Arc::new(LocalTask {
             name: name.to_string(),
             func: spec.get_item(0)?.unbind(),
-            inputs: parse_kinds(&spec.get_item(1)?)?,
+            inputs,
+            keys,
             outputs: parse_kinds(&spec.get_item(2)?)?,
             dynamic: spec.get_item(3)?.extract()?,
         });
@@ -116,14 +124,9 @@ impl Registry {
                 cache_status: CatalogCacheStatus::CacheHit,
             };
         }
-        let name = attempt
-            .task
-            .id
-            .as_ref()
-            .map(|i| i.name.clone())
-            .unwrap_or_default();
+        let name = attempt.task.id.as_ref().map_or("", |i| i.name.as_str());
         match self
-            .task(py, &name)
+            .task(py, name)
             .and_then(|task| call(py, &task, attempt))
         {
             Ok(TaskOutcome::Succeeded {
@@ -186,7 +189,7 @@ fn user_error(py: Python<'_>, err: &PyErr) -> ExecutionError {
 
 fn call(py: Python<'_>, task: &LocalTask, attempt: &TaskAttempt) -> PyResult<TaskOutcome> {
     let kwargs = PyDict::new(py);
-    for (name, kind) in &task.inputs {
+    for ((name, kind), key) in task.inputs.iter().zip(&task.keys) {
         let lit = attempt.inputs.literals.get(name).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "task '{}': input '{name}' was not bound",
@@ -196,7 +199,7 @@ fn call(py: Python<'_>, task: &LocalTask, attempt: &TaskAttempt) -> PyResult<Tas
         let value = to_python(py, lit, kind).map_err(|e| {
             PyValueError::new_err(format!("task '{}' input '{name}': {e}", task.name))
         })?;
-        kwargs.set_item(name, value)?;
+        kwargs.set_item(key.bind(py), value)?;
     }
     let result = task.func.bind(py).call((), Some(&kwargs))?;
     if task.dynamic {
