@@ -55,7 +55,7 @@ def run_local(
     closure: bytes,
     inputs: dict[str, Any],
     kinds: tuple[list[tuple[str, Any]], list[tuple[str, Any]]],
-    resolve_task: Callable[[str], tuple[Callable[..., Any], list[Any], list[Any], bool]],
+    resolve_task: Callable[[str], tuple[Callable[..., Any], list[Any], list[Any], bool, bool]],
     run_child: Callable[[str, bytes], bytes],
     answer_signal: Callable[[str, bool], bytes | None],
     max_parallelism: int = 1,
@@ -65,8 +65,8 @@ def run_local(
     """Run an encoded core.CompiledWorkflowClosure with `inputs`, converted by `kinds` (the
     workflow's input and output value kinds, as encode_values takes them).
 
-    `resolve_task(name)` returns (function, input kinds, output kinds, is_dynamic). Returns
-    (True, {output: value}) or (False, (node_id, attempt, code, message, exception)).
+    `resolve_task(name)` returns (function, input kinds, output kinds, is_dynamic, positional).
+    Returns (True, {output: value}) or (False, (node_id, attempt, code, message, exception)).
     Cacheable tasks read and write their outputs under `cache_dir` unless `overwrite_cache`.
     """
 

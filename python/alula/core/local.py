@@ -127,16 +127,18 @@ class _Run:
             if "o0" in node.output_py:
                 self.signal_types[node.label] = node.output_py["o0"]
 
-    def resolve(self, name: str) -> tuple[Callable[..., Any], list[Any], list[Any], bool]:
+    def resolve(self, name: str) -> tuple[Callable[..., Any], list[Any], list[Any], bool, bool]:
+        """(function, input kinds, output kinds, is dynamic, takes inputs positionally)."""
         task = self.tasks.get(name)
         if task is None:
             raise WorkflowAuthoringError(f"task '{name}' is not part of this local run")
         if isinstance(task, MapTask):
-            inner = task.task
-            return inner.fn, _kinds(inner.interface.inputs), _kinds(inner.interface.outputs), False
+            task = task.task
+        inputs = _kinds(task.interface.inputs)
         if task.dynamic:
-            return self._dynamic_body(task), _kinds(task.interface.inputs), [], True
-        return task.fn, _kinds(task.interface.inputs), _kinds(task.interface.outputs), False
+            return self._dynamic_body(task), inputs, [], True, False
+        outputs = _kinds(task.interface.outputs)
+        return task.fn, inputs, outputs, False, _positional(task.fn, list(task.interface.inputs))
 
     def _dynamic_body(self, task: PythonFunctionTask) -> Callable[..., bytes]:
         def body(**values: Any) -> bytes:
@@ -167,6 +169,14 @@ class _Run:
 
         literal = TypeEngine.to_literal(value, py_type)
         return _native.message_from_json("flyteidl.core.Literal", json.dumps(literal))
+
+
+def _positional(fn: Callable[..., Any], names: list[str]) -> bool:
+    """Whether `names` are exactly `fn`'s positional parameters, in order."""
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_kwonlyargcount:
+        return False
+    return list(code.co_varnames[: code.co_argcount]) == names
 
 
 class _DynamicSpec(typing.NamedTuple):

@@ -34,6 +34,9 @@ struct LocalTask {
     outputs: Vec<(String, Kind)>,
     /// A dynamic task's function returns an encoded `DynamicJobSpec` instead of outputs.
     dynamic: bool,
+    /// The inputs are the function's positional parameters, in order: call without a kwargs
+    /// dict (cheaper for CPython).
+    positional: bool,
 }
 
 /// The on-disk cache of task outputs for local runs, keyed like the remote cache.
@@ -102,6 +105,7 @@ impl Registry {
             keys,
             outputs: parse_kinds(&spec.get_item(2)?)?,
             dynamic: spec.get_item(3)?.extract()?,
+            positional: spec.get_item(4)?.extract()?,
         });
         self.tasks
             .lock()
@@ -188,20 +192,28 @@ fn user_error(py: Python<'_>, err: &PyErr) -> ExecutionError {
 }
 
 fn call(py: Python<'_>, task: &LocalTask, attempt: &TaskAttempt) -> PyResult<TaskOutcome> {
-    let kwargs = PyDict::new(py);
-    for ((name, kind), key) in task.inputs.iter().zip(&task.keys) {
+    let mut values = Vec::with_capacity(task.inputs.len());
+    for (name, kind) in &task.inputs {
         let lit = attempt.inputs.literals.get(name).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "task '{}': input '{name}' was not bound",
                 task.name
             ))
         })?;
-        let value = to_python(py, lit, kind).map_err(|e| {
+        values.push(to_python(py, lit, kind).map_err(|e| {
             PyValueError::new_err(format!("task '{}' input '{name}': {e}", task.name))
-        })?;
-        kwargs.set_item(key.bind(py), value)?;
+        })?);
     }
-    let result = task.func.bind(py).call((), Some(&kwargs))?;
+    let func = task.func.bind(py);
+    let result = if task.positional {
+        func.call1(PyTuple::new(py, values)?)?
+    } else {
+        let kwargs = PyDict::new(py);
+        for (key, value) in task.keys.iter().zip(values) {
+            kwargs.set_item(key.bind(py), value)?;
+        }
+        func.call((), Some(&kwargs))?
+    };
     if task.dynamic {
         let bytes: &[u8] = result.extract()?;
         let spec =
