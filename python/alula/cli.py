@@ -97,6 +97,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
                 signals=signals,
                 parallelism=args.parallelism,
                 overwrite_cache=args.overwrite_cache,
+                processes=args.processes,
                 **inputs,
             )
         else:
@@ -164,6 +165,11 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="answer for a gate (approve: true/false; wait_for_input: a value)",
+    )
+    run.add_argument(
+        "--processes",
+        action="store_true",
+        help="run task bodies in worker processes (CPU-bound Python); see --parallelism",
     )
     run.add_argument(
         "--overwrite-cache",

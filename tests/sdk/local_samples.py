@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 import typing
 from dataclasses import dataclass
@@ -230,3 +231,13 @@ def sleepy_map(n: int) -> list[int]:
 @task
 def list_of_ones(n: int) -> list[int]:
     return [1] * n
+
+
+@task
+def whoami(x: int) -> int:
+    return os.getpid() + 0 * x
+
+
+@workflow
+def pids(xs: list[int]) -> list[int]:
+    return map_task(whoami)(x=xs)

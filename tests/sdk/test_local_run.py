@@ -152,3 +152,10 @@ def test_runs_longer_than_a_second_show_progress() -> None:
     assert out.returncode == 0, out.stderr
     final = out.stderr.strip().split("\r")[-1]
     assert "2 succeeded" in final and "map elements: 45/45" in final, out.stderr
+
+
+def test_process_pool_runs_task_bodies_in_worker_processes() -> None:
+    pids = run(s.pids, xs=list(range(8)), parallelism=2, processes=True)
+    assert len(pids) == 8
+    assert os.getpid() not in pids
+    assert run(s.mapped, xs=[1, 2, 3], parallelism=2, processes=True) == 14

@@ -107,9 +107,11 @@ def _entities(wf: Workflow) -> Iterator[Any]:
 class _Run:
     """The callbacks of one local run."""
 
-    def __init__(self, wf: Workflow, signals: dict[str, Any]) -> None:
+    def __init__(self, wf: Workflow, signals: dict[str, Any], pool: Any = None) -> None:
         self.wf = wf
         self.signals = signals
+        # A process pool runs task bodies for CPU-bound Python (see `run(processes=True)`).
+        self.pool = pool
         self.tasks: dict[str, PythonFunctionTask | MapTask] = {}
         self.launch_plans: dict[str, LaunchPlan] = {}
         self.sites: dict[str, str] = {}
@@ -138,7 +140,19 @@ class _Run:
         if task.dynamic:
             return self._dynamic_body(task), inputs, [], True, False
         outputs = _kinds(task.interface.outputs)
+        if self.pool is not None:
+            return self._in_process_pool(task), inputs, outputs, False, False
         return task.fn, inputs, outputs, False, _positional(task.fn, list(task.interface.inputs))
+
+    def _in_process_pool(self, task: PythonFunctionTask) -> Callable[..., Any]:
+        pool = self.pool
+
+        def body(**values: Any) -> Any:
+            # The worker imports the task's module and calls the function there; only the
+            # values cross, pickled.
+            return pool.submit(_call_in_worker, task.module, task.short_name, values).result()
+
+        return body
 
     def _dynamic_body(self, task: PythonFunctionTask) -> Callable[..., bytes]:
         def body(**values: Any) -> bytes:
@@ -169,6 +183,14 @@ class _Run:
 
         literal = TypeEngine.to_literal(value, py_type)
         return _native.message_from_json("flyteidl.core.Literal", json.dumps(literal))
+
+
+def _call_in_worker(module: str, name: str, values: dict[str, Any]) -> Any:
+    """Runs a task's function in a process-pool worker."""
+    import importlib
+
+    task = getattr(importlib.import_module(module), name)
+    return task.fn(**values)
 
 
 def _positional(fn: Callable[..., Any], names: list[str]) -> bool:
@@ -286,11 +308,15 @@ def run(
     signals: dict[str, Any] | None = None,
     parallelism: int | None = None,
     overwrite_cache: bool = False,
+    processes: bool = False,
     **inputs: Any,
 ) -> Any:
-    """Runs `wf` locally with keyword inputs; returns its output(s) like calling the function."""
-    from alula import _native
+    """Runs `wf` locally with keyword inputs; returns its output(s) like calling the function.
 
+    `parallelism` task attempts run at once: inline on this thread when 1, else on threads;
+    with `processes`, task bodies run in that many worker processes (for CPU-bound Python; the
+    tasks must be defined at module level, and values are pickled across).
+    """
     interface = wf.interface
     unknown = set(inputs) - set(interface.inputs)
     if unknown:
@@ -299,18 +325,17 @@ def run(
     missing = [n for n in interface.inputs if n not in values]
     if missing:
         raise TypeError(f"{wf.label} is missing inputs {missing}")
-    callbacks = _Run(wf, signals or {})
-    ok, payload = _native.run_local(
-        _closure(wf),
-        values,
-        (_kinds(interface.inputs), _kinds(interface.outputs)),
-        callbacks.resolve,
-        callbacks.run_child,
-        callbacks.answer_signal,
-        parallelism or default_parallelism(),
-        cache_dir(),
-        overwrite_cache,
-    )
+    if processes and parallelism is None:
+        workers = os.cpu_count() or 2
+    else:
+        workers = parallelism or default_parallelism()
+    pool = _process_pool(workers) if processes else None
+    callbacks = _Run(wf, signals or {}, pool)
+    try:
+        ok, payload = _run_native(wf, values, callbacks, workers, overwrite_cache)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     if not ok:
         node_id, attempt, _code, message, exc = payload
         error = TaskExecutionError(
@@ -327,6 +352,34 @@ def run(
         return outputs[names[0]]
     result = tuple(outputs[n] for n in names)
     return interface.output_tuple(*result) if interface.output_tuple else result
+
+
+def _run_native(
+    wf: Workflow, values: dict[str, Any], callbacks: _Run, workers: int, overwrite_cache: bool
+) -> tuple[bool, Any]:
+    from alula import _native
+
+    interface = wf.interface
+    return _native.run_local(
+        _closure(wf),
+        values,
+        (_kinds(interface.inputs), _kinds(interface.outputs)),
+        callbacks.resolve,
+        callbacks.run_child,
+        callbacks.answer_signal,
+        workers,
+        cache_dir(),
+        overwrite_cache,
+    )
+
+
+def _process_pool(workers: int) -> Any:
+    """Workers started fresh ("spawn"): forking a process whose Rust threads hold locks is
+    not safe."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max(workers, 2), mp_context=multiprocessing.get_context("spawn"))
 
 
 __all__ = ["TaskExecutionError", "run", "value_kind"]
