@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alula_idl::flyteidl::core::{
-    execution_error::ErrorKind, gate_node, node, task_node, workflow_node, CatalogCacheStatus,
-    CompiledWorkflowClosure, DynamicJobSpec, ExecutionError, Identifier, Literal, LiteralMap,
-    LiteralType, Node, TaskNodeOverrides, TaskTemplate, WorkflowExecutionIdentifier,
+    execution_error::ErrorKind, gate_node, literal_type, node, scalar, task_node, workflow_node,
+    CatalogCacheStatus, CompiledWorkflowClosure, DynamicJobSpec, ExecutionError, Identifier,
+    Literal, LiteralMap, LiteralType, Node, SimpleType, TaskNodeOverrides, TaskTemplate, Union,
+    WorkflowExecutionIdentifier,
 };
 
 use crate::bindings::{self, Outputs};
@@ -204,7 +205,8 @@ impl Execution {
             error: None,
         };
         let mut exec = Execution::with_state(program, state, settings);
-        exec.start_scope(0, None, String::new(), inputs);
+        let primary = exec.program.primary;
+        exec.start_scope(primary, None, String::new(), inputs);
         Ok(exec)
     }
 
@@ -466,6 +468,7 @@ impl Execution {
             first_node,
             remaining: graph.nodes.len() as u32,
             error: None,
+            failure_node: None,
             done: false,
         });
         for (i, spec) in graph.nodes.iter().enumerate() {
@@ -491,6 +494,12 @@ impl Execution {
         let s = &self.state.scopes[scope as usize];
         if s.done {
             return;
+        }
+        // A failed workflow with a failure node runs it first; its end finishes the scope.
+        if s.error.is_some() && s.failure_node.is_none() {
+            if let Some(g) = self.program.graphs[s.graph as usize].failure_graph {
+                return self.start_failure_node(scope, g);
+            }
         }
         let result = match &s.error {
             Some(err) => Err(err.clone()),
@@ -520,6 +529,17 @@ impl Execution {
             (Some(parent), Ok(outputs)) => self.succeed_node(parent, outputs),
             (Some(parent), Err(err)) => self.fail_node(parent, err, NodePhase::Failed),
         }
+    }
+
+    fn start_failure_node(&mut self, scope: u32, graph: usize) {
+        let n = self.state.nodes.len() as u32;
+        let id = &self.program.graphs[graph].nodes[0].id;
+        let prefix = &self.state.scopes[scope as usize].prefix;
+        self.state
+            .nodes
+            .push(new_node(format!("{prefix}{id}"), scope, graph as u32, 0, 0));
+        self.state.scopes[scope as usize].failure_node = Some(n);
+        self.start_node(n);
     }
 
     fn abort_scope(&mut self, scope: u32, reason: &str) {
@@ -734,6 +754,10 @@ impl Execution {
             )
         };
         let inputs = match inputs {
+            Ok(mut i) if self.state.scopes[scope as usize].failure_node == Some(n) => {
+                self.inject_error(&mut i, scope, spec);
+                i
+            }
             Ok(i) => i,
             Err(e) => {
                 self.state.nodes[n as usize].phase = NodePhase::Running;
@@ -1087,6 +1111,64 @@ impl Execution {
         }
     }
 
+    /// Gives a failure node's `err` input the workflow's error (a `core.Error` scalar, wrapped
+    /// in the union its Optional type asks for), as propeller does.
+    fn inject_error(&self, inputs: &mut LiteralMap, scope: u32, spec: &Node) {
+        let Some(slot) = inputs.literals.get_mut("err") else {
+            return;
+        };
+        let error = self.state.scopes[scope as usize]
+            .error
+            .clone()
+            .unwrap_or_default();
+        let failed_node_id = self
+            .state
+            .nodes
+            .iter()
+            .find(|n| n.scope == scope && n.error.as_ref() == Some(&error))
+            .map(|n| n.id.clone())
+            .unwrap_or_default();
+        let value =
+            crate::literals::scalar(scalar::Value::Error(alula_idl::flyteidl::core::Error {
+                failed_node_id,
+                message: error.message,
+            }));
+        let variant = self.failure_error_type(spec);
+        *slot = match variant {
+            Some(t) => crate::literals::scalar(scalar::Value::Union(Box::new(Union {
+                value: Some(Box::new(value)),
+                r#type: Some(t),
+            }))),
+            None => value,
+        };
+    }
+
+    /// The non-None variant of a failure task's `err: Optional[...]` input, if it is a union.
+    fn failure_error_type(&self, spec: &Node) -> Option<LiteralType> {
+        let Some(node::Target::TaskNode(t)) = &spec.target else {
+            return None;
+        };
+        let Some(task_node::Reference::ReferenceId(id)) = &t.reference else {
+            return None;
+        };
+        let task = self.program.task(id).ok()?;
+        let var = task
+            .interface
+            .as_ref()?
+            .inputs
+            .as_ref()?
+            .variables
+            .get("err")?;
+        match &var.r#type.as_ref()?.r#type {
+            Some(literal_type::Type::UnionType(u)) => u
+                .variants
+                .iter()
+                .find(|v| !matches!(v.r#type, Some(literal_type::Type::Simple(s)) if s == SimpleType::None as i32))
+                .cloned(),
+            _ => None,
+        }
+    }
+
     /// A node's inputs: as kept, or resolved again from its bindings (whose upstream outputs
     /// are still there).
     fn node_inputs(&self, n: u32) -> LiteralMap {
@@ -1138,6 +1220,10 @@ impl Execution {
         let s = &self.state.scopes[scope as usize];
         if s.done {
             return;
+        }
+        if s.failure_node == Some(n) {
+            // Whatever the failure node did, the workflow stays failed with its first error.
+            return self.finish_scope(scope);
         }
         let graph = Arc::clone(&self.program.graphs[s.graph as usize]);
         let first = s.first_node;

@@ -34,6 +34,10 @@ pub struct Graph {
     pub outputs: Vec<Binding>,
     pub interface: Option<TypedInterface>,
     pub fail_immediately: bool,
+    /// The workflow's failure node, until the program registers it as a graph of its own.
+    pub failure_spec: Option<Node>,
+    /// The one-node graph of the failure node, run when the workflow fails.
+    pub failure_graph: Option<usize>,
 }
 
 impl Graph {
@@ -89,6 +93,8 @@ impl Graph {
             outputs: template.outputs.clone(),
             interface: template.interface.clone(),
             fail_immediately,
+            failure_spec: template.failure_node.clone(),
+            failure_graph: None,
         })
     }
 
@@ -105,6 +111,8 @@ impl Graph {
             outputs: Vec::new(),
             interface: None,
             fail_immediately: true,
+            failure_spec: None,
+            failure_graph: None,
         }
     }
 }
@@ -166,6 +174,8 @@ pub enum GraphSource {
 #[derive(Debug, Default)]
 pub struct Program {
     pub graphs: Vec<Arc<Graph>>,
+    /// The primary workflow's graph.
+    pub primary: usize,
     graph_by_id: HashMap<String, usize>,
     tasks: HashMap<String, Arc<TaskTemplate>>,
 }
@@ -179,13 +189,12 @@ pub fn id_key(id: &Identifier) -> String {
 }
 
 impl Program {
-    /// The primary workflow is graph 0.
     pub fn new(closure: &CompiledWorkflowClosure) -> Result<Self, EngineError> {
         let mut program = Program::default();
         let primary = closure.primary.as_ref().ok_or_else(|| {
             EngineError::InvalidWorkflow("the closure has no primary workflow".into())
         })?;
-        program.add_compiled(primary)?;
+        program.primary = program.add_compiled(primary)?;
         for sub in &closure.sub_workflows {
             program.add_compiled(sub)?;
         }
@@ -205,7 +214,11 @@ impl Program {
         Ok(self.add_graph(graph))
     }
 
-    pub fn add_graph(&mut self, graph: Graph) -> usize {
+    pub fn add_graph(&mut self, mut graph: Graph) -> usize {
+        if let Some(failure) = graph.failure_spec.take() {
+            graph.failure_graph = Some(self.graphs.len());
+            self.graphs.push(Arc::new(Graph::single(failure)));
+        }
         let i = self.graphs.len();
         if graph.id != Identifier::default() {
             self.graph_by_id.insert(id_key(&graph.id), i);

@@ -149,6 +149,8 @@ pub struct ScopeState {
     /// Nodes not yet in a terminal phase.
     pub remaining: u32,
     pub error: Option<ExecutionError>,
+    /// The failure node, once the scope failed and started it.
+    pub failure_node: Option<u32>,
     pub done: bool,
 }
 

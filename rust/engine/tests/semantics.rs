@@ -861,3 +861,101 @@ fn unknown_attempts_are_rejected() {
         .expect_err("unknown");
     assert_eq!(err, alula_engine::EngineError::UnknownAttempt(99));
 }
+
+#[test]
+fn a_failed_workflow_runs_its_failure_node_with_the_error() {
+    use alula_idl::flyteidl::core::{
+        literal_type, scalar, LiteralType, SimpleType, UnionType, Variable,
+    };
+    let mut wf = workflow(
+        "f",
+        &["x"],
+        vec![task_node(
+            "n0",
+            "boom",
+            vec![bind("x", promise("start-node", "x"))],
+        )],
+        vec![bind("o0", promise("n0", "o0"))],
+        &["o0"],
+    );
+    wf.failure_node = Some(task_node(
+        "fn0",
+        "cleanup",
+        vec![
+            bind("x", promise("start-node", "x")),
+            bind("err", constant(alula_engine::literals::none())),
+        ],
+    ));
+    let mut cleanup = task("cleanup", &["x"], &[]);
+    let optional_error = LiteralType {
+        r#type: Some(literal_type::Type::UnionType(UnionType {
+            variants: vec![
+                LiteralType {
+                    r#type: Some(literal_type::Type::Simple(SimpleType::Error as i32)),
+                    ..Default::default()
+                },
+                LiteralType {
+                    r#type: Some(literal_type::Type::Simple(SimpleType::None as i32)),
+                    ..Default::default()
+                },
+            ],
+        })),
+        ..Default::default()
+    };
+    cleanup
+        .interface
+        .as_mut()
+        .and_then(|i| i.inputs.as_mut())
+        .expect("inputs")
+        .variables
+        .insert(
+            "err".into(),
+            Variable {
+                r#type: Some(optional_error),
+                ..Default::default()
+            },
+        );
+    let c = closure(wf, vec![], vec![task("boom", &["x"], &["o0"]), cleanup]);
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = seen.clone();
+    let mut fake = Fake::new()
+        .on("boom", |_| {
+            Some(TaskOutcome::Failed(user_error("exploded")))
+        })
+        .on("cleanup", move |a| {
+            log.borrow_mut().push(a.inputs.clone());
+            Some(ok(&[]))
+        });
+    let (exec, _) = execute(&c, &[("x", int(7))], &mut fake);
+    assert_eq!(
+        exec.phase(),
+        WorkflowPhase::Failed,
+        "the workflow stays failed"
+    );
+    assert_eq!(exec.error().expect("error").message, "exploded");
+    let calls = seen.borrow();
+    assert_eq!(calls.len(), 1, "the failure node ran once");
+    assert_eq!(as_int(&calls[0].literals["x"]), 7);
+    let err = &calls[0].literals["err"];
+    let Some(scalar::Value::Union(u)) = alula_engine::literals::as_scalar(err) else {
+        panic!("err is a union: {err:?}")
+    };
+    let Some(scalar::Value::Error(e)) = u
+        .value
+        .as_deref()
+        .and_then(alula_engine::literals::as_scalar)
+    else {
+        panic!("an Error inside")
+    };
+    assert_eq!(
+        (e.failed_node_id.as_str(), e.message.as_str()),
+        ("n0", "exploded")
+    );
+
+    // A workflow that succeeds does not run it.
+    let mut fake = Fake::new()
+        .on("boom", |_| Some(ok(&[("o0", int(1))])))
+        .on("cleanup", |_| panic!("must not run"));
+    let (exec, _) = execute(&c, &[("x", int(7))], &mut fake);
+    assert_eq!(exec.phase(), WorkflowPhase::Succeeded);
+}
