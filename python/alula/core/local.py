@@ -206,8 +206,13 @@ class _DynamicSpec(typing.NamedTuple):
     json: Json
 
 
-def dynamic_spec(task: PythonFunctionTask, values: dict[str, Any]) -> _DynamicSpec:
-    """Runs a dynamic task's body with real values, tracing the nodes it creates."""
+def dynamic_spec(
+    task: PythonFunctionTask,
+    values: dict[str, Any],
+    settings: SerializationSettings = LOCAL_SETTINGS,
+) -> _DynamicSpec:
+    """Runs a dynamic task's body with real values, tracing the nodes it creates; entity ids
+    use `settings` (the registration's, in a container)."""
     state = TraceState(f"dynamic task '{task.short_name}'")
     push(state)
     try:
@@ -221,11 +226,11 @@ def dynamic_spec(task: PythonFunctionTask, values: dict[str, Any]) -> _DynamicSp
     subworkflows: dict[str, Json] = {}
     for e in _entities(holder):
         if isinstance(e, (PythonFunctionTask, MapTask)):
-            tasks[e.name] = e.template_json(LOCAL_SETTINGS, "local")
+            tasks[e.name] = e.template_json(settings, "local")
         elif isinstance(e, Workflow):
-            subworkflows[e.name] = e.template_json(LOCAL_SETTINGS)
+            subworkflows[e.name] = e.template_json(settings)
     spec: Json = {
-        "nodes": [node_json(n, LOCAL_SETTINGS) for n in state.nodes],
+        "nodes": [node_json(n, settings) for n in state.nodes],
         "outputs": [{"var": v, "binding": b} for v, b in outputs],
         "tasks": list(tasks.values()),
         "subworkflows": list(subworkflows.values()),
