@@ -248,6 +248,40 @@ impl Program {
         })
     }
 
+    /// Checks a dynamic task's workflow as propeller does, with the compiler: bindings, types,
+    /// references, cycles. Launch plans it calls are known only to the driver, whose
+    /// interfaces the compiler would need: such a workflow runs unchecked (`None`).
+    fn compile_dynamic(
+        &self,
+        node_id: &str,
+        template: &WorkflowTemplate,
+        subworkflows: &[WorkflowTemplate],
+    ) -> Result<Option<CompiledWorkflowClosure>, EngineError> {
+        let required = alula_compiler::requirements(template, subworkflows);
+        if !required.launch_plan_ids.is_empty() {
+            return Ok(None);
+        }
+        // The tasks were validated when registered (or built by the SDK); only the workflow's
+        // structure is checked here.
+        let tasks = required
+            .task_ids
+            .iter()
+            .map(|id| {
+                self.task(id)
+                    .map(|t| alula_idl::flyteidl::core::CompiledTask {
+                        template: Some((*t).clone()),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        alula_compiler::compile_workflow(template, subworkflows, &tasks, &[])
+            .map(Some)
+            .map_err(|e| {
+                EngineError::InvalidWorkflow(format!(
+                    "the workflow of dynamic node {node_id:?} does not compile: {e}"
+                ))
+            })
+    }
+
     /// Registers a graph made at run time and returns its index.
     pub fn build(&mut self, source: &GraphSource) -> Result<usize, EngineError> {
         match source {
@@ -275,10 +309,6 @@ impl Program {
                 for t in &spec.tasks {
                     self.add_task(t.clone());
                 }
-                for sub in &spec.subworkflows {
-                    let g = Graph::new(sub, None)?;
-                    self.add_graph(g);
-                }
                 let template = WorkflowTemplate {
                     id: Some(Identifier {
                         name: format!("{node_id}-dynamic"),
@@ -289,7 +319,24 @@ impl Program {
                     outputs: spec.outputs.clone(),
                     ..Default::default()
                 };
-                let mut graph = Graph::new(&template, None)?;
+                let graph = match self.compile_dynamic(node_id, &template, &spec.subworkflows)? {
+                    Some(closure) => {
+                        for sub in &closure.sub_workflows {
+                            self.add_compiled(sub)?;
+                        }
+                        let primary = closure.primary.unwrap_or_default();
+                        let compiled = primary.template.as_ref().unwrap_or(&template);
+                        Graph::new(compiled, primary.connections.as_ref())?
+                    }
+                    None => {
+                        for sub in &spec.subworkflows {
+                            let g = Graph::new(sub, None)?;
+                            self.add_graph(g);
+                        }
+                        Graph::new(&template, None)?
+                    }
+                };
+                let mut graph = graph;
                 graph.id = Identifier::default();
                 Ok(self.add_graph(graph))
             }

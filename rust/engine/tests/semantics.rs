@@ -959,3 +959,45 @@ fn a_failed_workflow_runs_its_failure_node_with_the_error() {
     let (exec, _) = execute(&c, &[("x", int(7))], &mut fake);
     assert_eq!(exec.phase(), WorkflowPhase::Succeeded);
 }
+
+#[test]
+fn a_dynamic_workflow_that_does_not_compile_fails_its_node() {
+    let wf = workflow(
+        "dyn",
+        &["n"],
+        vec![task_node(
+            "n0",
+            "fan_out",
+            vec![bind("n", promise("start-node", "n"))],
+        )],
+        vec![bind("o0", promise("n0", "o0"))],
+        &["o0"],
+    );
+    let c = closure(
+        wf,
+        vec![],
+        vec![
+            task("fan_out", &["n"], &["o0"]),
+            task("square", &["x"], &["o0"]),
+        ],
+    );
+    let mut fake = Fake::arithmetic().on("fan_out", |_| {
+        // `y` is no input of square, and `x` is never bound.
+        Some(TaskOutcome::Dynamic(DynamicJobSpec {
+            nodes: vec![task_node("d0", "square", vec![bind("y", constant(int(1)))])],
+            outputs: vec![bind("o0", promise("d0", "o0"))],
+            ..Default::default()
+        }))
+    });
+    let (exec, _) = execute(&c, &[("n", int(1))], &mut fake);
+    assert_eq!(exec.phase(), WorkflowPhase::Failed);
+    let message = &exec.error().expect("error").message;
+    assert!(
+        message.contains("does not compile") && message.contains("d0"),
+        "{message}"
+    );
+    assert!(
+        fake.started.iter().all(|(t, ..)| t != "square"),
+        "nothing of it ran"
+    );
+}
