@@ -1,5 +1,6 @@
 """End to end with the real flytekit: `pyflyte register` against alula-server, then
-FlyteRemote reads, executions and termination."""
+FlyteRemote reads, executions and termination, and propeller-style events read back through
+`FlyteRemote.sync_execution`."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import pytest
 from conftest import AlulaServer
+from flyteidl.admin import event_pb2 as admin_event_pb2
+from flyteidl.admin import execution_pb2 as admin_execution_pb2
+from flyteidl.core import execution_pb2, identifier_pb2, literals_pb2
+from flyteidl.event import event_pb2
+from flyteidl.service import admin_pb2_grpc
 from flytekit.configuration import Config
 from flytekit.models.core.execution import WorkflowExecutionPhase
 from flytekit.remote import FlyteRemote
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import status_pb2
 
 SAMPLES = Path(__file__).parent / "samples"
 PYFLYTE = Path(sys.executable).parent / "pyflyte"
@@ -107,3 +116,119 @@ def test_remote_reads_executes_and_terminates(
     aborted = remote.fetch_execution(name=execution.id.name)
     assert aborted.closure.phase == WorkflowExecutionPhase.ABORTED
     assert aborted.closure.abort_metadata.cause == "end of test"
+
+
+def _ts(seconds: int) -> Timestamp:
+    return Timestamp(seconds=1_700_000_000 + seconds)
+
+
+def _primitive(**value: object) -> literals_pb2.Literal:
+    return literals_pb2.Literal(
+        scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(**value))
+    )
+
+
+def _str_map(name: str, value: str) -> literals_pb2.LiteralMap:
+    return literals_pb2.LiteralMap(literals={name: _primitive(string_value=value)})
+
+
+def test_events_are_read_back_by_sync_execution(
+    remote: FlyteRemote, alula_server: AlulaServer, source_root: Path
+) -> None:
+    """Sends what propeller would for `greet` (node n1) through a raw gRPC client, then checks
+    that flytekit sees the phase, the workflow outputs and the node's data."""
+    register(alula_server, source_root)
+    lp = remote.fetch_launch_plan(name="pipeline_fixed", version=VERSION)
+    started = remote.execute(lp, inputs={"a": 1}, wait=False)
+    exec_id = identifier_pb2.WorkflowExecutionIdentifier(
+        project=PROJECT, domain=DOMAIN, name=started.id.name
+    )
+    node_id = identifier_pb2.NodeExecutionIdentifier(node_id="n1", execution_id=exec_id)
+    task_id = identifier_pb2.Identifier(
+        resource_type=identifier_pb2.TASK,
+        project=PROJECT,
+        domain=DOMAIN,
+        name="samples.pipeline.greet",
+        version=VERSION,
+    )
+    greeting = "hello flyte hello flyte hello flyte hello flyte hello flyte hello flyte"
+    wf_phase = execution_pb2.WorkflowExecution
+    node_phase = execution_pb2.NodeExecution
+    task_phase = execution_pb2.TaskExecution
+
+    def wf_event(phase: int, t: int, **kw: object) -> admin_event_pb2.WorkflowExecutionEventRequest:
+        event = event_pb2.WorkflowExecutionEvent(
+            execution_id=exec_id, producer_id="propeller", phase=phase, occurred_at=_ts(t), **kw
+        )
+        return admin_event_pb2.WorkflowExecutionEventRequest(event=event)
+
+    def node_event(phase: int, t: int, **kw: object) -> admin_event_pb2.NodeExecutionEventRequest:
+        event = event_pb2.NodeExecutionEvent(
+            id=node_id,
+            producer_id="propeller",
+            phase=phase,
+            occurred_at=_ts(t),
+            spec_node_id="n1",
+            **kw,
+        )
+        return admin_event_pb2.NodeExecutionEventRequest(event=event)
+
+    def task_event(phase: int, t: int, **kw: object) -> admin_event_pb2.TaskExecutionEventRequest:
+        event = event_pb2.TaskExecutionEvent(
+            task_id=task_id,
+            parent_node_execution_id=node_id,
+            phase=phase,
+            producer_id="propeller",
+            occurred_at=_ts(t),
+            **kw,
+        )
+        return admin_event_pb2.TaskExecutionEventRequest(event=event)
+
+    with grpc.insecure_channel(f"127.0.0.1:{alula_server.grpc_port}") as channel:
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        admin.CreateWorkflowEvent(wf_event(wf_phase.RUNNING, 1))
+        inputs = literals_pb2.LiteralMap(
+            literals={"name": _primitive(string_value="flyte"), "times": _primitive(integer=6)}
+        )
+        admin.CreateNodeEvent(node_event(node_phase.RUNNING, 2, input_data=inputs))
+        admin.CreateTaskEvent(task_event(task_phase.RUNNING, 3))
+        admin.CreateTaskEvent(
+            task_event(task_phase.SUCCEEDED, 4, output_data=_str_map("o0", greeting))
+        )
+        admin.CreateNodeEvent(
+            node_event(node_phase.SUCCEEDED, 5, output_data=_str_map("o0", greeting))
+        )
+        admin.CreateWorkflowEvent(
+            wf_event(wf_phase.SUCCEEDED, 6, output_data=_str_map("o0", greeting))
+        )
+
+        # A finished execution refuses further events, with the reason as a status detail.
+        with pytest.raises(grpc.RpcError) as refused:
+            admin.CreateWorkflowEvent(wf_event(wf_phase.RUNNING, 7))
+        err = refused.value
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err
+        assert "SUCCEEDED" in err.details(), err.details()
+        trailers = dict(err.trailing_metadata() or ())
+        status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+        reason = admin_event_pb2.EventFailureReason()
+        assert status.details[0].Unpack(reason)
+        assert reason.already_in_terminal_state.current_phase == "SUCCEEDED"
+
+        # Archiving is recorded in the closure.
+        admin.UpdateExecution(
+            admin_execution_pb2.ExecutionUpdateRequest(
+                id=exec_id, state=admin_execution_pb2.EXECUTION_ARCHIVED
+            )
+        )
+
+    fetched = remote.fetch_execution(name=started.id.name)
+    assert fetched.closure.phase == WorkflowExecutionPhase.SUCCEEDED
+    synced = remote.sync_execution(fetched, sync_nodes=True)
+    assert synced.is_successful
+    assert synced.outputs["o0"] == greeting
+    node = synced.node_executions["n1"]
+    assert node.closure.phase == node_phase.SUCCEEDED
+    assert node.inputs["times"] == 6
+    assert node.outputs["o0"] == greeting
+    assert len(node.task_executions) == 1
+    assert node.task_executions[0].closure.phase == task_phase.SUCCEEDED

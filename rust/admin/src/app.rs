@@ -1,5 +1,5 @@
 //! Runs the admin service: gRPC (AdminService, DataProxyService, health, reflection) on one
-//! listener and HTTP (uploads, health check) on another, until `shutdown` resolves.
+//! listener and HTTP (uploads, downloads, the REST gateway, health check) on another, until `shutdown` resolves.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub enum ServeError {
     Http(#[from] std::io::Error),
     #[error("startup failed: {0}")]
     Startup(#[from] crate::error::AdminError),
+    #[error("REST gateway setup failed: {0}")]
+    Rest(#[from] crate::rest::RouteError),
 }
 
 pub async fn serve(
@@ -42,6 +44,10 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let api = AdminApi::new(store, config.clone());
     api.ensure_default_projects().await?;
+    let http_router = upload::router(config.clone())
+        .merge(crate::download::router(config.clone()))
+        .merge(crate::rest::router(api.clone())?);
+    let data_proxy = DataProxy::new(config.clone(), api.clone());
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -77,10 +83,9 @@ pub async fn serve(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(DataProxyServiceServer::new(DataProxy::new(config.clone())))
+        .add_service(DataProxyServiceServer::new(data_proxy))
         .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
-    let http_server =
-        axum::serve(http, upload::router(config)).with_graceful_shutdown(stopped(stop_rx));
+    let http_server = axum::serve(http, http_router).with_graceful_shutdown(stopped(stop_rx));
     let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });
     grpc_result?;
     http_result?;

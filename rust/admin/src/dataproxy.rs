@@ -1,7 +1,8 @@
-//! `DataProxyService.CreateUploadLocation` for local storage: hands out URLs of Alula's own
+//! `DataProxyService` for local storage. `CreateUploadLocation` hands out URLs of Alula's own
 //! HTTP upload endpoint ([`crate::upload`]), signed with HMAC-SHA256 over the object key, the
 //! expiry and the announced MD5, so a URL cannot be reused for another object, after it
-//! expires, or for other content.
+//! expires, or for other content. Downloads are in [`crate::download`], `GetData` in
+//! [`crate::flyte_url`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,13 +21,14 @@ use tonic::{Request, Response, Status};
 
 use crate::config::AdminConfig;
 use crate::error::{AdminError, AdminResult};
+use crate::service::AdminApi;
 
 const RANDOM_NAME_LEN: usize = 20;
 const RANDOM_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 /// flyteadmin's default when the client asks for no particular validity.
 const DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -86,12 +88,15 @@ fn check_segment(value: &str, field: &str) -> AdminResult<()> {
 
 #[derive(Clone)]
 pub struct DataProxy {
-    config: Arc<AdminConfig>,
+    pub(crate) config: Arc<AdminConfig>,
+    /// Execution and node data come from the admin service, so `GetData` answers exactly what
+    /// `GetExecutionData`/`GetNodeExecutionData` would.
+    pub(crate) api: AdminApi,
 }
 
 impl DataProxy {
-    pub fn new(config: Arc<AdminConfig>) -> Self {
-        Self { config }
+    pub fn new(config: Arc<AdminConfig>, api: AdminApi) -> Self {
+        Self { config, api }
     }
 
     fn upload_location(
@@ -172,29 +177,31 @@ impl DataProxyService for DataProxy {
 
     async fn create_download_location(
         &self,
-        _request: Request<CreateDownloadLocationRequest>,
+        request: Request<CreateDownloadLocationRequest>,
     ) -> Result<Response<CreateDownloadLocationResponse>, Status> {
-        Err(Status::unimplemented(
-            "DataProxyService.CreateDownloadLocation is deprecated and not implemented by Alula",
-        ))
+        self.download_location(request.into_inner())
+            .map(Response::new)
+            .map_err(Status::from)
     }
 
     async fn create_download_link(
         &self,
-        _request: Request<CreateDownloadLinkRequest>,
+        request: Request<CreateDownloadLinkRequest>,
     ) -> Result<Response<CreateDownloadLinkResponse>, Status> {
-        Err(Status::unimplemented(
-            "DataProxyService.CreateDownloadLink is not implemented by Alula yet",
-        ))
+        self.download_link(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
     }
 
     async fn get_data(
         &self,
-        _request: Request<GetDataRequest>,
+        request: Request<GetDataRequest>,
     ) -> Result<Response<GetDataResponse>, Status> {
-        Err(Status::unimplemented(
-            "DataProxyService.GetData is not implemented by Alula yet",
-        ))
+        DataProxy::get_data(self, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
     }
 }
 

@@ -3,6 +3,9 @@
 //! error gets a precise code and a message naming the entity or field at fault.
 
 use alula_compiler::CompileErrors;
+use alula_idl::flyteidl::admin::EventFailureReason;
+use alula_idl::wkt::Any;
+use prost::Message;
 use tonic::{Code, Status};
 
 use crate::store::StoreError;
@@ -17,6 +20,13 @@ pub enum AdminError {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// An event admin refuses (for an entity already in a terminal phase): FailedPrecondition
+    /// with the reason as a status detail, which propeller inspects to stop sending events.
+    #[error("{message}")]
+    EventRefused {
+        message: String,
+        reason: EventFailureReason,
+    },
     #[error("{entity} failed to compile: {errors}")]
     Compile {
         entity: String,
@@ -43,7 +53,7 @@ impl AdminError {
             Self::InvalidArgument(_) | Self::Compile { .. } => Code::InvalidArgument,
             Self::NotFound(_) => Code::NotFound,
             Self::AlreadyExists(_) => Code::AlreadyExists,
-            Self::FailedPrecondition(_) => Code::FailedPrecondition,
+            Self::FailedPrecondition(_) | Self::EventRefused { .. } => Code::FailedPrecondition,
             Self::Internal(_) => Code::Internal,
             Self::Store(StoreError::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
@@ -70,8 +80,34 @@ impl From<AdminError> for Status {
             }
             message.truncate(cut);
         }
-        Status::new(code, message)
+        match err {
+            AdminError::EventRefused { reason, .. } => {
+                let details = RpcStatus {
+                    code: code as i32,
+                    message: message.clone(),
+                    details: vec![Any {
+                        type_url: "type.googleapis.com/flyteidl.admin.EventFailureReason"
+                            .to_string(),
+                        value: reason.encode_to_vec(),
+                    }],
+                };
+                Status::with_details(code, message, details.encode_to_vec().into())
+            }
+            _ => Status::new(code, message),
+        }
     }
+}
+
+/// `google.rpc.Status`: gRPC clients (Go's `status.Details()`, Python's `grpc_status`) read
+/// `grpc-status-details-bin` as this message with its details packed in `Any`.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<Any>,
 }
 
 pub type AdminResult<T> = Result<T, AdminError>;

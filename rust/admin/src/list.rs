@@ -6,6 +6,7 @@
 
 use alula_idl::flyteidl::admin::{sort::Direction, Sort};
 use alula_idl::flyteidl::core::workflow_execution::Phase;
+use alula_idl::flyteidl::core::{node_execution, task_execution};
 
 use crate::store::query::Param;
 
@@ -18,6 +19,10 @@ pub enum FieldKind {
     Integer,
     /// A `WorkflowExecution.Phase` name such as `SUCCEEDED`.
     WorkflowPhase,
+    /// A `NodeExecution.Phase` name.
+    NodePhase,
+    /// A `TaskExecution.Phase` name.
+    TaskPhase,
 }
 
 /// A field a list can filter and sort on, and the column holding it.
@@ -228,6 +233,20 @@ fn typed_value(field: &Field, value: &str) -> Result<Param, String> {
             .ok_or_else(|| {
                 format!(
                     "unknown execution phase {value:?}; phases: UNDEFINED, QUEUED, RUNNING, SUCCEEDING, SUCCEEDED, FAILING, FAILED, ABORTED, TIMED_OUT, ABORTING"
+                )
+            }),
+        FieldKind::NodePhase => node_execution::Phase::from_str_name(value)
+            .map(|p| Param::Text(p.as_str_name().to_string()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown node execution phase {value:?}; phases: UNDEFINED, QUEUED, RUNNING, SUCCEEDED, FAILING, FAILED, ABORTED, SKIPPED, TIMED_OUT, DYNAMIC_RUNNING, RECOVERED"
+                )
+            }),
+        FieldKind::TaskPhase => task_execution::Phase::from_str_name(value)
+            .map(|p| Param::Text(p.as_str_name().to_string()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown task execution phase {value:?}; phases: UNDEFINED, QUEUED, RUNNING, SUCCEEDED, ABORTED, FAILED, INITIALIZING, WAITING_FOR_RESOURCES, RETRYABLE_FAILED"
                 )
             }),
     }

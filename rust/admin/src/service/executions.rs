@@ -1,14 +1,15 @@
 //! CreateExecution (from a launch plan or a single task), GetExecution, ListExecutions,
-//! TerminateExecution and GetExecutionData. Nothing runs executions yet: they are recorded
-//! QUEUED for the propeller to pick up.
+//! TerminateExecution, UpdateExecution and GetExecutionData. Executions are recorded QUEUED for
+//! the propeller to pick up; its events (`events.rs`) move them on and bring their outputs.
 
 use alula_core::ids::IdDisplay;
 use alula_idl::flyteidl::admin::{
     execution_closure::OutputResult, AbortMetadata, Execution, ExecutionClosure,
     ExecutionCreateRequest, ExecutionCreateResponse, ExecutionList, ExecutionMetadata,
-    ExecutionSpec, ExecutionTerminateRequest, ExecutionTerminateResponse, ResourceListRequest,
-    TaskClosure, WorkflowExecutionGetDataRequest, WorkflowExecutionGetDataResponse,
-    WorkflowExecutionGetRequest,
+    ExecutionSpec, ExecutionState, ExecutionStateChangeDetails, ExecutionTerminateRequest,
+    ExecutionTerminateResponse, ExecutionUpdateRequest, ExecutionUpdateResponse,
+    ResourceListRequest, TaskClosure, WorkflowExecutionGetDataRequest,
+    WorkflowExecutionGetDataResponse, WorkflowExecutionGetRequest,
 };
 use alula_idl::flyteidl::core::{
     parameter, workflow_execution::Phase, Identifier, LiteralMap, Parameter, ParameterMap,
@@ -57,18 +58,18 @@ fn check_name(name: &str) -> AdminResult<()> {
     }
 }
 
-fn is_terminal(phase: Phase) -> bool {
+pub(super) fn is_terminal(phase: Phase) -> bool {
     matches!(
         phase,
         Phase::Succeeded | Phase::Failed | Phase::Aborted | Phase::TimedOut
     )
 }
 
-fn display_exec(id: &ExecutionKey) -> String {
+pub(super) fn display_exec(id: &ExecutionKey) -> String {
     format!("{}/{}/{}", id.project, id.domain, id.name)
 }
 
-fn execution_key(id: Option<&WorkflowExecutionIdentifier>) -> AdminResult<ExecutionKey> {
+pub(super) fn execution_key(id: Option<&WorkflowExecutionIdentifier>) -> AdminResult<ExecutionKey> {
     let id = id.ok_or_else(|| AdminError::invalid("missing execution id"))?;
     for (value, part) in [
         (&id.project, "project"),
@@ -257,7 +258,7 @@ impl AdminApi {
         })
     }
 
-    async fn execution_row(&self, key: &ExecutionKey) -> AdminResult<ExecutionRow> {
+    pub(super) async fn execution_row(&self, key: &ExecutionKey) -> AdminResult<ExecutionRow> {
         self.store.get_execution(key).await?.ok_or_else(|| {
             AdminError::not_found(format!("execution {} not found", display_exec(key)))
         })
@@ -280,12 +281,61 @@ impl AdminApi {
         let inputs: LiteralMap = decode(&row.inputs, || {
             format!("inputs of execution {}", display_exec(&key))
         })?;
+        // Outputs arrive inline with the SUCCEEDED event (or only as a URI in the closure).
+        let outputs = self
+            .store
+            .get_execution_event_state(&key)
+            .await?
+            .map(|state| state.outputs)
+            .unwrap_or_default();
+        let full_outputs = if outputs.is_empty() {
+            None
+        } else {
+            Some(decode::<LiteralMap>(&outputs, || {
+                format!("outputs of execution {}", display_exec(&key))
+            })?)
+        };
         Ok(WorkflowExecutionGetDataResponse {
             full_inputs: Some(inputs),
-            // Outputs arrive with the propeller's events, which are not ingested yet.
-            full_outputs: None,
+            full_outputs,
             ..Default::default()
         })
+    }
+
+    /// Archives or restores an execution (`state`); recorded in the closure's
+    /// `state_change_details`, as the console reads it.
+    pub(crate) async fn update_execution(
+        &self,
+        req: ExecutionUpdateRequest,
+    ) -> AdminResult<ExecutionUpdateResponse> {
+        let key = execution_key(req.id.as_ref())?;
+        let state = ExecutionState::try_from(req.state).map_err(|_| {
+            AdminError::invalid(format!(
+                "unknown state {} for execution {}",
+                req.state,
+                display_exec(&key)
+            ))
+        })?;
+        let row = self.execution_row(&key).await?;
+        let mut closure: ExecutionClosure =
+            decode(&row.closure, || format!("execution {}", display_exec(&key)))?;
+        let now = now_micros();
+        closure.state_change_details = Some(ExecutionStateChangeDetails {
+            state: state as i32,
+            occurred_at: Some(timestamp(now)),
+            principal: String::new(),
+        });
+        let updated = self
+            .store
+            .update_execution_phase(&key, &row.phase, &row.phase, closure.encode_to_vec(), now)
+            .await?;
+        if !updated {
+            return Err(AdminError::FailedPrecondition(format!(
+                "execution {} changed phase while being updated; retry",
+                display_exec(&key)
+            )));
+        }
+        Ok(ExecutionUpdateResponse {})
     }
 
     pub(crate) async fn list_executions(

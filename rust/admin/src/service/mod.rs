@@ -3,10 +3,15 @@
 //! [`AdminResult`]; the trait implementation at the bottom only converts errors to statuses, so
 //! there is one place where codes are chosen.
 
+mod attributes;
+mod events;
 mod executions;
 mod launch_plans;
+mod metrics;
 mod named;
+mod node_executions;
 mod projects;
+mod task_events;
 mod tasks;
 mod workflows;
 
@@ -274,13 +279,8 @@ admin_service! {
         get_version(GetVersionRequest) -> GetVersionResponse;
         get_description_entity(ObjectGetRequest) -> DescriptionEntity;
         list_description_entities(DescriptionEntityListRequest) -> DescriptionEntityList;
-    }
-    unimplemented {
-        relaunch_execution(ExecutionRelaunchRequest) -> ExecutionCreateResponse;
-        recover_execution(ExecutionRecoverRequest) -> ExecutionCreateResponse;
         update_execution(ExecutionUpdateRequest) -> ExecutionUpdateResponse;
         get_node_execution(NodeExecutionGetRequest) -> NodeExecution;
-        get_dynamic_node_workflow(GetDynamicNodeWorkflowRequest) -> DynamicNodeWorkflowResponse;
         list_node_executions(NodeExecutionListRequest) -> NodeExecutionList;
         list_node_executions_for_task(NodeExecutionForTaskListRequest) -> NodeExecutionList;
         get_node_execution_data(NodeExecutionGetDataRequest) -> NodeExecutionGetDataResponse;
@@ -290,6 +290,7 @@ admin_service! {
         get_task_execution(TaskExecutionGetRequest) -> TaskExecution;
         list_task_executions(TaskExecutionListRequest) -> TaskExecutionList;
         get_task_execution_data(TaskExecutionGetDataRequest) -> TaskExecutionGetDataResponse;
+        get_execution_metrics(WorkflowExecutionGetMetricsRequest) -> WorkflowExecutionGetMetricsResponse;
         update_project_domain_attributes(ProjectDomainAttributesUpdateRequest) -> ProjectDomainAttributesUpdateResponse;
         get_project_domain_attributes(ProjectDomainAttributesGetRequest) -> ProjectDomainAttributesGetResponse;
         delete_project_domain_attributes(ProjectDomainAttributesDeleteRequest) -> ProjectDomainAttributesDeleteResponse;
@@ -300,6 +301,10 @@ admin_service! {
         get_workflow_attributes(WorkflowAttributesGetRequest) -> WorkflowAttributesGetResponse;
         delete_workflow_attributes(WorkflowAttributesDeleteRequest) -> WorkflowAttributesDeleteResponse;
         list_matchable_attributes(ListMatchableAttributesRequest) -> ListMatchableAttributesResponse;
-        get_execution_metrics(WorkflowExecutionGetMetricsRequest) -> WorkflowExecutionGetMetricsResponse;
+    }
+    unimplemented {
+        relaunch_execution(ExecutionRelaunchRequest) -> ExecutionCreateResponse;
+        recover_execution(ExecutionRecoverRequest) -> ExecutionCreateResponse;
+        get_dynamic_node_workflow(GetDynamicNodeWorkflowRequest) -> DynamicNodeWorkflowResponse;
     }
 }

@@ -2,7 +2,9 @@
 //! suite) serve the embedded SQLite file and PostgreSQL. Each backend has its own migrations
 //! because their DDL differs (`BLOB` / `BYTEA`); the queries themselves are portable.
 
+mod attributes;
 mod entities;
+mod events;
 mod executions;
 mod named_entities;
 mod projects;
@@ -15,8 +17,13 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
+pub use attributes::AttributesKey;
 pub use entities::NAME_FIELDS;
 pub use entities::{Entity, EntityKey, EntityRow, InsertOutcome};
+pub use events::{
+    ExecutionEventState, ExecutionEventUpdate, NodeExecutionKey, NodeExecutionRow, NodeParent,
+    TaskExecutionKey, TaskExecutionRow, NODE_EXECUTION_FIELDS, TASK_EXECUTION_FIELDS,
+};
 pub use executions::{ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
 pub use named_entities::{NamedEntityRow, DESCRIPTION_FIELDS, NAMED_ENTITY_FIELDS};
 pub use projects::PROJECT_FIELDS;

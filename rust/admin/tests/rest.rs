@@ -1,0 +1,339 @@
+//! The REST gateway through a real HTTP client (hyper) against an in-process server: JSON and
+//! binary protobuf round trips, path and query parameters, error bodies.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is how a test reports failure"
+)]
+
+mod common;
+
+use alula_admin::Store;
+use alula_idl::flyteidl::admin::{
+    self as admin, LaunchPlanCreateRequest, LaunchPlanSpec, TaskCreateRequest, TaskSpec,
+    WorkflowCreateRequest, WorkflowSpec,
+};
+use alula_idl::flyteidl::core::{ResourceType, SimpleType};
+use common::builders::*;
+use common::server::TestServer;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use prost::Message;
+use serde_json::Value;
+
+const BINARY: &str = "application/octet-stream";
+const JSON: &str = "application/json";
+
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        assert_eq!(self.content_type, JSON);
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+async fn call(s: &TestServer, method: &str, path: &str, encoding: &str, body: Vec<u8>) -> Reply {
+    let host = s.http_url.strip_prefix("http://").unwrap();
+    let stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host)
+        .header("content-type", encoding)
+        .header("accept", encoding)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+async fn get_json(s: &TestServer, path: &str) -> Value {
+    let reply = call(s, "GET", path, JSON, Vec::new()).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
+async fn get_binary<M: Message + Default>(s: &TestServer, path: &str) -> M {
+    let reply = call(s, "GET", path, BINARY, Vec::new()).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.content_type, BINARY);
+    M::decode(reply.body.as_slice()).unwrap()
+}
+
+async fn post_json<T: serde::Serialize>(s: &TestServer, path: &str, body: &T) -> Value {
+    let reply = call(s, "POST", path, JSON, serde_json::to_vec(body).unwrap()).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
+fn task_request(name: &str) -> TaskCreateRequest {
+    let template = int_task(name, "v1", "img:1");
+    TaskCreateRequest {
+        id: template.id.clone(),
+        spec: Some(TaskSpec {
+            template: Some(template),
+            description: None,
+        }),
+    }
+}
+
+async fn json_and_binary_round_trips(store: Store) {
+    let s = TestServer::start(store).await;
+
+    let version = get_json(&s, "/api/v1/version").await;
+    assert!(version.get("controlPlaneVersion").is_some(), "{version}");
+    let _: admin::GetVersionResponse = get_binary(&s, "/api/v1/version").await;
+
+    // The service insists on a positive limit, as flyteadmin does; clients always send one.
+    let projects = get_json(&s, "/api/v1/projects?limit=10").await;
+    assert_eq!(projects["projects"][0]["id"], PROJECT, "{projects}");
+    let projects: admin::Projects = get_binary(&s, "/api/v1/projects?limit=10").await;
+    assert_eq!(projects.projects[0].id, PROJECT);
+
+    // A task registered as JSON and one as binary protobuf; each read back both ways.
+    post_json(&s, "/api/v1/tasks", &task_request("t")).await;
+    let reply = call(
+        &s,
+        "POST",
+        "/api/v1/tasks",
+        BINARY,
+        task_request("t2").encode_to_vec(),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    admin::TaskCreateResponse::decode(reply.body.as_slice()).unwrap();
+    let task = get_json(&s, &format!("/api/v1/tasks/{PROJECT}/{DOMAIN}/t2/v1")).await;
+    assert_eq!(task["id"]["name"], "t2", "{task}");
+    assert_eq!(task["id"]["resourceType"], "TASK", "{task}");
+    let task: admin::Task = get_binary(&s, &format!("/api/v1/tasks/{PROJECT}/{DOMAIN}/t/v1")).await;
+    assert_eq!(task.id.unwrap().name, "t");
+
+    // Query parameters: limit, and a nested enum-typed sort.
+    let page = get_json(
+        &s,
+        &format!(
+            "/api/v1/tasks/{PROJECT}/{DOMAIN}?limit=1&sort_by.key=name&sort_by.direction=ASCENDING"
+        ),
+    )
+    .await;
+    let tasks = page["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{page}");
+    assert_eq!(tasks[0]["id"]["name"], "t", "{page}");
+    assert!(!page["token"].as_str().unwrap().is_empty(), "{page}");
+    let page = get_json(
+        &s,
+        &format!("/api/v1/tasks/{PROJECT}/{DOMAIN}?limit=1&sort_by.key=name&sort_by.direction=0"),
+    )
+    .await;
+    assert_eq!(page["tasks"][0]["id"]["name"], "t2", "{page}");
+
+    // Workflow, launch plan and execution through the gateway.
+    let task_id = id(ResourceType::Task, "t", "v1");
+    let wf = one_node_workflow("wf", "v1", &task_id, SimpleType::Integer);
+    let wf_id = wf.id.clone().unwrap();
+    let req = WorkflowCreateRequest {
+        id: Some(wf_id.clone()),
+        spec: Some(WorkflowSpec {
+            template: Some(wf),
+            ..Default::default()
+        }),
+    };
+    post_json(&s, "/api/v1/workflows", &req).await;
+    let workflows: admin::WorkflowList = get_binary(
+        &s,
+        &format!("/api/v1/workflows/{PROJECT}/{DOMAIN}?limit=10"),
+    )
+    .await;
+    assert_eq!(workflows.workflows.len(), 1);
+    let lp_id = id(ResourceType::LaunchPlan, "lp", "v1");
+    let req = LaunchPlanCreateRequest {
+        id: Some(lp_id.clone()),
+        spec: Some(LaunchPlanSpec {
+            workflow_id: Some(wf_id),
+            ..Default::default()
+        }),
+    };
+    post_json(&s, "/api/v1/launch_plans", &req).await;
+    let lps = get_json(
+        &s,
+        &format!("/api/v1/launch_plans/{PROJECT}/{DOMAIN}/lp?limit=10"),
+    )
+    .await;
+    assert_eq!(lps["launchPlans"][0]["id"]["version"], "v1", "{lps}");
+
+    let req = admin::ExecutionCreateRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        name: "e1".into(),
+        spec: Some(admin::ExecutionSpec {
+            launch_plan: Some(lp_id),
+            ..Default::default()
+        }),
+        inputs: Some(literals(&[("x", int_literal(3))])),
+        org: String::new(),
+    };
+    let created = post_json(&s, "/api/v1/executions", &req).await;
+    assert_eq!(created["id"]["name"], "e1", "{created}");
+    let execution: admin::Execution =
+        get_binary(&s, &format!("/api/v1/executions/{PROJECT}/{DOMAIN}/e1")).await;
+    assert_eq!(execution.id.unwrap().name, "e1");
+    let list = get_json(
+        &s,
+        &format!("/api/v1/executions/{PROJECT}/{DOMAIN}?limit=10"),
+    )
+    .await;
+    assert_eq!(list["executions"].as_array().unwrap().len(), 1, "{list}");
+}
+
+async fn bodies_merge_with_path_fields(store: Store) {
+    let s = TestServer::start(store).await;
+    // The body spells fields in JSON (camelCase) names; the project comes from the path.
+    let body = serde_json::json!({
+        "attributes": {"matchingAttributes": {"executionQueueAttributes": {"tags": ["q1"]}}}
+    });
+    let reply = call(
+        &s,
+        "PUT",
+        &format!("/api/v1/project_attributes/{PROJECT}"),
+        JSON,
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let got = get_json(
+        &s,
+        &format!("/api/v1/project_attributes/{PROJECT}?resource_type=EXECUTION_QUEUE"),
+    )
+    .await;
+    assert_eq!(
+        got["attributes"]["matchingAttributes"]["executionQueueAttributes"]["tags"][0], "q1",
+        "{got}"
+    );
+    let reply = call(
+        &s,
+        "GET",
+        &format!("/api/v1/project_attributes/{PROJECT}?resource_type=TASK_RESOURCE"),
+        JSON,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+    assert!(reply.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("TASK_RESOURCE"));
+}
+
+async fn errors_are_json_with_matching_status(store: Store) {
+    let s = TestServer::start(store).await;
+
+    let reply = call(
+        &s,
+        "GET",
+        &format!("/api/v1/tasks/{PROJECT}/{DOMAIN}/missing/v1"),
+        JSON,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+    let body = reply.json();
+    assert_eq!(body["code"], 5, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("missing"),
+        "{body}"
+    );
+
+    let reply = call(&s, "POST", "/api/v1/tasks", JSON, b"{not json".to_vec()).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["code"], 3);
+
+    let reply = call(&s, "GET", "/api/v1/projects?limit=many", JSON, Vec::new()).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["code"], 3);
+
+    // A registration missing its id: the service's own validation, with its message.
+    let reply = call(&s, "POST", "/api/v1/tasks", JSON, b"{}".to_vec()).await;
+    assert_eq!(reply.status, 400);
+    let body = reply.json();
+    assert!(
+        body["message"].as_str().unwrap().contains("task id"),
+        "{body}"
+    );
+
+    let reply = call(&s, "GET", "/api/v1/no_such_thing", JSON, Vec::new()).await;
+    assert_eq!(reply.status, 404);
+    assert!(reply.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("/api/v1/no_such_thing"));
+
+    // A routed path with an HTTP method no binding uses: 501 saying so.
+    let reply = call(&s, "PATCH", "/api/v1/projects", JSON, Vec::new()).await;
+    assert_eq!(reply.status, 501);
+    let body = reply.json();
+    assert_eq!(body["code"], 12, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("PATCH /api/v1/projects"),
+        "{body}"
+    );
+}
+
+on_both_backends!(
+    json_and_binary_round_trips,
+    errors_are_json_with_matching_status,
+    bodies_merge_with_path_fields,
+);
