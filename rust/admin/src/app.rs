@@ -1,18 +1,24 @@
-//! Runs the admin service: gRPC (AdminService, DataProxyService, health, reflection) on one
-//! listener and HTTP (uploads, downloads, the REST gateway, health check) on another, until `shutdown` resolves.
+//! Runs the admin service: gRPC (AdminService, DataProxyService, SignalService, the auth
+//! discovery services, health, reflection) on one listener and HTTP (uploads, downloads, the
+//! REST gateway, `/metrics`) on another, until `shutdown` resolves.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alula_idl::flyteidl::service::admin_service_server::AdminServiceServer;
+use alula_idl::flyteidl::service::auth_metadata_service_server::AuthMetadataServiceServer;
 use alula_idl::flyteidl::service::data_proxy_service_server::DataProxyServiceServer;
+use alula_idl::flyteidl::service::identity_service_server::IdentityServiceServer;
+use alula_idl::flyteidl::service::signal_service_server::SignalServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 
+use crate::auth::NoAuth;
 use crate::config::AdminConfig;
 use crate::dataproxy::DataProxy;
+use crate::metrics::{GrpcMetrics, GrpcMetricsLayer};
 use crate::service::AdminApi;
 use crate::store::Store;
 use crate::upload;
@@ -42,10 +48,12 @@ pub async fn serve(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let api = AdminApi::new(store, config.clone());
+    let api = AdminApi::new(store.clone(), config.clone());
     api.ensure_default_projects().await?;
+    let metrics = GrpcMetrics::default();
     let http_router = upload::router(config.clone())
         .merge(crate::download::router(config.clone()))
+        .merge(crate::metrics::router(metrics.clone(), store))
         .merge(crate::rest::router(api.clone())?);
     let data_proxy = DataProxy::new(config.clone(), api.clone());
 
@@ -76,14 +84,18 @@ pub async fn serve(
         // keepalive detects clients that vanished.
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .layer(GrpcMetricsLayer(metrics))
         .add_service(health)
         .add_service(reflection)
         .add_service(
-            AdminServiceServer::new(api)
+            AdminServiceServer::new(api.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(DataProxyServiceServer::new(data_proxy))
+        .add_service(SignalServiceServer::new(api))
+        .add_service(AuthMetadataServiceServer::new(NoAuth))
+        .add_service(IdentityServiceServer::new(NoAuth))
         .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
     let http_server = axum::serve(http, http_router).with_graceful_shutdown(stopped(stop_rx));
     let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });

@@ -1,8 +1,10 @@
-//! Alula's control plane: flyteidl's `AdminService` (registration, reads, executions) and
-//! `DataProxyService` (uploads) over gRPC, backed by an sqlx store that runs on SQLite or
-//! PostgreSQL, plus the HTTP endpoint that receives signed uploads.
+//! Alula's control plane: flyteidl's `AdminService` (registration, reads, executions),
+//! `DataProxyService` (uploads), `SignalService` and the auth discovery services over gRPC,
+//! backed by an sqlx store that runs on SQLite or PostgreSQL, plus the HTTP endpoints (signed
+//! uploads, the REST gateway, `/metrics`).
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod dataproxy;
 pub mod diff;
@@ -11,6 +13,7 @@ pub mod error;
 pub mod flyte_url;
 pub mod inputs;
 pub mod list;
+pub mod metrics;
 pub mod rest;
 pub mod service;
 pub mod store;

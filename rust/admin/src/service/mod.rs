@@ -11,6 +11,8 @@ mod metrics;
 mod named;
 mod node_executions;
 mod projects;
+mod relaunch;
+mod signals;
 mod task_events;
 mod tasks;
 mod workflows;
@@ -268,6 +270,8 @@ admin_service! {
         get_execution_data(WorkflowExecutionGetDataRequest) -> WorkflowExecutionGetDataResponse;
         list_executions(ResourceListRequest) -> ExecutionList;
         terminate_execution(ExecutionTerminateRequest) -> ExecutionTerminateResponse;
+        relaunch_execution(ExecutionRelaunchRequest) -> ExecutionCreateResponse;
+        recover_execution(ExecutionRecoverRequest) -> ExecutionCreateResponse;
         register_project(ProjectRegisterRequest) -> ProjectRegisterResponse;
         update_project(Project) -> ProjectUpdateResponse;
         get_project(ProjectGetRequest) -> Project;
@@ -303,8 +307,6 @@ admin_service! {
         list_matchable_attributes(ListMatchableAttributesRequest) -> ListMatchableAttributesResponse;
     }
     unimplemented {
-        relaunch_execution(ExecutionRelaunchRequest) -> ExecutionCreateResponse;
-        recover_execution(ExecutionRecoverRequest) -> ExecutionCreateResponse;
         get_dynamic_node_workflow(GetDynamicNodeWorkflowRequest) -> DynamicNodeWorkflowResponse;
     }
 }

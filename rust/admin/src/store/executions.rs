@@ -189,4 +189,15 @@ impl Store {
         sql.push(" AND phase = ").bind(from_phase);
         Ok(sql.query().execute(&self.pool).await?.rows_affected() == 1)
     }
+
+    /// How many executions are stored in each phase, for the metrics endpoint.
+    pub async fn count_executions_by_phase(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT phase, COUNT(*) AS n FROM executions GROUP BY phase")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("phase")?, r.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
 }

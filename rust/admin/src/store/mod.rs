@@ -9,6 +9,7 @@ mod executions;
 mod named_entities;
 mod projects;
 pub mod query;
+mod signals;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub use events::{
 pub use executions::{ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
 pub use named_entities::{NamedEntityRow, DESCRIPTION_FIELDS, NAMED_ENTITY_FIELDS};
 pub use projects::PROJECT_FIELDS;
+pub use signals::{SignalRow, SIGNAL_FIELDS};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
