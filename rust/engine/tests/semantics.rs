@@ -529,8 +529,8 @@ fn a_launch_plan_node_runs_a_child_execution() {
     assert_eq!(fake.children.len(), 1);
 }
 
-#[test]
-fn a_dynamic_task_runs_the_workflow_it_returns() {
+/// A workflow whose one node, `fan_out`, is a dynamic task; `square` is known to the closure.
+fn dynamic_closure() -> alula_idl::flyteidl::core::CompiledWorkflowClosure {
     let wf = workflow(
         "dyn",
         &["n"],
@@ -542,14 +542,19 @@ fn a_dynamic_task_runs_the_workflow_it_returns() {
         vec![bind("o0", promise("n0", "o0"))],
         &["o0"],
     );
-    let c = closure(
+    closure(
         wf,
         vec![],
         vec![
             task("fan_out", &["n"], &["o0"]),
             task("square", &["x"], &["o0"]),
         ],
-    );
+    )
+}
+
+#[test]
+fn a_dynamic_task_runs_the_workflow_it_returns() {
+    let c = dynamic_closure();
     let mut fake = Fake::arithmetic().on("fan_out", |a| {
         let n = as_int(&a.inputs.literals["n"]);
         let mut nodes: Vec<Node> = (0..n)
@@ -962,25 +967,7 @@ fn a_failed_workflow_runs_its_failure_node_with_the_error() {
 
 #[test]
 fn a_dynamic_workflow_that_does_not_compile_fails_its_node() {
-    let wf = workflow(
-        "dyn",
-        &["n"],
-        vec![task_node(
-            "n0",
-            "fan_out",
-            vec![bind("n", promise("start-node", "n"))],
-        )],
-        vec![bind("o0", promise("n0", "o0"))],
-        &["o0"],
-    );
-    let c = closure(
-        wf,
-        vec![],
-        vec![
-            task("fan_out", &["n"], &["o0"]),
-            task("square", &["x"], &["o0"]),
-        ],
-    );
+    let c = dynamic_closure();
     let mut fake = Fake::arithmetic().on("fan_out", |_| {
         // `y` is no input of square, and `x` is never bound.
         Some(TaskOutcome::Dynamic(DynamicJobSpec {
