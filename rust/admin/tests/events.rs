@@ -521,7 +521,60 @@ async fn update_execution_archives(store: Store) {
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
 }
 
+async fn dynamic_nodes_serve_their_workflow(store: Store) {
+    use node_execution::Phase as N;
+    let (_server, mut c, _task_id) = setup(store, "e5").await;
+    let compiled = alula_idl::flyteidl::core::CompiledWorkflowClosure {
+        primary: Some(alula_idl::flyteidl::core::CompiledWorkflow {
+            template: Some(alula_idl::flyteidl::core::WorkflowTemplate {
+                id: Some(Identifier {
+                    name: "n0-dynamic".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            connections: None,
+        }),
+        ..Default::default()
+    };
+    let mut running = node_event("e5", "n0", N::DynamicRunning, 1);
+    running.target_metadata = Some(node_execution_event::TargetMetadata::TaskNodeMetadata(
+        TaskNodeMetadata {
+            dynamic_workflow: Some(alula_idl::flyteidl::event::DynamicWorkflowNodeMetadata {
+                compiled_workflow: Some(compiled.clone()),
+                dynamic_job_spec_uri: "file:///tmp/futures.pb".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ));
+    send_node(&mut c, running).await.unwrap();
+    send_node(&mut c, node_event("e5", "n1", N::Running, 2))
+        .await
+        .unwrap();
+    let got = c
+        .get_dynamic_node_workflow(admin::GetDynamicNodeWorkflowRequest {
+            id: Some(node_id("e5", "n0")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.compiled_workflow, Some(compiled));
+    // A node that is not dynamic, and one that does not exist, have none.
+    for node in ["n1", "nope"] {
+        let err = c
+            .get_dynamic_node_workflow(admin::GetDynamicNodeWorkflowRequest {
+                id: Some(node_id("e5", node)),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{err:?}");
+        assert!(err.message().contains(node), "{}", err.message());
+    }
+}
+
 on_both_backends!(
+    dynamic_nodes_serve_their_workflow,
     workflow_events_drive_the_execution,
     failures_reach_the_closure,
     node_and_task_events_record_executions,

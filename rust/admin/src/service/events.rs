@@ -392,6 +392,9 @@ fn apply_node_event(
         Some(node_execution_event::TargetMetadata::TaskNodeMetadata(task)) => {
             if let Some(dynamic) = &task.dynamic_workflow {
                 closure.dynamic_job_spec_uri = dynamic.dynamic_job_spec_uri.clone();
+                if let Some(compiled) = &dynamic.compiled_workflow {
+                    row.dynamic_workflow = compiled.encode_to_vec();
+                }
             }
             closure.target_metadata = Some(
                 node_execution_closure::TargetMetadata::TaskNodeMetadata(TaskNodeMetadata {

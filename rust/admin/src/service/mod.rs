@@ -250,6 +250,7 @@ macro_rules! admin_service {
 
 admin_service! {
     implemented {
+        get_dynamic_node_workflow(GetDynamicNodeWorkflowRequest) -> DynamicNodeWorkflowResponse;
         create_task(TaskCreateRequest) -> TaskCreateResponse;
         get_task(ObjectGetRequest) -> Task;
         list_task_ids(NamedEntityIdentifierListRequest) -> NamedEntityIdentifierList;
@@ -307,6 +308,5 @@ admin_service! {
         list_matchable_attributes(ListMatchableAttributesRequest) -> ListMatchableAttributesResponse;
     }
     unimplemented {
-        get_dynamic_node_workflow(GetDynamicNodeWorkflowRequest) -> DynamicNodeWorkflowResponse;
     }
 }

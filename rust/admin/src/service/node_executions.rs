@@ -3,15 +3,16 @@
 //! ListTaskExecutions, GetTaskExecutionData). Data is returned inline when events carried it.
 
 use alula_idl::flyteidl::admin::{
-    NodeExecution, NodeExecutionClosure, NodeExecutionForTaskListRequest,
-    NodeExecutionGetDataRequest, NodeExecutionGetDataResponse, NodeExecutionGetRequest,
-    NodeExecutionList, NodeExecutionListRequest, NodeExecutionMetaData, TaskExecution,
-    TaskExecutionClosure, TaskExecutionGetDataRequest, TaskExecutionGetDataResponse,
-    TaskExecutionGetRequest, TaskExecutionList, TaskExecutionListRequest,
+    DynamicNodeWorkflowResponse, GetDynamicNodeWorkflowRequest, NodeExecution,
+    NodeExecutionClosure, NodeExecutionForTaskListRequest, NodeExecutionGetDataRequest,
+    NodeExecutionGetDataResponse, NodeExecutionGetRequest, NodeExecutionList,
+    NodeExecutionListRequest, NodeExecutionMetaData, TaskExecution, TaskExecutionClosure,
+    TaskExecutionGetDataRequest, TaskExecutionGetDataResponse, TaskExecutionGetRequest,
+    TaskExecutionList, TaskExecutionListRequest,
 };
 use alula_idl::flyteidl::core::{
-    Identifier, LiteralMap, NodeExecutionIdentifier, ResourceType, TaskExecutionIdentifier,
-    WorkflowExecutionIdentifier,
+    CompiledWorkflowClosure, Identifier, LiteralMap, NodeExecutionIdentifier, ResourceType,
+    TaskExecutionIdentifier, WorkflowExecutionIdentifier,
 };
 
 use super::events::{display_node, node_key};
@@ -110,6 +111,27 @@ impl AdminApi {
     ) -> AdminResult<NodeExecution> {
         let key = node_key(req.id.as_ref())?;
         node_execution_of(&self.node_row(&key).await?)
+    }
+
+    /// The workflow a dynamic node ran, as its events reported it compiled.
+    pub(crate) async fn get_dynamic_node_workflow(
+        &self,
+        req: GetDynamicNodeWorkflowRequest,
+    ) -> AdminResult<DynamicNodeWorkflowResponse> {
+        let key = node_key(req.id.as_ref())?;
+        let row = self.node_row(&key).await?;
+        if row.dynamic_workflow.is_empty() {
+            return Err(AdminError::not_found(format!(
+                "{} has no dynamic workflow",
+                display_node(&key)
+            )));
+        }
+        let compiled = decode::<CompiledWorkflowClosure>(&row.dynamic_workflow, || {
+            format!("the dynamic workflow of {}", display_node(&key))
+        })?;
+        Ok(DynamicNodeWorkflowResponse {
+            compiled_workflow: Some(compiled),
+        })
     }
 
     /// The workflow's own nodes, or with `unique_parent_id` the children of that node.

@@ -82,6 +82,8 @@ pub struct NodeExecutionRow {
     pub metadata: Vec<u8>,
     pub inputs: Vec<u8>,
     pub outputs: Vec<u8>,
+    /// The `core.CompiledWorkflowClosure` of a dynamic node, or empty.
+    pub dynamic_workflow: Vec<u8>,
     /// `occurred_at` of the last event applied, in microseconds.
     pub last_event_at: i64,
     pub created_at: i64,
@@ -167,7 +169,8 @@ pub struct ExecutionEventUpdate<'a> {
 }
 
 const NODE_COLUMNS: &str = "project, domain, name, node_id, phase, parent_id, parent_task, \
-    input_uri, closure, metadata, inputs, outputs, last_event_at, created_at, updated_at";
+    input_uri, closure, metadata, inputs, outputs, dynamic_workflow, last_event_at, created_at, \
+    updated_at";
 
 const TASK_COLUMNS: &str = "project, domain, name, node_id, task_project, task_domain, \
     task_name, task_version, retry_attempt, phase, phase_version, input_uri, closure, inputs, \
@@ -195,6 +198,7 @@ fn decode_node(row: &AnyRow) -> Result<NodeExecutionRow, sqlx::Error> {
         metadata: row.try_get("metadata")?,
         inputs: row.try_get("inputs")?,
         outputs: row.try_get("outputs")?,
+        dynamic_workflow: row.try_get("dynamic_workflow")?,
         last_event_at: row.try_get("last_event_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -331,6 +335,7 @@ impl Store {
                 row.metadata.clone().into(),
                 row.inputs.clone().into(),
                 row.outputs.clone().into(),
+                row.dynamic_workflow.clone().into(),
                 row.last_event_at.into(),
                 row.created_at.into(),
                 row.updated_at.into(),
@@ -359,6 +364,8 @@ impl Store {
             .bind(row.inputs.clone())
             .push(", outputs = ")
             .bind(row.outputs.clone())
+            .push(", dynamic_workflow = ")
+            .bind(row.dynamic_workflow.clone())
             .push(", last_event_at = ")
             .bind(row.last_event_at)
             .push(", updated_at = ")
