@@ -214,12 +214,11 @@ fn registration_conflict<T: Serialize>(
     ))
 }
 
-/// Generates the `AdminService` impl: implemented RPCs call the inherent method of the same
-/// name; the others answer UNIMPLEMENTED naming the RPC.
+/// Generates the `AdminService` impl: every RPC calls the inherent method of the same name and
+/// converts its error to a status in one place.
 macro_rules! admin_service {
     (
-        implemented { $($method:ident($req:ident) -> $resp:ident;)* }
-        unimplemented { $($umethod:ident($ureq:ident) -> $uresp:ident;)* }
+        $($method:ident($req:ident) -> $resp:ident;)*
     ) => {
         #[tonic::async_trait]
         impl AdminService for AdminApi {
@@ -234,79 +233,65 @@ macro_rules! admin_service {
                         .map_err(Status::from)
                 }
             )*
-            $(
-                async fn $umethod(
-                    &self,
-                    _request: Request<admin::$ureq>,
-                ) -> Result<Response<admin::$uresp>, Status> {
-                    Err(Status::unimplemented(concat!(
-                        "AdminService.", stringify!($umethod), " is not implemented by Alula yet"
-                    )))
-                }
-            )*
         }
     };
 }
 
 admin_service! {
-    implemented {
-        get_dynamic_node_workflow(GetDynamicNodeWorkflowRequest) -> DynamicNodeWorkflowResponse;
-        create_task(TaskCreateRequest) -> TaskCreateResponse;
-        get_task(ObjectGetRequest) -> Task;
-        list_task_ids(NamedEntityIdentifierListRequest) -> NamedEntityIdentifierList;
-        list_tasks(ResourceListRequest) -> TaskList;
-        create_workflow(WorkflowCreateRequest) -> WorkflowCreateResponse;
-        get_workflow(ObjectGetRequest) -> Workflow;
-        list_workflow_ids(NamedEntityIdentifierListRequest) -> NamedEntityIdentifierList;
-        list_workflows(ResourceListRequest) -> WorkflowList;
-        create_launch_plan(LaunchPlanCreateRequest) -> LaunchPlanCreateResponse;
-        get_launch_plan(ObjectGetRequest) -> LaunchPlan;
-        get_active_launch_plan(ActiveLaunchPlanRequest) -> LaunchPlan;
-        list_active_launch_plans(ActiveLaunchPlanListRequest) -> LaunchPlanList;
-        list_launch_plan_ids(NamedEntityIdentifierListRequest) -> NamedEntityIdentifierList;
-        list_launch_plans(ResourceListRequest) -> LaunchPlanList;
-        update_launch_plan(LaunchPlanUpdateRequest) -> LaunchPlanUpdateResponse;
-        create_execution(ExecutionCreateRequest) -> ExecutionCreateResponse;
-        get_execution(WorkflowExecutionGetRequest) -> Execution;
-        get_execution_data(WorkflowExecutionGetDataRequest) -> WorkflowExecutionGetDataResponse;
-        list_executions(ResourceListRequest) -> ExecutionList;
-        terminate_execution(ExecutionTerminateRequest) -> ExecutionTerminateResponse;
-        relaunch_execution(ExecutionRelaunchRequest) -> ExecutionCreateResponse;
-        recover_execution(ExecutionRecoverRequest) -> ExecutionCreateResponse;
-        register_project(ProjectRegisterRequest) -> ProjectRegisterResponse;
-        update_project(Project) -> ProjectUpdateResponse;
-        get_project(ProjectGetRequest) -> Project;
-        list_projects(ProjectListRequest) -> Projects;
-        get_domains(GetDomainRequest) -> GetDomainsResponse;
-        list_named_entities(NamedEntityListRequest) -> NamedEntityList;
-        get_named_entity(NamedEntityGetRequest) -> NamedEntity;
-        update_named_entity(NamedEntityUpdateRequest) -> NamedEntityUpdateResponse;
-        get_version(GetVersionRequest) -> GetVersionResponse;
-        get_description_entity(ObjectGetRequest) -> DescriptionEntity;
-        list_description_entities(DescriptionEntityListRequest) -> DescriptionEntityList;
-        update_execution(ExecutionUpdateRequest) -> ExecutionUpdateResponse;
-        get_node_execution(NodeExecutionGetRequest) -> NodeExecution;
-        list_node_executions(NodeExecutionListRequest) -> NodeExecutionList;
-        list_node_executions_for_task(NodeExecutionForTaskListRequest) -> NodeExecutionList;
-        get_node_execution_data(NodeExecutionGetDataRequest) -> NodeExecutionGetDataResponse;
-        create_workflow_event(WorkflowExecutionEventRequest) -> WorkflowExecutionEventResponse;
-        create_node_event(NodeExecutionEventRequest) -> NodeExecutionEventResponse;
-        create_task_event(TaskExecutionEventRequest) -> TaskExecutionEventResponse;
-        get_task_execution(TaskExecutionGetRequest) -> TaskExecution;
-        list_task_executions(TaskExecutionListRequest) -> TaskExecutionList;
-        get_task_execution_data(TaskExecutionGetDataRequest) -> TaskExecutionGetDataResponse;
-        get_execution_metrics(WorkflowExecutionGetMetricsRequest) -> WorkflowExecutionGetMetricsResponse;
-        update_project_domain_attributes(ProjectDomainAttributesUpdateRequest) -> ProjectDomainAttributesUpdateResponse;
-        get_project_domain_attributes(ProjectDomainAttributesGetRequest) -> ProjectDomainAttributesGetResponse;
-        delete_project_domain_attributes(ProjectDomainAttributesDeleteRequest) -> ProjectDomainAttributesDeleteResponse;
-        update_project_attributes(ProjectAttributesUpdateRequest) -> ProjectAttributesUpdateResponse;
-        get_project_attributes(ProjectAttributesGetRequest) -> ProjectAttributesGetResponse;
-        delete_project_attributes(ProjectAttributesDeleteRequest) -> ProjectAttributesDeleteResponse;
-        update_workflow_attributes(WorkflowAttributesUpdateRequest) -> WorkflowAttributesUpdateResponse;
-        get_workflow_attributes(WorkflowAttributesGetRequest) -> WorkflowAttributesGetResponse;
-        delete_workflow_attributes(WorkflowAttributesDeleteRequest) -> WorkflowAttributesDeleteResponse;
-        list_matchable_attributes(ListMatchableAttributesRequest) -> ListMatchableAttributesResponse;
-    }
-    unimplemented {
-    }
+    get_dynamic_node_workflow(GetDynamicNodeWorkflowRequest) -> DynamicNodeWorkflowResponse;
+    create_task(TaskCreateRequest) -> TaskCreateResponse;
+    get_task(ObjectGetRequest) -> Task;
+    list_task_ids(NamedEntityIdentifierListRequest) -> NamedEntityIdentifierList;
+    list_tasks(ResourceListRequest) -> TaskList;
+    create_workflow(WorkflowCreateRequest) -> WorkflowCreateResponse;
+    get_workflow(ObjectGetRequest) -> Workflow;
+    list_workflow_ids(NamedEntityIdentifierListRequest) -> NamedEntityIdentifierList;
+    list_workflows(ResourceListRequest) -> WorkflowList;
+    create_launch_plan(LaunchPlanCreateRequest) -> LaunchPlanCreateResponse;
+    get_launch_plan(ObjectGetRequest) -> LaunchPlan;
+    get_active_launch_plan(ActiveLaunchPlanRequest) -> LaunchPlan;
+    list_active_launch_plans(ActiveLaunchPlanListRequest) -> LaunchPlanList;
+    list_launch_plan_ids(NamedEntityIdentifierListRequest) -> NamedEntityIdentifierList;
+    list_launch_plans(ResourceListRequest) -> LaunchPlanList;
+    update_launch_plan(LaunchPlanUpdateRequest) -> LaunchPlanUpdateResponse;
+    create_execution(ExecutionCreateRequest) -> ExecutionCreateResponse;
+    get_execution(WorkflowExecutionGetRequest) -> Execution;
+    get_execution_data(WorkflowExecutionGetDataRequest) -> WorkflowExecutionGetDataResponse;
+    list_executions(ResourceListRequest) -> ExecutionList;
+    terminate_execution(ExecutionTerminateRequest) -> ExecutionTerminateResponse;
+    relaunch_execution(ExecutionRelaunchRequest) -> ExecutionCreateResponse;
+    recover_execution(ExecutionRecoverRequest) -> ExecutionCreateResponse;
+    register_project(ProjectRegisterRequest) -> ProjectRegisterResponse;
+    update_project(Project) -> ProjectUpdateResponse;
+    get_project(ProjectGetRequest) -> Project;
+    list_projects(ProjectListRequest) -> Projects;
+    get_domains(GetDomainRequest) -> GetDomainsResponse;
+    list_named_entities(NamedEntityListRequest) -> NamedEntityList;
+    get_named_entity(NamedEntityGetRequest) -> NamedEntity;
+    update_named_entity(NamedEntityUpdateRequest) -> NamedEntityUpdateResponse;
+    get_version(GetVersionRequest) -> GetVersionResponse;
+    get_description_entity(ObjectGetRequest) -> DescriptionEntity;
+    list_description_entities(DescriptionEntityListRequest) -> DescriptionEntityList;
+    update_execution(ExecutionUpdateRequest) -> ExecutionUpdateResponse;
+    get_node_execution(NodeExecutionGetRequest) -> NodeExecution;
+    list_node_executions(NodeExecutionListRequest) -> NodeExecutionList;
+    list_node_executions_for_task(NodeExecutionForTaskListRequest) -> NodeExecutionList;
+    get_node_execution_data(NodeExecutionGetDataRequest) -> NodeExecutionGetDataResponse;
+    create_workflow_event(WorkflowExecutionEventRequest) -> WorkflowExecutionEventResponse;
+    create_node_event(NodeExecutionEventRequest) -> NodeExecutionEventResponse;
+    create_task_event(TaskExecutionEventRequest) -> TaskExecutionEventResponse;
+    get_task_execution(TaskExecutionGetRequest) -> TaskExecution;
+    list_task_executions(TaskExecutionListRequest) -> TaskExecutionList;
+    get_task_execution_data(TaskExecutionGetDataRequest) -> TaskExecutionGetDataResponse;
+    get_execution_metrics(WorkflowExecutionGetMetricsRequest) -> WorkflowExecutionGetMetricsResponse;
+    update_project_domain_attributes(ProjectDomainAttributesUpdateRequest) -> ProjectDomainAttributesUpdateResponse;
+    get_project_domain_attributes(ProjectDomainAttributesGetRequest) -> ProjectDomainAttributesGetResponse;
+    delete_project_domain_attributes(ProjectDomainAttributesDeleteRequest) -> ProjectDomainAttributesDeleteResponse;
+    update_project_attributes(ProjectAttributesUpdateRequest) -> ProjectAttributesUpdateResponse;
+    get_project_attributes(ProjectAttributesGetRequest) -> ProjectAttributesGetResponse;
+    delete_project_attributes(ProjectAttributesDeleteRequest) -> ProjectAttributesDeleteResponse;
+    update_workflow_attributes(WorkflowAttributesUpdateRequest) -> WorkflowAttributesUpdateResponse;
+    get_workflow_attributes(WorkflowAttributesGetRequest) -> WorkflowAttributesGetResponse;
+    delete_workflow_attributes(WorkflowAttributesDeleteRequest) -> WorkflowAttributesDeleteResponse;
+    list_matchable_attributes(ListMatchableAttributesRequest) -> ListMatchableAttributesResponse;
 }
