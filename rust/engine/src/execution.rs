@@ -235,6 +235,7 @@ impl Execution {
         closure: &CompiledWorkflowClosure,
         state: ExecutionState,
         settings: ExecutionSettings,
+        now: SystemTime,
     ) -> Result<Self, EngineError> {
         let mut program = Program::new(closure)?;
         for source in &state.graph_sources {
@@ -265,7 +266,33 @@ impl Execution {
             }
         }
         exec.running = exec.attempts.len() as u32;
+        exec.now_us = micros(now);
+        exec.rearm_deadlines();
         Ok(exec)
+    }
+
+    /// Deadlines live only in memory: a sleep gate wakes at the time it recorded; attempts in
+    /// flight get their task timeout again from `now`.
+    fn rearm_deadlines(&mut self) {
+        for (i, n) in self.state.nodes.iter().enumerate() {
+            if let (NodePhase::Running, KindState::Sleep { wake_at_us }) = (n.phase, &n.kind) {
+                self.deadlines
+                    .push(Reverse((*wake_at_us, Deadline::Node(i as u32))));
+            }
+        }
+        let attempts: Vec<(AttemptId, u32)> =
+            self.attempts.iter().map(|(&a, &(n, _))| (a, n)).collect();
+        for (attempt, n) in attempts {
+            let timeout = self
+                .task_id(n)
+                .and_then(|id| self.program.task(id).ok())
+                .and_then(|t| t.metadata.as_ref()?.timeout.as_ref().and_then(to_std));
+            if let Some(timeout) = timeout {
+                self.add_deadline(timeout, Deadline::Attempt(attempt));
+                self.attempt_deadlines
+                    .insert(attempt, self.now_us + timeout.as_micros() as u64);
+            }
+        }
     }
 
     pub fn state(&self) -> &ExecutionState {

@@ -845,7 +845,8 @@ fn state_survives_serialization_mid_run() {
     let json = serde_json::to_string(exec.state()).expect("serialize");
     drop(exec);
     let state = serde_json::from_str(&json).expect("deserialize");
-    let mut exec = Execution::resume(&c, state, ExecutionSettings::default()).expect("resume");
+    let mut exec =
+        Execution::resume(&c, state, ExecutionSettings::default(), fake.now()).expect("resume");
     let mut resumed: Vec<_> = exec.running_attempts().map(|(a, ..)| a).collect();
     resumed.sort();
     assert_eq!(resumed, in_flight);
@@ -986,5 +987,52 @@ fn a_dynamic_workflow_that_does_not_compile_fails_its_node() {
     assert!(
         fake.started.iter().all(|(t, ..)| t != "square"),
         "nothing of it ran"
+    );
+}
+
+#[test]
+fn a_sleep_gate_still_wakes_after_a_resume() {
+    let sleep = Node {
+        id: "g0".into(),
+        target: Some(node::Target::GateNode(GateNode {
+            condition: Some(gate_node::Condition::Sleep(SleepCondition {
+                duration: Some(alula_idl::wkt::Duration {
+                    seconds: 60,
+                    nanos: 0,
+                }),
+            })),
+        })),
+        ..Default::default()
+    };
+    let mut after = task_node("n0", "inc", vec![bind("x", promise("start-node", "x"))]);
+    after.upstream_node_ids = vec!["g0".into()];
+    let wf = workflow(
+        "s",
+        &["x"],
+        vec![sleep, after],
+        vec![bind("o0", promise("n0", "o0"))],
+        &["o0"],
+    );
+    let c = closure(wf, vec![], vec![task("inc", &["x"], &["o0"])]);
+    let mut fake = Fake::arithmetic();
+    let start = fake.clock;
+    let mut exec = Execution::new(&c, inputs(&[("x", int(1))]), ExecutionSettings::default())
+        .expect("closure");
+    exec.poll(fake.now());
+    let json = serde_json::to_string(exec.state()).expect("serialize");
+    drop(exec);
+    let mut exec = Execution::resume(
+        &c,
+        serde_json::from_str(&json).expect("state"),
+        ExecutionSettings::default(),
+        fake.now(),
+    )
+    .expect("resume");
+    run(&mut exec, &mut fake, |_| {}).expect("driver");
+    assert_eq!(out(&exec, "o0"), 2);
+    assert_eq!(
+        fake.clock.duration_since(start).ok(),
+        Some(Duration::from_secs(60)),
+        "woke at the recorded time"
     );
 }
