@@ -64,6 +64,17 @@ fn node_execution_of(row: &NodeExecutionRow) -> AdminResult<NodeExecution> {
     })
 }
 
+/// One page of node executions and the token of the next.
+fn node_list(list: &ListParams, rows: &[NodeExecutionRow]) -> AdminResult<NodeExecutionList> {
+    Ok(NodeExecutionList {
+        token: list.next_token(rows.len()),
+        node_executions: rows
+            .iter()
+            .map(node_execution_of)
+            .collect::<AdminResult<_>>()?,
+    })
+}
+
 /// Inline data, or none when the events carried only URIs (empty bytes).
 fn literal_map(bytes: &[u8], what: impl FnOnce() -> String) -> AdminResult<Option<LiteralMap>> {
     if bytes.is_empty() {
@@ -157,13 +168,7 @@ impl AdminApi {
             .store
             .list_node_executions(Some(&execution), &parent, &list)
             .await?;
-        Ok(NodeExecutionList {
-            token: list.next_token(rows.len()),
-            node_executions: rows
-                .iter()
-                .map(node_execution_of)
-                .collect::<AdminResult<_>>()?,
-        })
+        node_list(&list, &rows)
     }
 
     /// The nodes a task execution yielded (the nodes of a dynamic task's workflow).
@@ -184,13 +189,7 @@ impl AdminApi {
             .store
             .list_node_executions(None, &NodeParent::Task(key.text()), &list)
             .await?;
-        Ok(NodeExecutionList {
-            token: list.next_token(rows.len()),
-            node_executions: rows
-                .iter()
-                .map(node_execution_of)
-                .collect::<AdminResult<_>>()?,
-        })
+        node_list(&list, &rows)
     }
 
     pub(crate) async fn get_node_execution_data(
