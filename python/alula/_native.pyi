@@ -13,6 +13,8 @@ __all__ = [
     "run_local",
     "encode_values",
     "decode_values",
+    "RpcError",
+    "grpc_unary",
 ]
 
 from collections.abc import Callable
@@ -75,3 +77,23 @@ def encode_values(values: dict[str, Any], kinds: list[tuple[str, Any]]) -> bytes
 
 def decode_values(data: bytes, kinds: list[tuple[str, Any]]) -> dict[str, Any]:
     """Decode a core.LiteralMap into `{name: value}` for every `(name, kind)` present."""
+
+class RpcError(RuntimeError):
+    """A gRPC call failed; args[0] names the RPC, the code and the server's message."""
+
+    code: str
+    """The gRPC code name: "NOT_FOUND", "ALREADY_EXISTS", "UNAVAILABLE", ..."""
+    message: str
+    """The server's message (or the client's, for UNAVAILABLE and DEADLINE_EXCEEDED)."""
+    method: str
+    """The full method path, e.g. "/flyteidl.service.AdminService/CreateTask"."""
+
+def grpc_unary(endpoint: str, method: str, request: bytes, timeout_s: float = 30.0) -> bytes:
+    """Send one unary gRPC request of encoded protobuf to `method` ("/package.Service/Method")
+    at `endpoint` ("host:port", "dns:///host:port" or "http://host:port") and return the
+    encoded response. Raises RpcError when the call fails or gets no answer in `timeout_s`."""
+
+# --- alula start (rust/py/src/server.rs) ---
+
+def serve(args: list[str], ready: Callable[[dict[str, str]], None] | None = None) -> None:
+    """Run admin + propeller until Ctrl-C; `ready` gets the bound endpoints."""

@@ -89,6 +89,11 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
             )
         except ValueError as e:
             p.error(f"--{name}: {e}")
+    if args.remote:
+        if not isinstance(entity, Workflow):
+            print("alula run --remote: only workflows run remotely", file=sys.stderr)
+            return 2
+        return _run_remote(args, entity, inputs)
     signals = dict(kv.split("=", 1) for kv in args.signal)
     try:
         if isinstance(entity, Workflow):
@@ -110,6 +115,28 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def _run_remote(args: argparse.Namespace, wf: Any, inputs: dict[str, Any]) -> int:
+    from alula._native import RpcError
+    from alula.core.errors import WorkflowAuthoringError
+    from alula.remote import ExecutionFailed, Remote
+
+    remote = Remote(args.endpoint, args.project, args.domain)
+    try:
+        registration = remote.register(args.file)
+        print(f"registered {len(registration.entities)} entities, version {registration.version}")
+        execution = remote.execute(wf, inputs)
+        print(f"execution {execution}", flush=True)
+        if not args.wait:
+            return 0
+        result = remote.wait(execution)
+    except (RpcError, ExecutionFailed, WorkflowAuthoringError, OSError) as e:
+        print(f"alula run: {e}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(result)
+    return 0
+
+
 def _cache_clear(args: argparse.Namespace) -> int:
     from alula.core.local import cache_dir, clear_cache
 
@@ -118,6 +145,8 @@ def _cache_clear(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from alula.core.settings import DEFAULT_IMAGE
+
     p = argparse.ArgumentParser(
         prog="alula", description="Flyte, rebuilt in Rust.", allow_abbrev=False
     )
@@ -132,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     pkg.add_argument(
         "-i",
         "--image",
-        default="ghcr.io/flyteorg/flytekit:py3.11-latest",
+        default=DEFAULT_IMAGE,
         help="default container image of the tasks",
     )
     pkg.add_argument(
@@ -176,11 +205,32 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run cacheable tasks again and replace their cached outputs",
     )
+    run.add_argument(
+        "--remote",
+        action="store_true",
+        help="register FILE and run the workflow on a control plane instead of locally",
+    )
+    run.add_argument(
+        "--endpoint",
+        default=None,
+        help="gRPC address of the control plane (default: $ALULA_ENDPOINT or 127.0.0.1:8089)",
+    )
+    run.add_argument("--project", default="flytesnacks", help="with --remote")
+    run.add_argument("--domain", default="development", help="with --remote")
+    run.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --remote: wait for the execution and print its outputs (default)",
+    )
     run.set_defaults(run=None)
     cache = commands.add_parser("cache", help="manage the local cache of task outputs")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
     clear = cache_commands.add_parser("clear", help="delete every cached task output")
     clear.set_defaults(run=_cache_clear)
+    from alula import start
+
+    start.add_parser(commands)
     return p
 
 

@@ -61,7 +61,9 @@ def _error_document(error: BaseException) -> bytes:
         "error": {
             "code": f"USER:{type(error).__name__}",
             "message": "".join(traceback.format_exception(error)),
-            "kind": "NON_RECOVERABLE",
+            # Alula retries a failed task within its `retries` whatever it raised, locally and
+            # remotely alike (flytekit marks all but FlyteRecoverableException non-recoverable).
+            "kind": "RECOVERABLE",
             "origin": "USER",
             "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
         }
@@ -96,7 +98,10 @@ def run(argv: list[str], *, map_task: bool) -> int:
     task, bound = loaded if map_task else (loaded, [])
     with open(_local(args.inputs), "rb") as f:
         data = f.read()
-    if map_task:
+    if map_task and not os.environ.get(INDEX_VAR_NAME):
+        # This element's own inputs (what Alula's warm workers are given).
+        values = _native.decode_values(data, _kinds(task.interface.inputs))
+    elif map_task:
         whole = {**task.interface.inputs}
         whole.update({k: list[t] for k, t in task.interface.inputs.items() if k not in bound})  # type: ignore[valid-type]
         values = _element(_native.decode_values(data, _kinds(whole)), bound)

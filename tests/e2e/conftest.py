@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,12 +47,38 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"alula-server did not listen on {port}:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def alula_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlulaServer]:
+def server_binary() -> Path:
     subprocess.run(["cargo", "build", "-q", "-p", "alula-server"], cwd=REPO, check=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    binary = target / "debug" / "alula-server"
-    work = tmp_path_factory.mktemp("alula-server")
+    return target / "debug" / "alula-server"
+
+
+@dataclass
+class RunningServer:
+    server: AlulaServer
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        """Stops the server (Ctrl-C by default, the graceful path) and returns its exit code."""
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+    def restart(self) -> None:
+        """Starts the server again on the same ports, database and storage."""
+        with self.server.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [server_binary()], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        _wait_for_port(self.server.grpc_port, self.proc, self.server.log_file)
+
+
+def start_server(work: Path, propeller: bool) -> RunningServer:
+    binary = server_binary()
     server = AlulaServer(
         grpc_port=_free_port(),
         http_port=_free_port(),
@@ -68,18 +95,39 @@ def alula_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlulaServ
         "ALULA_HTTP_PORT": str(server.http_port),
         "ALULA_STORAGE_ROOT": str(server.storage_root),
         "ALULA_DATABASE_URL": f"sqlite://{work / 'alula.db'}?mode=rwc",
+        "ALULA_PROPELLER": "1" if propeller else "0",
+        # Tasks run with this test environment's tools (pyflyte-execute, alula-execute).
+        "ALULA_TASK_PATH": str(Path(sys.executable).parent),
     }
     with server.log_file.open("wb") as log:
         proc = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
+    running = RunningServer(server, proc, env)
     try:
         _wait_for_port(server.grpc_port, proc, server.log_file)
-        yield server
+    except Exception:
+        proc.kill()
+        raise
+    return running
+
+
+@pytest.fixture(scope="module")
+def alula_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlulaServer]:
+    """Admin alone (no propeller): executions stay as the tests leave them."""
+    running = start_server(tmp_path_factory.mktemp("alula-server"), propeller=False)
+    try:
+        yield running.server
     finally:
         # Ctrl-C is the graceful shutdown path; it must end the process cleanly.
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert code == 0, f"alula-server exited with {code}:\n{server.log_file.read_text()}"
+        code = running.stop()
+    assert code == 0, f"alula-server exited with {code}:\n{running.server.log_file.read_text()}"
+
+
+@pytest.fixture(scope="module")
+def alula_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """Admin and propeller: executions run."""
+    running = start_server(tmp_path_factory.mktemp("alula-cluster"), propeller=True)
+    try:
+        yield running
+    finally:
+        code = running.stop()
+    assert code == 0, f"alula-server exited with {code}:\n{running.server.log_file.read_text()}"

@@ -105,7 +105,12 @@ class MapTask:
     def template_json(self, settings: SerializationSettings, runtime_version: str) -> Json:
         template = self.task.template_json(settings, runtime_version)
         loader = ["vars", ",".join(sorted(self.bound)), "resolver", DEFAULT_RESOLVER]
-        args = execute_args(MAP_EXECUTE_ENTRYPOINT, MAP_RESOLVER, loader + self.task.loader_args())
+        args = execute_args(
+            MAP_EXECUTE_ENTRYPOINT,
+            MAP_RESOLVER,
+            loader + self.task.loader_args(),
+            settings.fast_distribution,
+        )
         template["id"] = settings.identifier("TASK", self.name)
         template["interface"] = self.interface.to_json()
         template["container"]["args"] = args

@@ -15,6 +15,9 @@ from alula.core.protojson import Json, identifier_json
 # flytekit's `pyflyte-execute`, so propeller fills the same templates.
 EXECUTE_ENTRYPOINT = "alula-execute"
 MAP_EXECUTE_ENTRYPOINT = "alula-map-execute"
+# Unpacks the registered code bundle before the task runs (`pyflyte-fast-execute`'s layout).
+FAST_EXECUTE_ENTRYPOINT = "alula-fast-execute"
+DEFAULT_IMAGE = "ghcr.io/flyteorg/flytekit:py3.11-latest"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class SerializationSettings:
     version: str
     image: str
     env: dict[str, str] = field(default_factory=dict)
+    # The uploaded code bundle (fast registration): tasks unpack it before running.
+    fast_distribution: str | None = None
 
     # The environment variable that hands these settings to a dynamic task, which serializes
     # the workflow it builds at run time (flytekit's name for it).
@@ -42,9 +47,25 @@ class SerializationSettings:
         return identifier_json(kind, self.project, self.domain, name, self.version)
 
 
-def execute_args(entrypoint: str, resolver: str, loader_args: list[str]) -> list[str]:
-    """Container args in `pyflyte-execute`'s layout, with alula's entrypoint and resolver."""
+def execute_args(
+    entrypoint: str, resolver: str, loader_args: list[str], distribution: str | None = None
+) -> list[str]:
+    """Container args in `pyflyte-execute`'s layout, with alula's entrypoint and resolver;
+    behind `alula-fast-execute` when the code comes as a bundle at `distribution`."""
+    fast = (
+        [
+            FAST_EXECUTE_ENTRYPOINT,
+            "--additional-distribution",
+            distribution,
+            "--dest-dir",
+            ".",
+            "--",
+        ]
+        if distribution
+        else []
+    )
     return [
+        *fast,
         entrypoint,
         "--inputs",
         "{{.input}}",

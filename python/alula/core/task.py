@@ -133,7 +133,9 @@ class PythonFunctionTask:
 
     def template_json(self, settings: SerializationSettings, runtime_version: str) -> Json:
         """The core.TaskTemplate of this task."""
-        args = execute_args(EXECUTE_ENTRYPOINT, DEFAULT_RESOLVER, self.loader_args())
+        args = execute_args(
+            EXECUTE_ENTRYPOINT, DEFAULT_RESOLVER, self.loader_args(), settings.fast_distribution
+        )
         template: Json = {
             "id": settings.identifier("TASK", self.name),
             "type": self.task_type,

@@ -48,7 +48,19 @@ pub async fn serve(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let api = AdminApi::new(store.clone(), config.clone());
+    let api = AdminApi::new(store, config.clone());
+    serve_api(api, config, grpc, http, shutdown).await
+}
+
+/// Serves `api` (whose notices a propeller in the same process may be listening to).
+pub async fn serve_api(
+    api: AdminApi,
+    config: Arc<AdminConfig>,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store = api.store().clone();
     api.ensure_default_projects().await?;
     let metrics = GrpcMetrics::default();
     let http_router = upload::router(config.clone())

@@ -21,5 +21,5 @@ pub mod upload;
 
 pub use config::AdminConfig;
 pub use error::{AdminError, AdminResult};
-pub use service::AdminApi;
+pub use service::{AdminApi, ExecutionNotice};
 pub use store::Store;

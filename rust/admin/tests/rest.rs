@@ -125,7 +125,6 @@ async fn json_and_binary_round_trips(store: Store) {
     assert!(version.get("controlPlaneVersion").is_some(), "{version}");
     let _: admin::GetVersionResponse = get_binary(&s, "/api/v1/version").await;
 
-    // The service insists on a positive limit, as flyteadmin does; clients always send one.
     let projects = get_json(&s, "/api/v1/projects?limit=10").await;
     assert_eq!(projects["projects"][0]["id"], PROJECT, "{projects}");
     let projects: admin::Projects = get_binary(&s, "/api/v1/projects?limit=10").await;
@@ -332,8 +331,135 @@ async fn errors_are_json_with_matching_status(store: Store) {
     );
 }
 
+/// flyteadmin reads a missing `limit` on ListProjects as "all" (FlyteConsole and flytekit send
+/// none), while the entity lists keep requiring one, as flyteadmin's validation does.
+async fn project_list_without_limit_is_everything(store: Store) {
+    let s = TestServer::start(store).await;
+    for i in 0..3 {
+        let project = admin::Project {
+            id: format!("p{i}"),
+            name: format!("p{i}"),
+            ..Default::default()
+        };
+        post_json(
+            &s,
+            "/api/v1/projects",
+            &admin::ProjectRegisterRequest {
+                project: Some(project),
+            },
+        )
+        .await;
+    }
+    let all = get_json(&s, "/api/v1/projects").await;
+    let ids: Vec<&str> = all["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    for expected in [PROJECT, "p0", "p1", "p2"] {
+        assert!(ids.contains(&expected), "{expected} missing from {all}");
+    }
+    // Everything fits one page, so there is no next page to ask for.
+    assert!(
+        all["token"].as_str().unwrap_or_default().is_empty(),
+        "{all}"
+    );
+    let all: admin::Projects = get_binary(&s, "/api/v1/projects").await;
+    assert_eq!(all.projects.len(), ids.len());
+    // An explicit limit still pages.
+    let page = get_json(&s, "/api/v1/projects?limit=2").await;
+    assert_eq!(page["projects"].as_array().unwrap().len(), 2, "{page}");
+    assert!(!page["token"].as_str().unwrap().is_empty(), "{page}");
+
+    let reply = call(
+        &s,
+        "GET",
+        &format!("/api/v1/tasks/{PROJECT}/{DOMAIN}"),
+        JSON,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    let body = reply.json();
+    assert!(
+        body["message"].as_str().unwrap().contains("limit"),
+        "{body}"
+    );
+}
+
+/// The tasks registered so far, through the gateway.
+async fn task_names(s: &TestServer) -> Vec<String> {
+    let ids: admin::NamedEntityIdentifierList =
+        get_binary(s, &format!("/api/v1/task_ids/{PROJECT}/{DOMAIN}?limit=100")).await;
+    ids.entities.into_iter().map(|e| e.name).collect()
+}
+
+/// Asserts a 400 INVALID_ARGUMENT whose message contains every one of `words`.
+fn assert_invalid(reply: &Reply, words: &[&str]) {
+    assert_eq!(
+        reply.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let body = reply.json();
+    assert_eq!(body["code"], 3, "{body}");
+    let message = body["message"].as_str().unwrap();
+    for word in words {
+        assert!(message.contains(word), "{word:?} not in {message:?}");
+    }
+}
+
+async fn malformed_bodies_are_refused(store: Store) {
+    let s = TestServer::start(store).await;
+
+    // Binary protobuf that cannot decode: field 1 (the id) claims 255 bytes and has 7.
+    let garbage = b"\x0a\xff\x01garbage".to_vec();
+    let reply = call(&s, "POST", "/api/v1/tasks", BINARY, garbage).await;
+    assert_invalid(&reply, &["TaskCreateRequest", "protobuf"]);
+    // A wire type protobuf does not have (7) in the first tag.
+    let reply = call(&s, "POST", "/api/v1/tasks", BINARY, vec![0x0f, 0x01]).await;
+    assert_invalid(&reply, &["TaskCreateRequest", "protobuf"]);
+
+    // Bytes that are not JSON at all, cut-off JSON, and JSON of the wrong shape.
+    let reply = call(&s, "POST", "/api/v1/tasks", JSON, b"\x00\xffnope".to_vec()).await;
+    assert_invalid(&reply, &["not JSON"]);
+    let mut truncated = serde_json::to_vec(&task_request("cut")).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    let reply = call(&s, "POST", "/api/v1/tasks", JSON, truncated).await;
+    assert_invalid(&reply, &["not JSON"]);
+    let reply = call(&s, "POST", "/api/v1/tasks", JSON, b"[1, 2]".to_vec()).await;
+    assert_invalid(&reply, &["TaskCreateRequest"]);
+    let reply = call(
+        &s,
+        "POST",
+        "/api/v1/tasks",
+        JSON,
+        br#"{"id": {"name": 42}}"#.to_vec(),
+    )
+    .await;
+    assert_invalid(&reply, &["TaskCreateRequest"]);
+    let reply = call(
+        &s,
+        "POST",
+        "/api/v1/tasks",
+        JSON,
+        br#"{"id": {"resourceType": "NOT_A_KIND"}}"#.to_vec(),
+    )
+    .await;
+    assert_invalid(&reply, &["TaskCreateRequest", "NOT_A_KIND"]);
+
+    assert!(task_names(&s).await.is_empty());
+    // The same route still takes a good body afterwards.
+    post_json(&s, "/api/v1/tasks", &task_request("good")).await;
+    assert_eq!(task_names(&s).await, vec!["good".to_string()]);
+}
+
 on_both_backends!(
     json_and_binary_round_trips,
     errors_are_json_with_matching_status,
     bodies_merge_with_path_fields,
+    project_list_without_limit_is_everything,
+    malformed_bodies_are_refused,
 );

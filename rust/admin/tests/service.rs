@@ -524,7 +524,8 @@ async fn executions_are_created_listed_and_terminated(store: Store) {
         .into_inner()
         .closure
         .unwrap();
-    assert_eq!(aborted.phase, Phase::Aborted as i32);
+    // ABORTING until a propeller reports ABORTED.
+    assert_eq!(aborted.phase, Phase::Aborting as i32);
     assert_eq!(
         aborted.output_result,
         Some(admin::execution_closure::OutputResult::AbortMetadata(

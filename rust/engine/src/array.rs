@@ -3,7 +3,7 @@
 //! `min_success_ratio`) or too many failed to get there.
 
 use alula_idl::flyteidl::core::{
-    array_node, execution_error::ErrorKind, ArrayNode, Literal, LiteralMap,
+    array_node, execution_error::ErrorKind, task_execution, ArrayNode, Literal, LiteralMap,
 };
 
 use crate::execution::{engine_error, Execution, TaskOutcome};
@@ -77,6 +77,8 @@ impl Execution {
             return self.finish_array(n);
         }
         self.launch_elements(n);
+        self.events
+            .array_task(&self.state, n, task_execution::Phase::Running, self.now_us);
     }
 
     /// Starts elements while the node's and the execution's parallelism allow.
@@ -106,7 +108,7 @@ impl Execution {
         }
     }
 
-    fn element_inputs(&self, n: u32, e: usize) -> LiteralMap {
+    pub(crate) fn element_inputs(&self, n: u32, e: usize) -> LiteralMap {
         let node = &self.state.nodes[n as usize];
         let bound: &[String] = match &self.spec(n).target {
             Some(alula_idl::flyteidl::core::node::Target::ArrayNode(a)) => &a.bound_inputs,
@@ -147,14 +149,15 @@ impl Execution {
                 });
                 false
             }
-            TaskOutcome::Failed(err) => self.element_failed(n, e, err),
+            TaskOutcome::Failed(err) => self.element_failed(n, e, err, false),
+            TaskOutcome::FailedPermanently(err) => self.element_failed(n, e, err, true),
             TaskOutcome::Dynamic(_) => {
                 let err = engine_error(
                     "UnsupportedArrayNode",
                     ErrorKind::User,
                     "a dynamic task cannot be mapped".into(),
                 );
-                self.element_failed(n, e, err)
+                self.element_failed(n, e, err, false)
             }
         };
         if retry {
@@ -180,6 +183,7 @@ impl Execution {
         n: u32,
         e: u32,
         err: alula_idl::flyteidl::core::ExecutionError,
+        permanent: bool,
     ) -> bool {
         let (mut user, mut system) = match &self.state.nodes[n as usize].kind {
             KindState::Array(arr) => (
@@ -188,7 +192,7 @@ impl Execution {
             ),
             _ => return false,
         };
-        let retry = self.may_retry(n, &err, &mut user, &mut system);
+        let retry = self.may_retry(n, &err, permanent, &mut user, &mut system);
         self.update_element(n, e, |arr, el| {
             el.user_failures = user;
             el.system_failures = system;
@@ -236,6 +240,12 @@ impl Execution {
         for a in running {
             self.cancel_attempt(a, "the array node finished");
         }
+        let phase = if succeeded < min {
+            task_execution::Phase::Failed
+        } else {
+            task_execution::Phase::Succeeded
+        };
+        self.events.array_task(&self.state, n, phase, self.now_us);
         if succeeded < min {
             let mut err = first_error.unwrap_or_default();
             err.message = format!(

@@ -4,17 +4,26 @@
 //! allocations entirely.
 
 use alula_idl::flyteidl::core::{
-    node_execution, task_execution, workflow_execution, CatalogCacheStatus, ExecutionError,
-    LiteralMap, NodeExecutionIdentifier, TaskTemplate, WorkflowExecutionIdentifier,
+    connection_set, node, node_execution, task_execution, workflow_execution, workflow_node,
+    CatalogCacheStatus, CompiledTask, CompiledWorkflow, CompiledWorkflowClosure, ConnectionSet,
+    DynamicJobSpec, ExecutionError, Identifier, LiteralMap, NodeExecutionIdentifier, ResourceType,
+    TaskTemplate, WorkflowExecutionIdentifier, WorkflowTemplate,
 };
 use alula_idl::flyteidl::event::{
-    node_execution_event, task_execution_event, workflow_execution_event, NodeExecutionEvent,
-    TaskExecutionEvent, TaskNodeMetadata, WorkflowExecutionEvent,
+    node_execution_event, task_execution_event, workflow_execution_event,
+    DynamicWorkflowNodeMetadata, ExternalResourceInfo, NodeExecutionEvent,
+    ParentNodeExecutionMetadata, TaskExecutionEvent, TaskExecutionMetadata, TaskNodeMetadata,
+    WorkflowExecutionEvent,
 };
 use alula_idl::wkt::Timestamp;
 
 use crate::execution::ExecutionSettings;
-use crate::state::{ExecutionState, NodePhase, NodeState, WorkflowPhase};
+use crate::program::{Program, START_NODE};
+use crate::state::{ExecutionState, KindState, NodePhase, NodeState, WorkflowPhase};
+
+/// Array nodes with more elements than this report their task events without the per-element
+/// external resources: one event must stay a reasonable size.
+pub(crate) const MAX_EXTERNAL_RESOURCES: usize = 10_000;
 
 /// An event for the execution's sink.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +40,143 @@ pub enum TaskPhase {
     Succeeded,
     RetryableFailed,
     Failed,
+}
+
+/// Where a node execution sits, as flyteidl's node events say it: what admin needs to nest
+/// node executions under their parents and flytekit to match them with their specs.
+#[derive(Debug)]
+pub(crate) struct NodeEventInfo<'a> {
+    /// The id of the node in its workflow template (a branch case's node id for a branch's
+    /// chosen case).
+    pub spec_node_id: &'a str,
+    /// The node execution this one runs under: the branch node of a chosen case, the
+    /// subworkflow or dynamic node of a node in their workflow.
+    pub parent: Option<&'a str>,
+    /// The parent's attempt, as propeller reports it for nodes that have a parent.
+    pub retry_group: Option<u32>,
+    pub is_parent: bool,
+    pub is_dynamic: bool,
+    pub is_array: bool,
+}
+
+impl<'a> NodeEventInfo<'a> {
+    pub(crate) fn of(program: &'a Program, state: &'a ExecutionState, n: u32) -> Self {
+        let node = &state.nodes[n as usize];
+        let spec = &program.graphs[node.graph as usize].nodes[node.index as usize];
+        let parent = node
+            .branch_parent
+            .or_else(|| state.scopes.get(node.scope as usize)?.parent)
+            .map(|p| &state.nodes[p as usize]);
+        let in_scope = matches!(node.kind, KindState::Scope { .. });
+        let (is_parent, is_dynamic) = match &spec.target {
+            Some(node::Target::BranchNode(_)) => (true, false),
+            Some(node::Target::WorkflowNode(w)) => (
+                in_scope
+                    || matches!(
+                        w.reference,
+                        Some(workflow_node::Reference::SubWorkflowRef(_))
+                    ),
+                false,
+            ),
+            Some(node::Target::TaskNode(_)) => (in_scope, in_scope),
+            _ => (false, false),
+        };
+        NodeEventInfo {
+            spec_node_id: &spec.id,
+            parent: parent.map(|p| p.id.as_str()),
+            retry_group: parent.map(|p| p.attempts.saturating_sub(1)),
+            is_parent,
+            is_dynamic,
+            is_array: matches!(spec.target, Some(node::Target::ArrayNode(_))),
+        }
+    }
+}
+
+/// The closure reported for a dynamic workflow the compiler could not check (it calls launch
+/// plans): the workflow as the graph runs it, with its subworkflows and the tasks it names.
+pub(crate) fn uncompiled_dynamic_closure(
+    program: &Program,
+    graph: usize,
+    spec: &DynamicJobSpec,
+    node_id: &str,
+) -> CompiledWorkflowClosure {
+    let g = &program.graphs[graph];
+    let mut upstream = std::collections::BTreeMap::new();
+    let mut downstream = std::collections::BTreeMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        for &d in &g.downstream[i] {
+            let down = &g.nodes[d].id;
+            upstream
+                .entry(down.clone())
+                .or_insert_with(connection_set::IdList::default)
+                .ids
+                .push(n.id.clone());
+            downstream
+                .entry(n.id.clone())
+                .or_insert_with(connection_set::IdList::default)
+                .ids
+                .push(down.clone());
+        }
+        if g.upstream_count[i] == 0 {
+            downstream
+                .entry(START_NODE.to_string())
+                .or_insert_with(connection_set::IdList::default)
+                .ids
+                .push(n.id.clone());
+        }
+    }
+    let template = WorkflowTemplate {
+        id: Some(Identifier {
+            resource_type: ResourceType::Workflow as i32,
+            name: format!("{node_id}-dynamic"),
+            ..Default::default()
+        }),
+        interface: g.interface.clone(),
+        nodes: g.nodes.clone(),
+        outputs: g.outputs.clone(),
+        ..Default::default()
+    };
+    let required = alula_compiler::requirements(&template, &spec.subworkflows);
+    let tasks = required
+        .task_ids
+        .iter()
+        .filter_map(|id| program.task(id).ok())
+        .map(|t| CompiledTask {
+            template: Some((*t).clone()),
+        })
+        .collect();
+    CompiledWorkflowClosure {
+        primary: Some(CompiledWorkflow {
+            template: Some(template),
+            connections: Some(ConnectionSet {
+                upstream,
+                downstream,
+            }),
+        }),
+        sub_workflows: spec
+            .subworkflows
+            .iter()
+            .map(|w| CompiledWorkflow {
+                template: Some(w.clone()),
+                connections: None,
+            })
+            .collect(),
+        tasks,
+        ..Default::default()
+    }
+}
+
+fn element_phase(p: NodePhase, terminal: bool) -> task_execution::Phase {
+    use task_execution::Phase as P;
+    match p {
+        NodePhase::Succeeded => P::Succeeded,
+        NodePhase::Failed | NodePhase::TimedOut => P::Failed,
+        NodePhase::Aborted | NodePhase::Skipped => P::Aborted,
+        // Elements still pending when the array node ends were cancelled.
+        _ if terminal => P::Aborted,
+        NodePhase::Running | NodePhase::DynamicRunning => P::Running,
+        NodePhase::NotYetStarted => P::Queued,
+    }
 }
 
 pub(crate) struct EventBuilder {
@@ -115,10 +261,64 @@ impl EventBuilder {
             })));
     }
 
-    pub(crate) fn node(&mut self, node: &NodeState, now_us: u64) {
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub(crate) fn node(&mut self, program: &Program, state: &ExecutionState, n: u32, now_us: u64) {
         if !self.enabled {
             return;
         }
+        self.push_node(program, state, n, None, now_us);
+    }
+
+    /// The event that moves a dynamic node to DYNAMIC_RUNNING, carrying the workflow it runs:
+    /// flytekit matches the node's children with that workflow's nodes.
+    pub(crate) fn node_dynamic(
+        &mut self,
+        program: &Program,
+        state: &ExecutionState,
+        n: u32,
+        closure: CompiledWorkflowClosure,
+        now_us: u64,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let id = closure
+            .primary
+            .as_ref()
+            .and_then(|p| p.template.as_ref())
+            .and_then(|t| t.id.clone());
+        let metadata = TaskNodeMetadata {
+            dynamic_workflow: Some(DynamicWorkflowNodeMetadata {
+                id,
+                compiled_workflow: Some(closure),
+                dynamic_job_spec_uri: String::new(),
+            }),
+            ..Default::default()
+        };
+        self.push_node(
+            program,
+            state,
+            n,
+            Some(node_execution_event::TargetMetadata::TaskNodeMetadata(
+                metadata,
+            )),
+            now_us,
+        );
+    }
+
+    fn push_node(
+        &mut self,
+        program: &Program,
+        state: &ExecutionState,
+        n: u32,
+        target_metadata: Option<node_execution_event::TargetMetadata>,
+        now_us: u64,
+    ) {
+        let node = &state.nodes[n as usize];
+        let info = NodeEventInfo::of(program, state, n);
         let output_result = match node.phase {
             NodePhase::Succeeded => node
                 .outputs
@@ -130,7 +330,6 @@ impl EventBuilder {
                 .map(node_execution_event::OutputResult::Error),
             _ => None,
         };
-        let spec_node_id = node.id.rsplit("-0-").next().unwrap_or(&node.id).to_string();
         self.events.push(Event::Node(Box::new(NodeExecutionEvent {
             id: Some(NodeExecutionIdentifier {
                 node_id: node.id.clone(),
@@ -144,7 +343,84 @@ impl EventBuilder {
                 .clone()
                 .map(node_execution_event::InputValue::InputData),
             output_result,
-            spec_node_id,
+            target_metadata,
+            spec_node_id: info.spec_node_id.to_string(),
+            parent_node_metadata: info.parent.map(|p| ParentNodeExecutionMetadata {
+                node_id: p.to_string(),
+            }),
+            retry_group: info.retry_group.map(|r| r.to_string()).unwrap_or_default(),
+            is_parent: info.is_parent,
+            is_dynamic: info.is_dynamic,
+            is_array: info.is_array,
+            event_version: 1,
+            reported_at: timestamp(now_us),
+            ..Default::default()
+        })));
+    }
+
+    /// A task event of array node `n` (as flytepropeller's ArrayNode reports them), with one
+    /// external resource per element unless the array is too large.
+    pub(crate) fn array_task(
+        &mut self,
+        state: &ExecutionState,
+        n: u32,
+        phase: task_execution::Phase,
+        now_us: u64,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let node = &state.nodes[n as usize];
+        let KindState::Array(arr) = &node.kind else {
+            return;
+        };
+        let terminal = matches!(
+            phase,
+            task_execution::Phase::Succeeded
+                | task_execution::Phase::Failed
+                | task_execution::Phase::Aborted
+        );
+        let external_resources = if arr.elements.len() <= MAX_EXTERNAL_RESOURCES {
+            arr.elements
+                .iter()
+                .enumerate()
+                .map(|(i, el)| ExternalResourceInfo {
+                    external_id: format!("{}-{i}", node.id),
+                    index: i as u32,
+                    retry_attempt: el.attempts.saturating_sub(1),
+                    phase: element_phase(el.phase, terminal) as i32,
+                    cache_status: CatalogCacheStatus::CacheDisabled as i32,
+                    ..Default::default()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let execution_id = &self.execution_id;
+        self.events.push(Event::Task(Box::new(TaskExecutionEvent {
+            // flytepropeller names the array node's "task" after the node.
+            task_id: Some(Identifier {
+                resource_type: ResourceType::Task as i32,
+                project: execution_id.project.clone(),
+                domain: execution_id.domain.clone(),
+                name: node.id.clone(),
+                version: "v1".into(),
+                org: execution_id.org.clone(),
+            }),
+            parent_node_execution_id: Some(NodeExecutionIdentifier {
+                node_id: node.id.clone(),
+                execution_id: Some(execution_id.clone()),
+            }),
+            retry_attempt: 0,
+            phase: phase as i32,
+            producer_id: self.producer_id.clone(),
+            occurred_at: timestamp(now_us),
+            metadata: Some(TaskExecutionMetadata {
+                external_resources,
+                plugin_identifier: "container".into(),
+                ..Default::default()
+            }),
+            task_type: "k8s-array".into(),
             event_version: 1,
             reported_at: timestamp(now_us),
             ..Default::default()
@@ -175,9 +451,12 @@ impl EventBuilder {
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn task_succeeded(
         &mut self,
-        node: &NodeState,
+        program: &Program,
+        state: &ExecutionState,
+        n: u32,
         task: &TaskTemplate,
         retry: u32,
         outputs: &LiteralMap,
@@ -187,6 +466,7 @@ impl EventBuilder {
         if !self.enabled {
             return;
         }
+        let node = &state.nodes[n as usize];
         self.push_task(
             node,
             task,
@@ -199,6 +479,7 @@ impl EventBuilder {
         );
         if cache != CatalogCacheStatus::CacheDisabled {
             // The node event that follows carries the cache status, as propeller's does.
+            let info = NodeEventInfo::of(program, state, n);
             self.events.push(Event::Node(Box::new(NodeExecutionEvent {
                 id: Some(NodeExecutionIdentifier {
                     node_id: node.id.clone(),
@@ -213,6 +494,13 @@ impl EventBuilder {
                         ..Default::default()
                     },
                 )),
+                spec_node_id: info.spec_node_id.to_string(),
+                parent_node_metadata: info.parent.map(|p| ParentNodeExecutionMetadata {
+                    node_id: p.to_string(),
+                }),
+                retry_group: info.retry_group.map(|r| r.to_string()).unwrap_or_default(),
+                event_version: 1,
+                reported_at: timestamp(now_us),
                 ..Default::default()
             })));
         }

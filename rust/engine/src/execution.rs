@@ -75,6 +75,9 @@ pub enum TaskOutcome {
         cache_status: CatalogCacheStatus,
     },
     Failed(ExecutionError),
+    /// A failure the task declared not worth retrying (flytekit's NON_RECOVERABLE user errors):
+    /// counted like `Failed`, but the node fails without using its remaining retries.
+    FailedPermanently(ExecutionError),
     /// A dynamic task returned the workflow to run in its place.
     Dynamic(DynamicJobSpec),
 }
@@ -241,6 +244,8 @@ impl Execution {
         for source in &state.graph_sources {
             program.build(source)?;
         }
+        // Events about the dynamic workflows were sent when they were made.
+        program.take_dynamic_closure();
         let mut exec = Execution::with_state(program, state, settings);
         for (i, n) in exec.state.nodes.iter().enumerate() {
             if let Some(a) = n.running {
@@ -268,7 +273,52 @@ impl Execution {
         exec.running = exec.attempts.len() as u32;
         exec.now_us = micros(now);
         exec.rearm_deadlines();
+        exec.repeat_waits();
         Ok(exec)
+    }
+
+    /// Asks the driver again for what waiting nodes wait on (child executions, signals): a
+    /// new driver knows nothing of them. Drivers must treat these requests idempotently.
+    fn repeat_waits(&mut self) {
+        for n in 0..self.state.nodes.len() as u32 {
+            let node = &self.state.nodes[n as usize];
+            if node.phase != NodePhase::Running {
+                continue;
+            }
+            let node_execution_id = node.id.clone();
+            let inputs = node.inputs.clone().unwrap_or_default();
+            let waiting_child = matches!(node.kind, KindState::Child);
+            let waiting_signal = matches!(node.kind, KindState::Signal);
+            let spec = self.spec(n);
+            let action = match &spec.target {
+                Some(node::Target::WorkflowNode(w)) if waiting_child => match &w.reference {
+                    Some(workflow_node::Reference::LaunchplanRef(id)) => Action::StartChild {
+                        node_execution_id,
+                        launch_plan: id.clone(),
+                        inputs,
+                    },
+                    _ => continue,
+                },
+                Some(node::Target::GateNode(g)) if waiting_signal => match &g.condition {
+                    Some(gate_node::Condition::Approve(a)) => Action::WaitForSignal {
+                        node_execution_id,
+                        signal_id: a.signal_id.clone(),
+                        kind: SignalKind::Approve,
+                    },
+                    Some(gate_node::Condition::Signal(s)) => Action::WaitForSignal {
+                        node_execution_id,
+                        signal_id: s.signal_id.clone(),
+                        kind: SignalKind::Value {
+                            r#type: s.r#type.clone().map(Box::new),
+                            output: s.output_variable_name.clone(),
+                        },
+                    },
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            self.actions.push(action);
+        }
     }
 
     /// Deadlines live only in memory: a sleep gate wakes at the time it recorded; attempts in
@@ -316,6 +366,47 @@ impl Execution {
         self.attempts
             .iter()
             .map(|(&a, &(n, e))| (a, self.state.nodes[n as usize].id.as_str(), e))
+    }
+
+    /// The attempt in flight under `id`, rebuilt from the state: after [`Execution::resume`],
+    /// the driver needs what each running attempt was started with to re-attach to it.
+    pub fn running_attempt(&mut self, id: AttemptId) -> Option<TaskAttempt> {
+        let &(n, element) = self.attempts.get(&id)?;
+        let task = self.node_task(n).ok()?;
+        let node = &self.state.nodes[n as usize];
+        let (retry_attempt, inputs) = match (element, &node.kind) {
+            (Some(e), KindState::Array(arr)) => (
+                arr.elements.get(e as usize)?.attempts.saturating_sub(1),
+                self.element_inputs(n, e as usize),
+            ),
+            _ => (
+                node.attempts.saturating_sub(1),
+                node.inputs.clone().unwrap_or_default(),
+            ),
+        };
+        let overrides = match &self.spec(n).target {
+            Some(node::Target::TaskNode(t)) => t.overrides.clone(),
+            _ => None,
+        };
+        Some(TaskAttempt {
+            id,
+            node_execution_id: self.state.nodes[n as usize].id.clone(),
+            retry_attempt,
+            array_index: element,
+            task,
+            inputs,
+            overrides,
+        })
+    }
+
+    /// The resolved inputs of the node execution `node_execution_id` (an array node's are the
+    /// whole lists its elements are taken from).
+    pub fn node_execution_inputs(&self, node_execution_id: &str) -> Option<&LiteralMap> {
+        let (n, _) = self
+            .attempts
+            .values()
+            .find(|(n, _)| self.state.nodes[*n as usize].id == node_execution_id)?;
+        self.state.nodes[*n as usize].inputs.as_ref()
     }
 
     /// Whether `poll` has something to do right away (ready nodes or array slots).
@@ -608,11 +699,17 @@ impl Execution {
                         self.cancel_attempt(a, reason);
                     }
                 }
+                self.events.array_task(
+                    &self.state,
+                    n,
+                    alula_idl::flyteidl::core::task_execution::Phase::Aborted,
+                    self.now_us,
+                );
             }
             _ => {}
         }
         self.state.nodes[n as usize].phase = NodePhase::Aborted;
-        self.events.node(&self.state.nodes[n as usize], self.now_us);
+        self.events.node(&self.program, &self.state, n, self.now_us);
     }
 
     pub(crate) fn cancel_attempt(&mut self, attempt: AttemptId, reason: &str) {
@@ -761,7 +858,7 @@ impl Execution {
         let scope = node.scope;
         if node.blocked || self.state.scopes[scope as usize].done {
             self.state.nodes[n as usize].phase = NodePhase::Skipped;
-            self.events.node(&self.state.nodes[n as usize], self.now_us);
+            self.events.node(&self.program, &self.state, n, self.now_us);
             self.complete(n);
             return;
         }
@@ -801,7 +898,7 @@ impl Execution {
             node.inputs = Some(inputs.clone());
         }
         node.phase = NodePhase::Running;
-        self.events.node(&self.state.nodes[n as usize], self.now_us);
+        self.events.node(&self.program, &self.state, n, self.now_us);
         if let Some(timeout) = spec
             .metadata
             .as_ref()
@@ -1045,9 +1142,14 @@ impl Execution {
         &self,
         n: u32,
         err: &ExecutionError,
+        permanent: bool,
         user_failures: &mut u32,
         system_failures: &mut u32,
     ) -> bool {
+        if permanent {
+            *user_failures += 1;
+            return false;
+        }
         if err.kind() == ErrorKind::System {
             *system_failures += 1;
             *system_failures <= self.settings.max_system_retries
@@ -1063,6 +1165,7 @@ impl Execution {
         }
         let task = self.task_id(n).and_then(|id| self.program.task(id).ok());
         let retry = self.state.nodes[n as usize].attempts.saturating_sub(1);
+        let permanent = matches!(outcome, TaskOutcome::FailedPermanently(_));
         match outcome {
             TaskOutcome::Succeeded {
                 outputs,
@@ -1070,7 +1173,9 @@ impl Execution {
             } => {
                 if let Some(task) = &task {
                     self.events.task_succeeded(
-                        &self.state.nodes[n as usize],
+                        &self.program,
+                        &self.state,
+                        n,
                         task,
                         retry,
                         &outputs,
@@ -1080,10 +1185,10 @@ impl Execution {
                 }
                 self.succeed_node(n, outputs)
             }
-            TaskOutcome::Failed(err) => {
+            TaskOutcome::Failed(err) | TaskOutcome::FailedPermanently(err) => {
                 let node = &self.state.nodes[n as usize];
                 let (mut user, mut system) = (node.user_failures, node.system_failures);
-                let retry_ok = self.may_retry(n, &err, &mut user, &mut system);
+                let retry_ok = self.may_retry(n, &err, permanent, &mut user, &mut system);
                 let node = &mut self.state.nodes[n as usize];
                 node.user_failures = user;
                 node.system_failures = system;
@@ -1125,14 +1230,56 @@ impl Execution {
                         let node = &mut self.state.nodes[n as usize];
                         node.kind = KindState::Scope { scope };
                         node.phase = NodePhase::DynamicRunning;
-                        self.events.node(&self.state.nodes[n as usize], self.now_us);
+                        let compiled = self.program.take_dynamic_closure();
+                        if let Some(task) = &task {
+                            // The task's attempt is over: it returned the workflow to run.
+                            self.events.task(
+                                &self.state.nodes[n as usize],
+                                task,
+                                retry,
+                                crate::events::TaskPhase::Succeeded,
+                                None,
+                                self.now_us,
+                            );
+                        }
+                        if self.events.enabled() {
+                            let closure =
+                                compiled.unwrap_or_else(|| match self.state.graph_sources.last() {
+                                    Some(GraphSource::Dynamic { spec, node_id, .. }) => {
+                                        crate::events::uncompiled_dynamic_closure(
+                                            &self.program,
+                                            g,
+                                            spec,
+                                            node_id,
+                                        )
+                                    }
+                                    _ => CompiledWorkflowClosure::default(),
+                                });
+                            self.events.node_dynamic(
+                                &self.program,
+                                &self.state,
+                                n,
+                                closure,
+                                self.now_us,
+                            );
+                        }
                         self.start_scope(g, Some(n), prefix, inputs);
                     }
-                    Err(e) => self.fail_node(
-                        n,
-                        engine_error("DynamicWorkflowError", ErrorKind::User, e.to_string()),
-                        NodePhase::Failed,
-                    ),
+                    Err(e) => {
+                        let err =
+                            engine_error("DynamicWorkflowError", ErrorKind::User, e.to_string());
+                        if let Some(task) = &task {
+                            self.events.task(
+                                &self.state.nodes[n as usize],
+                                task,
+                                retry,
+                                crate::events::TaskPhase::Failed,
+                                Some(&err),
+                                self.now_us,
+                            );
+                        }
+                        self.fail_node(n, err, NodePhase::Failed)
+                    }
                 }
             }
         }
@@ -1216,7 +1363,7 @@ impl Execution {
         }
         node.outputs = Some(outputs);
         node.phase = NodePhase::Succeeded;
-        self.events.node(&self.state.nodes[n as usize], self.now_us);
+        self.events.node(&self.program, &self.state, n, self.now_us);
         self.complete(n);
     }
 
@@ -1227,7 +1374,7 @@ impl Execution {
         }
         node.error = Some(err);
         node.phase = phase;
-        self.events.node(&self.state.nodes[n as usize], self.now_us);
+        self.events.node(&self.program, &self.state, n, self.now_us);
         self.complete(n);
     }
 

@@ -178,6 +178,9 @@ pub struct Program {
     pub primary: usize,
     graph_by_id: HashMap<String, usize>,
     tasks: HashMap<String, Arc<TaskTemplate>>,
+    /// The closure the compiler made of the last dynamic workflow built, for the event that
+    /// reports it (see [`Program::take_dynamic_closure`]).
+    last_dynamic: Option<CompiledWorkflowClosure>,
 }
 
 /// Identifies a versioned entity regardless of its resource type.
@@ -282,6 +285,13 @@ impl Program {
             })
     }
 
+    /// The compiled closure of the dynamic workflow [`Program::build`] made last, if the
+    /// compiler checked it (it could not when the workflow calls launch plans). Taken once: the
+    /// event reporting the dynamic workflow carries it, nothing else keeps it.
+    pub fn take_dynamic_closure(&mut self) -> Option<CompiledWorkflowClosure> {
+        self.last_dynamic.take()
+    }
+
     /// Registers a graph made at run time and returns its index.
     pub fn build(&mut self, source: &GraphSource) -> Result<usize, EngineError> {
         match source {
@@ -324,11 +334,17 @@ impl Program {
                         for sub in &closure.sub_workflows {
                             self.add_compiled(sub)?;
                         }
-                        let primary = closure.primary.unwrap_or_default();
-                        let compiled = primary.template.as_ref().unwrap_or(&template);
-                        Graph::new(compiled, primary.connections.as_ref())?
+                        let primary = closure.primary.as_ref();
+                        let compiled = primary
+                            .and_then(|p| p.template.as_ref())
+                            .unwrap_or(&template);
+                        let graph =
+                            Graph::new(compiled, primary.and_then(|p| p.connections.as_ref()))?;
+                        self.last_dynamic = Some(closure);
+                        graph
                     }
                     None => {
+                        self.last_dynamic = None;
                         for sub in &spec.subworkflows {
                             let g = Graph::new(sub, None)?;
                             self.add_graph(g);

@@ -7,6 +7,8 @@ mod compiler;
 mod convert;
 mod local;
 mod progress;
+mod remote;
+mod server;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -60,5 +62,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     compiler::register(m)?;
     local::register(m)?;
     convert::register(m)?;
+    remote::register(m)?;
+    server::register(m)?;
     Ok(())
 }

@@ -213,6 +213,13 @@ impl AdminApi {
                             data: Some(literal_map_blob::Data::Uri(uri.clone())),
                         }));
                 }
+                // An abort keeps the cause TerminateExecution recorded (flyteadmin does too).
+                Some(workflow_execution_event::OutputResult::Error(_))
+                    if phase == Phase::Aborted
+                        && matches!(
+                            closure.output_result,
+                            Some(execution_closure::OutputResult::AbortMetadata(_))
+                        ) => {}
                 Some(workflow_execution_event::OutputResult::Error(error)) => {
                     closure.output_result =
                         Some(execution_closure::OutputResult::Error(error.clone()));

@@ -248,6 +248,7 @@ impl AdminApi {
                 display_exec(&key)
             )));
         }
+        self.notify(super::ExecutionNotice::Created(key.clone()));
         Ok(ExecutionCreateResponse {
             id: Some(WorkflowExecutionIdentifier {
                 project: key.project,
@@ -376,10 +377,17 @@ impl AdminApi {
                 row.phase
             )));
         }
+        if phase == Phase::Aborting {
+            return Err(AdminError::FailedPrecondition(format!(
+                "execution {} is already being terminated",
+                display_exec(&key)
+            )));
+        }
         let mut closure: ExecutionClosure =
             decode(&row.closure, || format!("execution {}", display_exec(&key)))?;
         let now = now_micros();
-        closure.phase = Phase::Aborted as i32;
+        // As flyteadmin: ABORTING until the propeller has stopped what runs and reports ABORTED.
+        closure.phase = Phase::Aborting as i32;
         closure.updated_at = Some(timestamp(now));
         closure.output_result = Some(OutputResult::AbortMetadata(AbortMetadata {
             cause: req.cause,
@@ -390,7 +398,7 @@ impl AdminApi {
             .update_execution_phase(
                 &key,
                 &row.phase,
-                Phase::Aborted.as_str_name(),
+                Phase::Aborting.as_str_name(),
                 closure.encode_to_vec(),
                 now,
             )
@@ -401,6 +409,7 @@ impl AdminApi {
                 display_exec(&key)
             )));
         }
+        self.notify(super::ExecutionNotice::Terminated(key));
         Ok(ExecutionTerminateResponse {})
     }
 }

@@ -35,16 +35,50 @@ use crate::error::{AdminError, AdminResult};
 use crate::list::{FieldSet, ListParams};
 use crate::store::{Entity, EntityKey, Store, StoreError, NAME_FIELDS};
 
+/// What happened to an execution, for a propeller in the same process to react at once
+/// (others find out by polling the store).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecutionNotice {
+    Created(crate::store::ExecutionKey),
+    Terminated(crate::store::ExecutionKey),
+    SignalSet(crate::store::ExecutionKey),
+}
+
 /// The admin service: a store and the deployment's configuration.
 #[derive(Clone)]
 pub struct AdminApi {
     store: Store,
     config: Arc<AdminConfig>,
+    notices: tokio::sync::broadcast::Sender<ExecutionNotice>,
 }
 
 impl AdminApi {
     pub fn new(store: Store, config: Arc<AdminConfig>) -> Self {
-        Self { store, config }
+        // Notices are hints: a lagging receiver loses some and falls back to polling.
+        let (notices, _) = tokio::sync::broadcast::channel(1024);
+        Self {
+            store,
+            config,
+            notices,
+        }
+    }
+
+    /// Notices of created and terminated executions and set signals.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ExecutionNotice> {
+        self.notices.subscribe()
+    }
+
+    pub(crate) fn notify(&self, notice: ExecutionNotice) {
+        // No receivers (admin without propeller) is fine.
+        let _ = self.notices.send(notice);
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &AdminConfig {
+        &self.config
     }
 
     /// Fails unless `domain` is configured and `project` registered, as flyteadmin checks

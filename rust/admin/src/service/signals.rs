@@ -144,6 +144,7 @@ impl AdminApi {
                 "{what} is already set; a signal can be set only once"
             )));
         }
+        self.notify(super::ExecutionNotice::SignalSet(execution));
         Ok(SignalSetResponse {})
     }
 }

@@ -1,0 +1,22 @@
+//! Alula's Kubernetes pod plugin (flyteplugins' pod plugin): runs each attempt of a container
+//! task as one pod, reads the pod's status back as an [`alula_propeller::AttemptStatus`], and
+//! wakes the attempt's driver when its pod changes.
+//!
+//! - [`pod`] builds the pod from an attempt (templated command, env, resources, scheduling,
+//!   deterministic name, labels and annotations);
+//! - [`status`] maps a pod's status the way Flyte does;
+//! - [`PodPlugin`] talks to the API server (create, get, delete, watch).
+//!
+//! Compatible with API servers from 1.20 on: the pod fields set here all exist there.
+
+pub mod config;
+pub mod plugin;
+pub mod pod;
+pub mod status;
+pub mod template;
+
+#[cfg(test)]
+mod testutil;
+
+pub use config::PodPluginConfig;
+pub use plugin::PodPlugin;

@@ -1,0 +1,224 @@
+//! [`PodPlugin`]: runs each attempt of a container task as one pod.
+//!
+//! The pod's name is a function of the attempt (see [`crate::pod::pod_name`]), so the pod itself
+//! is the plugin's marker: a second `start` collides with it (409) and the driver re-attaches,
+//! and a restarted propeller finds it with `check`. A watcher on our pods wakes the attempt's
+//! driver on every change, so nothing needs polling while the watch is healthy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use alula_idl::flyteidl::core::TaskTemplate;
+use alula_propeller::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
+use async_trait::async_trait;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
+use kube::ResourceExt;
+
+use crate::config::PodPluginConfig;
+use crate::pod::{build_pod, pod_name, task_container, MANAGED_BY_SELECTOR};
+use crate::status::attempt_status;
+
+/// What this process knows of one attempt's pod.
+#[derive(Debug, Default)]
+struct Tracked {
+    waker: Option<Waker>,
+    /// This process saw the pod exist (created it, adopted it, or read it): if it then vanishes
+    /// without our abort, someone deleted it and the attempt is lost.
+    seen: bool,
+    /// We deleted it: its absence is expected. Kept until `finalize` (which drops the entry),
+    /// so that a `check` between the two does not report the attempt lost.
+    aborted: bool,
+}
+
+type Tracking = Arc<Mutex<HashMap<String, Tracked>>>;
+
+fn lock(t: &Tracking) -> MutexGuard<'_, HashMap<String, Tracked>> {
+    // A panic elsewhere while holding the lock leaves a map that is still consistent.
+    t.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct PodPlugin {
+    client: kube::Client,
+    config: Arc<PodPluginConfig>,
+    tracked: Tracking,
+}
+
+impl PodPlugin {
+    pub fn new(client: kube::Client, config: PodPluginConfig) -> Self {
+        Self {
+            client,
+            config: Arc::new(config),
+            tracked: Arc::default(),
+        }
+    }
+
+    pub fn config(&self) -> &PodPluginConfig {
+        &self.config
+    }
+
+    fn api(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.config.namespace)
+    }
+
+    /// Watches our pods and wakes the driver of an attempt whose pod changed. Runs until the
+    /// returned task is aborted; watch errors are retried with backoff. Without it, drivers
+    /// must poll `check`.
+    pub fn spawn_watcher(&self) -> tokio::task::JoinHandle<()> {
+        let api = self.api();
+        let tracked = self.tracked.clone();
+        tokio::spawn(async move {
+            let config = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+            let mut events = watcher(api, config).default_backoff().boxed();
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(Event::Apply(pod) | Event::Delete(pod) | Event::InitApply(pod)) => {
+                        if let Some(w) = lock(&tracked)
+                            .get(&pod.name_any())
+                            .and_then(|t| t.waker.as_ref())
+                        {
+                            w.wake();
+                        }
+                    }
+                    Ok(Event::Init) => {}
+                    // A (re-)list replaces the watch: deletions in the gap produce no event,
+                    // so every tracked attempt is worth a check.
+                    Ok(Event::InitDone) => {
+                        for w in lock(&tracked).values().filter_map(|t| t.waker.as_ref()) {
+                            w.wake();
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
+                }
+            }
+        })
+    }
+
+    fn track(&self, name: &str, waker: Waker) {
+        lock(&self.tracked)
+            .entry(name.to_string())
+            .or_default()
+            .waker = Some(waker);
+    }
+
+    fn mark_seen(&self, name: &str) {
+        if let Some(t) = lock(&self.tracked).get_mut(name) {
+            t.seen = true;
+        }
+    }
+
+    fn mark_aborted(&self, name: &str) {
+        lock(&self.tracked)
+            .entry(name.to_string())
+            .or_default()
+            .aborted = true;
+    }
+
+    fn untrack(&self, name: &str) -> Option<Tracked> {
+        lock(&self.tracked).remove(name)
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), PluginError> {
+        match self.api().delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+            Err(e) => Err(call_error(e, &format!("deleting pod {name}"))),
+        }
+    }
+}
+
+/// The API server's refusals of what we sent (400 bad request, 422 invalid) are the attempt's
+/// fault; anything else (unreachable, 403 quota exceeded, 5xx, timeouts) may pass.
+fn call_error(e: kube::Error, what: &str) -> PluginError {
+    match &e {
+        kube::Error::Api(s) if s.code == 400 || s.code == 422 => {
+            PluginError::Invalid(format!("{what}: {}", s.message))
+        }
+        _ => PluginError::Transient(format!("{what}: {e}")),
+    }
+}
+
+#[async_trait]
+impl Plugin for PodPlugin {
+    fn name(&self) -> &'static str {
+        "k8s"
+    }
+
+    fn can_run(&self, task: &TaskTemplate) -> bool {
+        task_container(task).is_some()
+    }
+
+    async fn start(&self, attempt: &Attempt, waker: Waker) -> Result<(), PluginError> {
+        let pod = build_pod(attempt, &self.config)?;
+        let name = pod_name(attempt);
+        // Tracked before creating, so that the watcher's first event for it is not missed.
+        self.track(&name, waker);
+        match self.api().create(&PostParams::default(), &pod).await {
+            Ok(_) => {
+                self.mark_seen(&name);
+                Ok(())
+            }
+            // Ours from before a crash (the name is the attempt's): adopt it, never run twice.
+            Err(kube::Error::Api(s)) if s.code == 409 || s.is_already_exists() => {
+                self.mark_seen(&name);
+                Err(PluginError::AlreadyStarted(name))
+            }
+            Err(e) => {
+                self.untrack(&name);
+                Err(call_error(e, &format!("creating pod {name}")))
+            }
+        }
+    }
+
+    /// A missing pod is `NotStarted` unless this process saw it exist and did not abort it: then
+    /// someone else deleted it (a drained node, a `kubectl delete`) and the attempt is `Lost`. After a propeller
+    /// restart the plugin cannot tell the two apart; the driver, which recorded the start,
+    /// treats `NotStarted` after a start as lost (the pod may also have been deleted by
+    /// `finalize` of a previous life if completion was not recorded).
+    async fn check(&self, attempt: &Attempt, waker: Waker) -> Result<AttemptStatus, PluginError> {
+        let name = pod_name(attempt);
+        self.track(&name, waker);
+        match self.api().get_opt(&name).await {
+            Ok(Some(pod)) => {
+                self.mark_seen(&name);
+                Ok(attempt_status(&pod, &self.config, Timestamp::now()))
+            }
+            Ok(None) => {
+                let lost = lock(&self.tracked)
+                    .get(&name)
+                    .is_some_and(|t| t.seen && !t.aborted);
+                Ok(if lost {
+                    AttemptStatus::Lost {
+                        message: format!("pod {name} was deleted"),
+                    }
+                } else {
+                    AttemptStatus::NotStarted
+                })
+            }
+            Err(e) => Err(call_error(e, &format!("reading pod {name}"))),
+        }
+    }
+
+    async fn abort(&self, attempt: &Attempt) -> Result<(), PluginError> {
+        let name = pod_name(attempt);
+        self.mark_aborted(&name);
+        self.delete(&name).await
+    }
+
+    async fn finalize(&self, attempt: &Attempt) -> Result<(), PluginError> {
+        let name = pod_name(attempt);
+        self.untrack(&name);
+        if self.config.delete_on_completion {
+            self.delete(&name).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "plugin_tests.rs"]
+mod tests;

@@ -1,0 +1,177 @@
+//! Launch-plan nodes: each runs as a child execution created through admin (mode
+//! CHILD_WORKFLOW, with its parent node execution recorded), under a name derived from the
+//! parent and the node, so that a restarted driver finds the child it created instead of
+//! creating another.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use alula_admin::store::ExecutionKey;
+use alula_idl::flyteidl::admin::{
+    execution_closure::OutputResult, execution_metadata::ExecutionMode, ExecutionClosure,
+    ExecutionCreateRequest, ExecutionMetadata, ExecutionSpec, ExecutionTerminateRequest,
+};
+use alula_idl::flyteidl::core::{
+    execution_error::ErrorKind, workflow_execution::Phase, ExecutionError, Identifier, LiteralMap,
+    NodeExecutionIdentifier, WorkflowExecutionIdentifier,
+};
+use alula_idl::flyteidl::service::admin_service_server::AdminService;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::{Context, DriveError};
+
+pub(crate) struct Children {
+    ctx: Arc<Context>,
+    parent: WorkflowExecutionIdentifier,
+    /// Node execution id → the child execution it waits for.
+    running: HashMap<String, ExecutionKey>,
+}
+
+/// A DNS-1123 name for the child of `node` in `parent`: readable when short, hashed when not
+/// (flytepropeller does the same with an FNV hash).
+fn child_name(parent: &str, node: &str) -> String {
+    let plain = format!("{parent}-{node}");
+    let valid = plain.len() <= 63
+        && plain
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        return plain;
+    }
+    let digest = Sha256::digest(plain.as_bytes());
+    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    format!("f{hex}")
+}
+
+impl Children {
+    pub(crate) fn new(ctx: Arc<Context>, parent: WorkflowExecutionIdentifier) -> Self {
+        Self {
+            ctx,
+            parent,
+            running: HashMap::new(),
+        }
+    }
+
+    pub(crate) async fn start(
+        &mut self,
+        node: &str,
+        launch_plan: &Identifier,
+        inputs: LiteralMap,
+    ) -> Result<(), DriveError> {
+        let name = child_name(&self.parent.name, node);
+        let spec = ExecutionSpec {
+            launch_plan: Some(launch_plan.clone()),
+            metadata: Some(ExecutionMetadata {
+                mode: ExecutionMode::ChildWorkflow as i32,
+                parent_node_execution: Some(NodeExecutionIdentifier {
+                    node_id: node.to_string(),
+                    execution_id: Some(self.parent.clone()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let req = ExecutionCreateRequest {
+            project: self.parent.project.clone(),
+            domain: self.parent.domain.clone(),
+            name: name.clone(),
+            spec: Some(spec),
+            inputs: Some(inputs),
+            org: String::new(),
+        };
+        match AdminService::create_execution(&self.ctx.api, tonic::Request::new(req)).await {
+            Ok(_) => {}
+            // Created before a restart.
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {}
+            Err(s) => {
+                // The parent node fails with admin's reason (an unknown launch plan, bad
+                // inputs): recorded as a finished child with an error.
+                tracing::warn!(node, message = s.message(), "cannot launch child execution");
+                self.running.insert(node.to_string(), ExecutionKey {
+                    project: String::new(),
+                    domain: String::new(),
+                    name: format!("!{}", s.message()),
+                });
+                return Ok(());
+            }
+        }
+        self.running.insert(
+            node.to_string(),
+            ExecutionKey {
+                project: self.parent.project.clone(),
+                domain: self.parent.domain.clone(),
+                name,
+            },
+        );
+        Ok(())
+    }
+
+    pub(crate) async fn abort(&mut self, node: &str) {
+        let Some(key) = self.running.remove(node) else {
+            return;
+        };
+        if key.project.is_empty() {
+            return;
+        }
+        let req = ExecutionTerminateRequest {
+            id: Some(WorkflowExecutionIdentifier {
+                project: key.project,
+                domain: key.domain,
+                name: key.name,
+                org: String::new(),
+            }),
+            cause: "parent execution aborted".into(),
+        };
+        if let Err(s) = AdminService::terminate_execution(&self.ctx.api, tonic::Request::new(req)).await {
+            tracing::debug!(node, message = s.message(), "child not terminated");
+        }
+    }
+
+    /// Children that finished since the last call, with their outputs or errors.
+    #[allow(clippy::type_complexity)]
+    pub(crate) async fn poll(
+        &mut self,
+    ) -> Result<Vec<(String, Result<LiteralMap, Box<ExecutionError>>)>, DriveError> {
+        let mut done = Vec::new();
+        for (node, key) in &self.running {
+            if let Some(message) = key.name.strip_prefix('!') {
+                let err = ExecutionError {
+                    code: "ChildLaunchFailed".into(),
+                    message: message.to_string(),
+                    kind: ErrorKind::User as i32,
+                    ..Default::default()
+                };
+                done.push((node.clone(), Err(Box::new(err))));
+                continue;
+            }
+            let Some(row) = self.ctx.store.get_execution_event_state(key).await? else {
+                continue;
+            };
+            let phase = Phase::from_str_name(&row.phase).unwrap_or(Phase::Undefined);
+            let result = match phase {
+                Phase::Succeeded => Ok(LiteralMap::decode(row.outputs.as_slice()).unwrap_or_default()),
+                Phase::Failed | Phase::Aborted | Phase::TimedOut => {
+                    let closure = ExecutionClosure::decode(row.closure.as_slice()).unwrap_or_default();
+                    let message = match closure.output_result {
+                        Some(OutputResult::Error(e)) => e.message,
+                        Some(OutputResult::AbortMetadata(m)) => format!("aborted: {}", m.cause),
+                        _ => format!("ended {}", row.phase),
+                    };
+                    Err(Box::new(ExecutionError {
+                        code: "ChildExecutionFailed".into(),
+                        message: format!("child execution {} {}: {message}", key.name, row.phase.to_lowercase()),
+                        kind: ErrorKind::User as i32,
+                        ..Default::default()
+                    }))
+                }
+                _ => continue,
+            };
+            done.push((node.clone(), result));
+        }
+        for (node, _) in &done {
+            self.running.remove(node);
+        }
+        Ok(done)
+    }
+}

@@ -1,0 +1,213 @@
+//! What an execution runs and where its data lives: the compiled workflow (a launch plan's, or
+//! a one-node wrapper around a single task, as flyteadmin makes for task executions) and the
+//! storage layout of inputs, outputs and raw data.
+
+use std::path::{Path, PathBuf};
+
+use alula_idl::flyteidl::admin::{TaskClosure, WorkflowClosure};
+use alula_idl::flyteidl::core::{
+    binding_data, node, Binding, BindingData, CompiledTask,
+    CompiledWorkflowClosure, Identifier, Node, NodeMetadata, OutputReference, ResourceType,
+    TaskNode, WorkflowExecutionIdentifier, WorkflowMetadata, WorkflowTemplate,
+};
+use alula_admin::store::{Entity, EntityKey, ExecutionRow, Store};
+use prost::Message;
+
+use crate::DriveError;
+
+/// The single node of a task execution's wrapper workflow.
+pub const TASK_NODE_ID: &str = "n0";
+
+/// Where an execution's files live under the storage root, in flytepropeller's shape:
+/// `metadata/<project>/<domain>/<name>/<node>/[<element>/]inputs.pb` and an output folder per
+/// attempt beside it; raw data (files, dataframes) under `raw/`.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn under(&self, top: &str, id: &WorkflowExecutionIdentifier, node: &str) -> PathBuf {
+        self.root
+            .join(top)
+            .join(&id.project)
+            .join(&id.domain)
+            .join(&id.name)
+            .join(node)
+    }
+
+    fn node_dir(
+        &self,
+        top: &str,
+        id: &WorkflowExecutionIdentifier,
+        node: &str,
+        element: Option<u32>,
+    ) -> PathBuf {
+        let dir = self.under(top, id, node);
+        match element {
+            Some(e) => dir.join(e.to_string()),
+            None => dir,
+        }
+    }
+
+    pub fn inputs(
+        &self,
+        id: &WorkflowExecutionIdentifier,
+        node: &str,
+        element: Option<u32>,
+    ) -> PathBuf {
+        self.node_dir("metadata", id, node, element)
+            .join("inputs.pb")
+    }
+
+    pub fn output_prefix(
+        &self,
+        id: &WorkflowExecutionIdentifier,
+        node: &str,
+        element: Option<u32>,
+        retry: u32,
+    ) -> PathBuf {
+        self.node_dir("metadata", id, node, element)
+            .join(retry.to_string())
+    }
+
+    pub fn raw_prefix(
+        &self,
+        id: &WorkflowExecutionIdentifier,
+        node: &str,
+        element: Option<u32>,
+        retry: u32,
+    ) -> PathBuf {
+        self.node_dir("raw", id, node, element)
+            .join(retry.to_string())
+    }
+}
+
+fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, DriveError> {
+    M::decode(bytes).map_err(|e| DriveError::Corrupt(format!("{what}: {e}")))
+}
+
+/// The compiled workflow an execution runs.
+pub async fn closure_of(
+    store: &Store,
+    row: &ExecutionRow,
+) -> Result<CompiledWorkflowClosure, DriveError> {
+    if row.launch_entity == ResourceType::Task as i64 {
+        let key = EntityKey {
+            project: row.key.project.clone(),
+            domain: row.key.domain.clone(),
+            name: row.task_name.clone(),
+            version: row.task_version.clone(),
+        };
+        let task_row = store
+            .get_entity(Entity::Task, &key)
+            .await?
+            .ok_or_else(|| DriveError::Missing(format!("task {}:{}", key.name, key.version)))?;
+        let closure: TaskClosure = decode(&task_row.closure, "task closure")?;
+        let compiled = closure
+            .compiled_task
+            .ok_or_else(|| DriveError::Corrupt("task closure without compiled task".into()))?;
+        return Ok(task_wrapper(compiled));
+    }
+    let key = EntityKey {
+        project: row.key.project.clone(),
+        domain: row.key.domain.clone(),
+        name: row.workflow_name.clone(),
+        version: row.workflow_version.clone(),
+    };
+    let wf_row = store
+        .get_entity(Entity::Workflow, &key)
+        .await?
+        .ok_or_else(|| DriveError::Missing(format!("workflow {}:{}", key.name, key.version)))?;
+    let closure: WorkflowClosure = decode(&wf_row.closure, "workflow closure")?;
+    closure
+        .compiled_workflow
+        .ok_or_else(|| DriveError::Corrupt("workflow closure without compiled workflow".into()))
+}
+
+/// A workflow of one node running `task` on the execution's inputs, returning its outputs.
+fn task_wrapper(task: CompiledTask) -> CompiledWorkflowClosure {
+    let template = task.template.clone().unwrap_or_default();
+    let task_id = template.id.clone().unwrap_or_default();
+    let interface = template.interface.clone().unwrap_or_default();
+    let inputs = interface.inputs.clone().unwrap_or_default();
+    let outputs = interface.outputs.clone().unwrap_or_default();
+    let node_inputs = inputs
+        .variables
+        .keys()
+        .map(|name| Binding {
+            var: name.clone(),
+            binding: Some(BindingData {
+                value: Some(binding_data::Value::Promise(OutputReference {
+                    node_id: "start-node".into(),
+                    var: name.clone(),
+                    ..Default::default()
+                })),
+                union: None,
+            }),
+        })
+        .collect();
+    let wf_outputs = outputs
+        .variables
+        .keys()
+        .map(|name| Binding {
+            var: name.clone(),
+            binding: Some(BindingData {
+                value: Some(binding_data::Value::Promise(OutputReference {
+                    node_id: TASK_NODE_ID.into(),
+                    var: name.clone(),
+                    ..Default::default()
+                })),
+                union: None,
+            }),
+        })
+        .collect();
+    let node = Node {
+        id: TASK_NODE_ID.into(),
+        metadata: Some(NodeMetadata {
+            name: task_id.name.clone(),
+            ..Default::default()
+        }),
+        inputs: node_inputs,
+        target: Some(node::Target::TaskNode(TaskNode {
+            reference: Some(alula_idl::flyteidl::core::task_node::Reference::ReferenceId(
+                task_id.clone(),
+            )),
+            overrides: None,
+        })),
+        ..Default::default()
+    };
+    let template = WorkflowTemplate {
+        id: Some(Identifier {
+            resource_type: ResourceType::Workflow as i32,
+            ..task_id
+        }),
+        metadata: Some(WorkflowMetadata::default()),
+        interface: Some(interface),
+        nodes: vec![node],
+        outputs: wf_outputs,
+        ..Default::default()
+    };
+    match alula_compiler::compile_workflow(&template, &[], std::slice::from_ref(&task), &[]) {
+        Ok(closure) => closure,
+        // A registered task always compiles on its own; should it not, run the bare template
+        // and let the engine report what is wrong with it.
+        Err(_) => CompiledWorkflowClosure {
+            primary: Some(alula_idl::flyteidl::core::CompiledWorkflow {
+                template: Some(template),
+                connections: None,
+            }),
+            sub_workflows: Vec::new(),
+            tasks: vec![task],
+            launch_plans: Vec::new(),
+        },
+    }
+}

@@ -1,0 +1,100 @@
+//! Alula's data plane (FlytePropeller's role): leases executions from admin's store, drives each
+//! with the same engine as local runs, persists the engine state (and the events it produced, in
+//! the same transaction) before starting what that state records, dispatches task attempts
+//! through [`plugin::Plugin`]s, and delivers the events to admin's ingestion.
+
+mod children;
+mod driver;
+pub mod launch;
+pub mod outcome;
+pub mod plugin;
+pub mod process;
+pub mod warm;
+mod reconciler;
+pub mod template;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alula_admin::{AdminApi, Store};
+
+pub use launch::Layout;
+pub use plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
+pub use reconciler::Propeller;
+
+#[derive(Debug, Clone)]
+pub struct PropellerConfig {
+    /// Names this instance in leases. A restarted instance with the same id resumes its own
+    /// executions at once; another instance waits for the lease to expire.
+    pub instance_id: String,
+    /// Root of the local storage (inputs, outputs, raw data).
+    pub storage_root: PathBuf,
+    pub lease: Duration,
+    /// How often the store is scanned for executions nobody drives (new ones arrive at once by
+    /// notice when admin runs in the same process).
+    pub scan_interval: Duration,
+    /// Most executions driven at once by this instance.
+    pub max_executions: usize,
+    /// Attempts in flight per execution when its spec sets no max_parallelism (0: no limit).
+    pub max_parallelism: u32,
+    /// Retries for system errors, on top of a task's own retries (flytepropeller: 3).
+    pub max_system_retries: u32,
+}
+
+impl PropellerConfig {
+    pub fn new(instance_id: impl Into<String>, storage_root: impl Into<PathBuf>) -> Self {
+        Self {
+            instance_id: instance_id.into(),
+            storage_root: storage_root.into(),
+            lease: Duration::from_secs(30),
+            scan_interval: Duration::from_secs(1),
+            max_executions: 1000,
+            max_parallelism: 0,
+            max_system_retries: 3,
+        }
+    }
+}
+
+/// What every driver shares.
+pub struct Context {
+    pub api: AdminApi,
+    pub store: Store,
+    pub plugins: Vec<Arc<dyn Plugin>>,
+    pub config: PropellerConfig,
+    pub layout: Layout,
+}
+
+impl Context {
+    pub(crate) fn lease_until(&self) -> i64 {
+        alula_admin::store::now_micros() + self.config.lease.as_micros() as i64
+    }
+}
+
+/// What the reconciler tells a running driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notice {
+    Terminated,
+    SignalSet,
+    Stop,
+}
+
+/// Why a driver stopped before its execution ended.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error("store: {0}")]
+    Store(#[from] alula_admin::store::StoreError),
+    #[error("engine: {0}")]
+    Engine(#[from] alula_engine::EngineError),
+    #[error("{0} not found")]
+    Missing(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("admin refused: {0}")]
+    Admin(String),
+    /// Another instance holds the execution now; this one stops touching it.
+    #[error("the lease was lost")]
+    LeaseLost,
+}

@@ -1,0 +1,147 @@
+//! How an attempt ended, read from what it left in its output prefix, as flytepropeller reads
+//! it: `error.pb` (an `ErrorDocument`) wins, then `futures.pb` (a dynamic task's
+//! `DynamicJobSpec`), then `outputs.pb`. A process that stopped without any of them failed for
+//! a reason its log may tell.
+
+use std::path::Path;
+
+use alula_engine::TaskOutcome;
+use alula_idl::flyteidl::core::{
+    container_error, execution_error::ErrorKind, CatalogCacheStatus, DynamicJobSpec,
+    ErrorDocument, ExecutionError, LiteralMap, TaskTemplate,
+};
+use prost::Message;
+
+use crate::plugin::AttemptStatus;
+
+pub(crate) fn error(code: &str, kind: ErrorKind, message: String) -> ExecutionError {
+    ExecutionError {
+        code: code.into(),
+        message,
+        kind: kind as i32,
+        ..Default::default()
+    }
+}
+
+fn read<M: Message + Default>(path: &Path) -> Result<Option<M>, ExecutionError> {
+    match std::fs::read(path) {
+        Ok(bytes) => M::decode(bytes.as_slice()).map(Some).map_err(|e| {
+            error(
+                "InvalidTaskOutput",
+                ErrorKind::System,
+                format!("{} is not valid: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(error(
+            "OutputReadError",
+            ErrorKind::System,
+            format!("cannot read {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// A task's `ErrorDocument` as the engine's outcome. As in Flyte, a RECOVERABLE error is
+/// retried (within the task's retries, or the system budget for system errors) and a
+/// NON_RECOVERABLE one ends the node at once.
+fn task_error(doc: ErrorDocument) -> TaskOutcome {
+    let Some(e) = doc.error else {
+        return TaskOutcome::Failed(error(
+            "InvalidErrorDocument",
+            ErrorKind::System,
+            "the task wrote an empty error.pb".into(),
+        ));
+    };
+    let permanent = e.kind != container_error::Kind::Recoverable as i32;
+    let kind = if e.origin == ErrorKind::System as i32 {
+        ErrorKind::System
+    } else {
+        ErrorKind::User
+    };
+    let err = ExecutionError {
+        code: e.code,
+        message: e.message,
+        kind: kind as i32,
+        timestamp: e.timestamp,
+        ..Default::default()
+    };
+    if permanent {
+        TaskOutcome::FailedPermanently(err)
+    } else {
+        TaskOutcome::Failed(err)
+    }
+}
+
+/// The outcome of an attempt that stopped with `status`.
+pub fn read_outcome(output_prefix: &Path, task: &TaskTemplate, status: &AttemptStatus) -> TaskOutcome {
+    let exit_message = |exit_code: &Option<i32>, message: &str| {
+        let code = exit_code.map_or("unknown".to_string(), |c| c.to_string());
+        format!("the task exited (status {code}) without writing outputs; its log ends with:\n{message}")
+    };
+    match status {
+        AttemptStatus::Lost { message } => {
+            return TaskOutcome::Failed(error("TaskLost", ErrorKind::System, message.clone()))
+        }
+        AttemptStatus::Failed { message } => {
+            return TaskOutcome::Failed(error("TaskFailed", ErrorKind::User, message.clone()))
+        }
+        _ => {}
+    }
+    match read::<ErrorDocument>(&output_prefix.join("error.pb")) {
+        Ok(Some(doc)) => return task_error(doc),
+        Err(e) => return TaskOutcome::Failed(e),
+        Ok(None) => {}
+    }
+    match read::<DynamicJobSpec>(&output_prefix.join("futures.pb")) {
+        Ok(Some(spec)) => return TaskOutcome::Dynamic(spec),
+        Err(e) => return TaskOutcome::Failed(e),
+        Ok(None) => {}
+    }
+    match read::<LiteralMap>(&output_prefix.join("outputs.pb")) {
+        Ok(Some(outputs)) => {
+            return TaskOutcome::Succeeded {
+                outputs,
+                cache_status: CatalogCacheStatus::CacheDisabled,
+            }
+        }
+        Err(e) => return TaskOutcome::Failed(e),
+        Ok(None) => {}
+    }
+    let has_outputs = task
+        .interface
+        .as_ref()
+        .and_then(|i| i.outputs.as_ref())
+        .is_some_and(|o| !o.variables.is_empty());
+    match status {
+        AttemptStatus::Exited {
+            exit_code: Some(0),
+            ..
+        } if !has_outputs => TaskOutcome::Succeeded {
+            outputs: LiteralMap::default(),
+            cache_status: CatalogCacheStatus::CacheDisabled,
+        },
+        AttemptStatus::Exited {
+            exit_code: Some(0),
+            message,
+        } => TaskOutcome::Failed(error(
+            "OutputsNotFound",
+            ErrorKind::User,
+            format!("the task exited successfully but wrote no outputs.pb; its log ends with:\n{message}"),
+        )),
+        AttemptStatus::Exited { exit_code, message } => {
+            // Killed by a signal (negative status) or lost its exit status in a restart: the
+            // machine, not the code, is the likelier culprit.
+            let kind = if exit_code.is_none_or(|c| c < 0) {
+                ErrorKind::System
+            } else {
+                ErrorKind::User
+            };
+            TaskOutcome::Failed(error("TaskExited", kind, exit_message(exit_code, message)))
+        }
+        _ => TaskOutcome::Failed(error(
+            "OutputsNotFound",
+            ErrorKind::System,
+            "the task is not running and wrote no outputs".into(),
+        )),
+    }
+}

@@ -1,0 +1,322 @@
+//! The process plugin: runs a container task's command as a local process, the way a pod would
+//! run it, with Flyte's template variables filled in and the task's environment. Tasks
+//! registered by flytekit run through `pyflyte-fast-execute` / `pyflyte-execute` unchanged;
+//! Alula's through `alula-fast-execute` / `alula-execute`.
+//!
+//! Each attempt gets a working folder named after it, holding `started` (created exclusively:
+//! an attempt is never started twice), `pid`, `exit` (the exit status, written when the process
+//! ends) and `log` (stdout and stderr). After a restart `check` reads these files, so processes
+//! that outlived propeller are re-attached to, not restarted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use alula_idl::flyteidl::core::{task_template, TaskTemplate};
+use async_trait::async_trait;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
+use crate::template::TemplateValues;
+
+/// How long an aborted process gets between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+/// How often a process that outlived a propeller restart (not our child) is checked on.
+const ORPHAN_POLL: Duration = Duration::from_millis(250);
+/// How much of the log an error message quotes.
+const LOG_TAIL_BYTES: u64 = 2000;
+
+#[derive(Debug, Clone, Default)]
+pub struct ProcessConfig {
+    /// Parent of the attempts' working folders.
+    pub work_root: PathBuf,
+    /// Folders put first on `PATH` (the Python environment's `bin`), so `pyflyte-execute` or
+    /// `alula-execute` resolve to the configured environment.
+    pub path_prefix: Vec<PathBuf>,
+    /// Extra environment for every task.
+    pub env: BTreeMap<String, String>,
+}
+
+pub struct ProcessPlugin {
+    config: ProcessConfig,
+    /// Attempts whose process we spawned (and whose exit we will see), by unique name.
+    children: Mutex<HashMap<String, u32>>,
+}
+
+impl ProcessPlugin {
+    pub fn new(config: ProcessConfig) -> Self {
+        Self {
+            config,
+            children: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn dir(&self, attempt: &Attempt) -> PathBuf {
+        self.config.work_root.join(attempt.unique_name())
+    }
+
+    fn path_var(&self) -> String {
+        let mut parts: Vec<String> = self
+            .config
+            .path_prefix
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        if let Ok(path) = std::env::var("PATH") {
+            parts.push(path);
+        }
+        parts.join(":")
+    }
+}
+
+/// The command line of a container task with the template variables filled in.
+pub fn command_line(attempt: &Attempt) -> Result<Vec<String>, PluginError> {
+    let Some(task_template::Target::Container(container)) = &attempt.task.target else {
+        return Err(PluginError::Invalid(format!(
+            "task {} has no container to run",
+            task_name(&attempt.task)
+        )));
+    };
+    let values = template_values(attempt);
+    let argv: Vec<String> = container
+        .command
+        .iter()
+        .chain(&container.args)
+        .map(|a| values.fill(a))
+        .collect();
+    if argv.is_empty() {
+        return Err(PluginError::Invalid(format!(
+            "task {} has an empty command",
+            task_name(&attempt.task)
+        )));
+    }
+    Ok(argv)
+}
+
+/// The environment of a container task: the container's variables, then Flyte's.
+pub fn environment(attempt: &Attempt) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    if let Some(task_template::Target::Container(container)) = &attempt.task.target {
+        for kv in &container.env {
+            env.insert(kv.key.clone(), kv.value.clone());
+        }
+    }
+    env.extend(attempt.env.clone());
+    env
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+pub fn template_values(attempt: &Attempt) -> TemplateValues<'_> {
+    TemplateValues {
+        input: display(&attempt.inputs_path),
+        input_prefix: attempt
+            .inputs_path
+            .parent()
+            .map(display)
+            .unwrap_or_default(),
+        output_prefix: display(&attempt.output_prefix),
+        raw_output_data_prefix: display(&attempt.raw_output_prefix),
+        checkpoint_output_prefix: display(&attempt.checkpoint_prefix),
+        prev_checkpoint_prefix: attempt
+            .prev_checkpoint_prefix
+            .as_deref()
+            .map(display)
+            .unwrap_or_default(),
+        per_retry_unique_key: attempt.unique_name(),
+        task_template_path: String::new(),
+        inputs: Some(&attempt.inputs),
+    }
+}
+
+pub(crate) fn task_name(task: &TaskTemplate) -> String {
+    task.id
+        .as_ref()
+        .map(|id| format!("{}:{}", id.name, id.version))
+        .unwrap_or_else(|| "<unnamed>".into())
+}
+
+/// The last lines of a log, for error messages.
+pub(crate) fn log_tail(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).trim().to_string()
+}
+
+fn read_pid(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` is a live process (not a zombie).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+fn exited(dir: &Path, exit_code: Option<i32>) -> AttemptStatus {
+    AttemptStatus::Exited {
+        exit_code,
+        message: log_tail(&dir.join("log")),
+    }
+}
+
+#[async_trait]
+impl Plugin for ProcessPlugin {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn can_run(&self, task: &TaskTemplate) -> bool {
+        matches!(task.target, Some(task_template::Target::Container(_)))
+    }
+
+    async fn start(&self, attempt: &Attempt, waker: Waker) -> Result<(), PluginError> {
+        let argv = command_line(attempt)?;
+        let dir = self.dir(attempt);
+        let io = |e: std::io::Error| {
+            PluginError::Transient(format!("attempt folder {}: {e}", dir.display()))
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        for p in [&attempt.output_prefix, &attempt.raw_output_prefix] {
+            std::fs::create_dir_all(p).map_err(io)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join("started"))
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(PluginError::AlreadyStarted(attempt.unique_name()))
+            }
+            Err(e) => return Err(io(e)),
+        }
+        let log = std::fs::File::create(dir.join("log")).map_err(io)?;
+        let log2 = log.try_clone().map_err(io)?;
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .current_dir(&dir)
+            .env("PATH", self.path_var())
+            .envs(&self.config.env)
+            .envs(environment(attempt))
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            // Its own process group: abort signals the task and everything it spawned
+            // (pyflyte-fast-execute runs pyflyte-execute as a child), and a Ctrl-C aimed at
+            // propeller's terminal does not reach it.
+            .process_group(0);
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let message = format!("cannot run {:?}: {e}", argv[0]);
+                let _ = std::fs::write(dir.join("spawn-error"), &message);
+                return Err(PluginError::Invalid(message));
+            }
+        };
+        let pid = child.id().unwrap_or_default();
+        std::fs::write(dir.join("pid"), pid.to_string()).map_err(io)?;
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(attempt.unique_name(), pid);
+        let name = attempt.unique_name();
+        tokio::spawn(async move {
+            let code = match child.wait().await {
+                Ok(status) => status
+                    .code()
+                    .unwrap_or_else(|| -std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)),
+                Err(_) => -1,
+            };
+            if let Err(e) = std::fs::write(dir.join("exit"), code.to_string()) {
+                tracing::warn!(attempt = %name, error = %e, "cannot record exit status");
+            }
+            waker.wake();
+        });
+        Ok(())
+    }
+
+    async fn check(&self, attempt: &Attempt, waker: Waker) -> Result<AttemptStatus, PluginError> {
+        let dir = self.dir(attempt);
+        if let Ok(code) = std::fs::read_to_string(dir.join("exit")) {
+            self.children
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&attempt.unique_name());
+            return Ok(exited(&dir, code.trim().parse().ok()));
+        }
+        if let Ok(message) = std::fs::read_to_string(dir.join("spawn-error")) {
+            return Ok(AttemptStatus::Failed { message });
+        }
+        let ours = self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&attempt.unique_name());
+        if ours {
+            return Ok(AttemptStatus::Running);
+        }
+        match read_pid(&dir) {
+            Some(pid) if alive(pid) => {
+                // It outlived a restart: not our child, so nobody will see it exit. Watch it.
+                self.children
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(attempt.unique_name(), pid);
+                tokio::spawn(async move {
+                    while alive(pid) {
+                        tokio::time::sleep(ORPHAN_POLL).await;
+                    }
+                    // Its exit status is lost with its parent; the outputs tell the rest.
+                    let _ = std::fs::write(dir.join("exit"), "");
+                    waker.wake();
+                });
+                Ok(AttemptStatus::Running)
+            }
+            Some(_) => Ok(exited(&dir, None)),
+            None if dir.join("started").exists() => Ok(AttemptStatus::Lost {
+                message: "propeller stopped while starting this attempt".into(),
+            }),
+            None => Ok(AttemptStatus::NotStarted),
+        }
+    }
+
+    async fn abort(&self, attempt: &Attempt) -> Result<(), PluginError> {
+        let dir = self.dir(attempt);
+        let Some(pid) = read_pid(&dir) else {
+            return Ok(());
+        };
+        if !alive(pid) {
+            return Ok(());
+        }
+        let group = Pid::from_raw(pid as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        tokio::spawn(async move {
+            tokio::time::sleep(KILL_GRACE).await;
+            if alive(pid) {
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,481 @@
+//! The warm-worker plugin: Alula's own Python tasks (`alula-execute`, `alula-map-execute`,
+//! behind `alula-fast-execute` when fast-registered) run in pools of long-lived Python
+//! processes (`python -m alula.worker`), one pool per code bundle, so an attempt costs the task
+//! and not a Python start, imports and a bundle download. Flyte pays that cold start on every
+//! task; Union sells warm containers.
+//!
+//! A worker runs one attempt at a time; what the task prints goes to the worker's log. An
+//! attempt's `.alula-started` marker in its output folder makes a second start impossible and
+//! tells a restarted propeller that an attempt it cannot find in memory was lost with its
+//! worker (a system error, retried under the next attempt number).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use alula_idl::flyteidl::core::{task_template, TaskTemplate};
+use async_trait::async_trait;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
+use crate::process::{command_line, environment, log_tail};
+
+const STARTED_MARKER: &str = ".alula-started";
+const ENTRYPOINTS: [&str; 2] = ["alula-execute", "alula-map-execute"];
+
+#[derive(Debug, Clone, Default)]
+pub struct WarmConfig {
+    /// Holds unpacked code bundles and the workers' logs.
+    pub work_root: PathBuf,
+    /// Folders searched for `python` (the environment Alula is installed in), then put first
+    /// on the workers' `PATH`.
+    pub path_prefix: Vec<PathBuf>,
+    /// Workers per code bundle.
+    pub workers: usize,
+}
+
+/// An Alula task's command line, split: the fast-registration bundle (if any), the entrypoint
+/// and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmCommand {
+    pub bundle: Option<String>,
+    pub entrypoint: String,
+    pub args: Vec<String>,
+}
+
+fn base(arg: &str) -> &str {
+    arg.rsplit('/').next().unwrap_or(arg)
+}
+
+/// `alula-fast-execute --additional-distribution URI --dest-dir D -- alula-execute ARGS` or
+/// `alula-execute ARGS`; anything else is not for warm workers.
+pub fn parse_command(argv: &[String]) -> Option<WarmCommand> {
+    let first = argv.first()?;
+    if base(first) == "alula-fast-execute" {
+        let bundle = argv
+            .windows(2)
+            .find(|w| w[0] == "--additional-distribution")
+            .map(|w| w[1].clone());
+        let split = argv.iter().position(|a| a == "--")?;
+        let mut inner = parse_command(&argv[split + 1..])?;
+        inner.bundle = bundle;
+        return Some(inner);
+    }
+    let entrypoint = base(first);
+    ENTRYPOINTS.contains(&entrypoint).then(|| WarmCommand {
+        bundle: None,
+        entrypoint: entrypoint.to_string(),
+        args: argv[1..].to_vec(),
+    })
+}
+
+fn template_command(task: &TaskTemplate) -> Option<Vec<String>> {
+    match &task.target {
+        Some(task_template::Target::Container(c)) => {
+            Some(c.command.iter().chain(&c.args).cloned().collect())
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Slot {
+    Queued,
+    Running { pid: u32 },
+    Done { code: i32 },
+    Lost { message: String },
+    Aborted,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    id: u64,
+    entrypoint: &'a str,
+    argv: &'a [String],
+    env: &'a BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    code: i32,
+}
+
+struct Job {
+    name: String,
+    entrypoint: String,
+    argv: Vec<String>,
+    env: BTreeMap<String, String>,
+    waker: Waker,
+}
+
+type Slots = Arc<Mutex<HashMap<String, Slot>>>;
+
+struct Pool {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+pub struct WarmPlugin {
+    config: WarmConfig,
+    pools: tokio::sync::Mutex<HashMap<PathBuf, Pool>>,
+    slots: Slots,
+}
+
+fn lock(slots: &Slots) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+    slots.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl WarmPlugin {
+    pub fn new(config: WarmConfig) -> Self {
+        Self {
+            config,
+            pools: tokio::sync::Mutex::new(HashMap::new()),
+            slots: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn python(&self) -> PathBuf {
+        self.config
+            .path_prefix
+            .iter()
+            .map(|d| d.join("python"))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("python3"))
+    }
+
+    /// The bundle unpacked (once) into a folder named after its URI.
+    async fn bundle_dir(&self, bundle: Option<&str>) -> Result<PathBuf, PluginError> {
+        let Some(uri) = bundle else {
+            let dir = self.config.work_root.join("no-bundle");
+            std::fs::create_dir_all(&dir).map_err(|e| PluginError::Transient(e.to_string()))?;
+            return Ok(dir);
+        };
+        let digest: String = Sha256::digest(uri.as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let dir = self.config.work_root.join("bundles").join(digest);
+        if dir.exists() {
+            return Ok(dir);
+        }
+        let path = uri.strip_prefix("file://").unwrap_or(uri);
+        if path.contains("://") {
+            return Err(PluginError::Invalid(format!(
+                "code bundle {uri}: only local files can be unpacked by this propeller"
+            )));
+        }
+        let archive = PathBuf::from(path);
+        let target = dir.clone();
+        tokio::task::spawn_blocking(move || unpack(&archive, &target))
+            .await
+            .map_err(|e| PluginError::Transient(e.to_string()))??;
+        Ok(dir)
+    }
+
+    fn spawn_pool(&self, dir: &Path) -> Pool {
+        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let mut path = self
+            .config
+            .path_prefix
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>();
+        if let Ok(p) = std::env::var("PATH") {
+            path.push(p);
+        }
+        for i in 0..self.config.workers.max(1) {
+            let worker = WorkerSpec {
+                python: self.python(),
+                dir: dir.to_path_buf(),
+                path: path.join(":"),
+                log: dir.join(format!(".alula-worker-{i}.log")),
+            };
+            tokio::spawn(worker_loop(worker, rx.clone(), self.slots.clone()));
+        }
+        Pool { jobs: tx }
+    }
+}
+
+fn unpack(archive: &Path, target: &Path) -> Result<(), PluginError> {
+    let file = std::fs::File::open(archive).map_err(|e| {
+        PluginError::Invalid(format!("code bundle {}: {e}", archive.display()))
+    })?;
+    let tmp = target.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .unpack(&tmp)
+        .map_err(|e| PluginError::Invalid(format!("code bundle {}: {e}", archive.display())))?;
+    // Renaming makes the bundle appear whole or not at all; a concurrent unpack of the same
+    // bundle loses the race harmlessly.
+    if std::fs::rename(&tmp, target).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(())
+}
+
+struct WorkerSpec {
+    python: PathBuf,
+    dir: PathBuf,
+    path: String,
+    log: PathBuf,
+}
+
+struct Process {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: BufReader<tokio::process::ChildStdout>,
+}
+
+fn spawn_worker(spec: &WorkerSpec) -> std::io::Result<Process> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log)?;
+    let pythonpath = match std::env::var("PYTHONPATH") {
+        Ok(p) if !p.is_empty() => format!("{}:{p}", spec.dir.display()),
+        _ => spec.dir.display().to_string(),
+    };
+    let mut child = tokio::process::Command::new(&spec.python)
+        .args(["-m", "alula.worker"])
+        .current_dir(&spec.dir)
+        .env("PATH", &spec.path)
+        .env("PYTHONPATH", pythonpath)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout"))?;
+    Ok(Process {
+        child,
+        stdin,
+        stdout: BufReader::new(stdout),
+    })
+}
+
+/// Runs one attempt on `process`; Err means the worker is gone.
+async fn run_job(process: &mut Process, job: &Job, id: u64) -> Result<i32, String> {
+    let request = Request {
+        id,
+        entrypoint: &job.entrypoint,
+        argv: &job.argv,
+        env: &job.env,
+    };
+    let mut line = serde_json::to_string(&request).map_err(|e| e.to_string())?;
+    line.push('\n');
+    process
+        .stdin
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    let n = process
+        .stdout
+        .read_line(&mut answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Err("the warm worker exited while running the task".into());
+    }
+    let response: Response = serde_json::from_str(&answer).map_err(|e| e.to_string())?;
+    Ok(response.code)
+}
+
+async fn worker_loop(
+    spec: WorkerSpec,
+    jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    slots: Slots,
+) {
+    let mut process: Option<Process> = None;
+    let mut next_id = 0u64;
+    loop {
+        let Some(job) = jobs.lock().await.recv().await else {
+            return; // the plugin is gone
+        };
+        if !matches!(lock(&slots).get(&job.name), Some(Slot::Queued)) {
+            continue; // aborted while queued
+        }
+        if process.is_none() {
+            match spawn_worker(&spec) {
+                Ok(p) => process = Some(p),
+                Err(e) => {
+                    let message = format!("cannot start {}: {e}", spec.python.display());
+                    lock(&slots).insert(job.name.clone(), Slot::Lost { message });
+                    job.waker.wake();
+                    continue;
+                }
+            }
+        }
+        let Some(p) = process.as_mut() else { continue };
+        let pid = p.child.id().unwrap_or_default();
+        lock(&slots).insert(job.name.clone(), Slot::Running { pid });
+        next_id += 1;
+        let result = run_job(p, &job, next_id).await;
+        let slot = match result {
+            Ok(code) => Slot::Done { code },
+            Err(message) => {
+                // The worker died (or was killed by an abort): replace it.
+                if let Some(mut dead) = process.take() {
+                    let _ = dead.child.kill().await;
+                }
+                Slot::Lost {
+                    message: format!("{message}; its log ends with:\n{}", log_tail(&spec.log)),
+                }
+            }
+        };
+        {
+            let mut slots = lock(&slots);
+            if !matches!(slots.get(&job.name), Some(Slot::Aborted)) {
+                slots.insert(job.name.clone(), slot);
+            }
+        }
+        job.waker.wake();
+    }
+}
+
+#[async_trait]
+impl Plugin for WarmPlugin {
+    fn name(&self) -> &'static str {
+        "warm"
+    }
+
+    fn can_run(&self, task: &TaskTemplate) -> bool {
+        template_command(task).is_some_and(|argv| parse_command(&argv).is_some())
+    }
+
+    fn whole_array_inputs(&self) -> bool {
+        // Each element gets its own small inputs file: a worker reading a 100,000-element
+        // list for every element would be quadratic.
+        false
+    }
+
+    async fn start(&self, attempt: &Attempt, waker: Waker) -> Result<(), PluginError> {
+        let argv = command_line(attempt)?;
+        let command = parse_command(&argv).ok_or_else(|| {
+            PluginError::Invalid("not an Alula task command (alula-execute)".into())
+        })?;
+        std::fs::create_dir_all(&attempt.output_prefix)
+            .map_err(|e| PluginError::Transient(e.to_string()))?;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(attempt.output_prefix.join(STARTED_MARKER))
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(PluginError::AlreadyStarted(attempt.unique_name()))
+            }
+            Err(e) => return Err(PluginError::Transient(e.to_string())),
+        }
+        let dir = self.bundle_dir(command.bundle.as_deref()).await?;
+        let name = attempt.unique_name();
+        lock(&self.slots).insert(name.clone(), Slot::Queued);
+        let job = Job {
+            name,
+            entrypoint: command.entrypoint,
+            argv: command.args,
+            env: environment(attempt),
+            waker,
+        };
+        let mut pools = self.pools.lock().await;
+        let pool = pools
+            .entry(dir.clone())
+            .or_insert_with(|| self.spawn_pool(&dir));
+        pool.jobs
+            .send(job)
+            .map_err(|_| PluginError::Transient("the warm pool is gone".into()))
+    }
+
+    async fn check(&self, attempt: &Attempt, _waker: Waker) -> Result<AttemptStatus, PluginError> {
+        let name = attempt.unique_name();
+        let slot = lock(&self.slots).get(&name).cloned();
+        let status = match slot {
+            Some(Slot::Queued | Slot::Running { .. }) => return Ok(AttemptStatus::Running),
+            Some(Slot::Done { code }) => AttemptStatus::Exited {
+                exit_code: Some(code),
+                message: String::new(),
+            },
+            Some(Slot::Lost { message }) => AttemptStatus::Lost { message },
+            Some(Slot::Aborted) => AttemptStatus::Lost {
+                message: "aborted".into(),
+            },
+            None => {
+                // Not ours: started by a propeller that has since stopped (with its workers).
+                let out = &attempt.output_prefix;
+                if ["outputs.pb", "error.pb", "futures.pb"]
+                    .iter()
+                    .any(|f| out.join(f).exists())
+                {
+                    AttemptStatus::Exited {
+                        exit_code: Some(0),
+                        message: String::new(),
+                    }
+                } else if out.join(STARTED_MARKER).exists() {
+                    AttemptStatus::Lost {
+                        message: "its warm worker stopped with the propeller that ran it".into(),
+                    }
+                } else {
+                    AttemptStatus::NotStarted
+                }
+            }
+        };
+        if !matches!(status, AttemptStatus::NotStarted) {
+            lock(&self.slots).remove(&name);
+        }
+        Ok(status)
+    }
+
+    async fn abort(&self, attempt: &Attempt) -> Result<(), PluginError> {
+        let name = attempt.unique_name();
+        let previous = lock(&self.slots).insert(name, Slot::Aborted);
+        if let Some(Slot::Running { pid }) = previous {
+            // A Python call cannot be interrupted from outside: the worker goes, and its
+            // loop starts a fresh one.
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        Ok(())
+    }
+
+    async fn finalize(&self, attempt: &Attempt) -> Result<(), PluginError> {
+        lock(&self.slots).remove(&attempt.unique_name());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn recognises_alula_commands_only() {
+        let fast = parse_command(&argv(
+            "alula-fast-execute --additional-distribution file:///b.tgz --dest-dir . -- alula-map-execute --inputs x",
+        ))
+        .unwrap();
+        assert_eq!(fast.bundle.as_deref(), Some("file:///b.tgz"));
+        assert_eq!(fast.entrypoint, "alula-map-execute");
+        assert_eq!(fast.args, argv("--inputs x"));
+        let plain = parse_command(&argv("/venv/bin/alula-execute --inputs y")).unwrap();
+        assert_eq!((plain.bundle, plain.entrypoint.as_str()), (None, "alula-execute"));
+        assert!(parse_command(&argv("pyflyte-execute --inputs y")).is_none());
+        assert!(parse_command(&argv(
+            "pyflyte-fast-execute --additional-distribution s3://x --dest-dir . -- pyflyte-execute"
+        ))
+        .is_none());
+        assert!(parse_command(&[]).is_none());
+    }
+}

@@ -1,0 +1,260 @@
+//! Alula's control plane as one process: admin (gRPC + HTTP) and, unless disabled, a propeller
+//! that runs task attempts as local processes. Used by the `alula-server` binary and by
+//! `alula start` (through the Python bridge).
+//!
+//! Settings come from a TOML file (every key optional), overridden by `ALULA_*` environment
+//! variables:
+//!
+//! | key | env | default |
+//! |---|---|---|
+//! | `host` | `ALULA_HOST` | `127.0.0.1` |
+//! | `grpc_port` | `ALULA_GRPC_PORT` | 8089 (flyte-binary's) |
+//! | `http_port` | `ALULA_HTTP_PORT` | 8088 |
+//! | `storage_root` | `ALULA_STORAGE_ROOT` | `./alula-data` |
+//! | `database_url` | `ALULA_DATABASE_URL` | `sqlite://<storage_root>/alula.db?mode=rwc` |
+//! | `public_http_url` | `ALULA_PUBLIC_HTTP_URL` | `http://<host>:<http_port>` |
+//! | `signing_key` | `ALULA_SIGNING_KEY` | random at each start |
+//! | `domains` | — | development, staging, production |
+//! | `default_projects` | — | flytesnacks |
+//! | `propeller` | `ALULA_PROPELLER` (`0` disables) | on |
+//! | `instance_id` | `ALULA_INSTANCE_ID` | `embedded` |
+//! | `task_path` | `ALULA_TASK_PATH` (`:`-separated) | — (folders put first on tasks' `PATH`) |
+//! | `warm_workers` | `ALULA_WARM_WORKERS` | 2 (Python workers for Alula tasks; 0 disables) |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use alula_admin::{app, AdminApi, AdminConfig, Store};
+use alula_propeller::process::{ProcessConfig, ProcessPlugin};
+use alula_propeller::{Plugin, Propeller, PropellerConfig};
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub host: Option<String>,
+    pub grpc_port: Option<u16>,
+    pub http_port: Option<u16>,
+    pub storage_root: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub public_http_url: Option<String>,
+    pub signing_key: Option<String>,
+    pub domains: Option<Vec<String>>,
+    pub default_projects: Option<Vec<String>>,
+    pub propeller: Option<bool>,
+    pub instance_id: Option<String>,
+    pub task_path: Option<Vec<PathBuf>>,
+    pub warm_workers: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads `path` (none: all defaults) and applies the environment.
+    pub fn load(path: Option<&str>) -> Result<Self> {
+        let mut config: Self = match path {
+            None => Self::default(),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+                toml::from_str(&text).with_context(|| format!("parsing {path}"))?
+            }
+        };
+        config.apply_env()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self) -> Result<()> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let parse = |name: &str, what: &str| -> Result<Option<u64>> {
+            var(name)
+                .map(|v| {
+                    v.parse()
+                        .with_context(|| format!("{name}={v:?} is not {what}"))
+                })
+                .transpose()
+        };
+        let port = |name: &str| -> Result<Option<u16>> {
+            parse(name, "a port")?
+                .map(|p| u16::try_from(p).with_context(|| format!("{name}: {p} is not a port")))
+                .transpose()
+        };
+        if let Some(v) = var("ALULA_HOST") {
+            self.host = Some(v);
+        }
+        if let Some(p) = port("ALULA_GRPC_PORT")? {
+            self.grpc_port = Some(p);
+        }
+        if let Some(p) = port("ALULA_HTTP_PORT")? {
+            self.http_port = Some(p);
+        }
+        if let Some(v) = var("ALULA_STORAGE_ROOT") {
+            self.storage_root = Some(v.into());
+        }
+        if let Some(v) = var("ALULA_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = var("ALULA_PUBLIC_HTTP_URL") {
+            self.public_http_url = Some(v);
+        }
+        if let Some(v) = var("ALULA_SIGNING_KEY") {
+            self.signing_key = Some(v);
+        }
+        if let Some(v) = var("ALULA_PROPELLER") {
+            self.propeller = Some(!matches!(v.as_str(), "0" | "false" | "no" | "off"));
+        }
+        if let Some(v) = var("ALULA_INSTANCE_ID") {
+            self.instance_id = Some(v);
+        }
+        if let Some(v) = var("ALULA_TASK_PATH") {
+            self.task_path = Some(std::env::split_paths(&v).collect());
+        }
+        if let Some(n) = parse("ALULA_WARM_WORKERS", "a number")? {
+            self.warm_workers = Some(n as usize);
+        }
+        Ok(())
+    }
+}
+
+/// The arguments of `alula-server` / `alula start`: `[--config FILE]`.
+pub fn config_path(args: &[String]) -> Result<Option<String>> {
+    match args {
+        [] => Ok(None),
+        [flag, path] if flag == "--config" => Ok(Some(path.clone())),
+        _ => bail!("usage: alula-server [--config FILE]"),
+    }
+}
+
+/// Where the server listens, for callers that print it.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub storage_root: PathBuf,
+    pub database: String,
+}
+
+/// Runs admin and (unless disabled) propeller until `shutdown` resolves. `ready` is called once
+/// the listeners are bound.
+pub async fn run(
+    file: FileConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(&Endpoints),
+) -> Result<()> {
+    let host = file.host.unwrap_or_else(|| "127.0.0.1".to_string());
+    let storage_root = file
+        .storage_root
+        .unwrap_or_else(|| PathBuf::from("alula-data"));
+    std::fs::create_dir_all(&storage_root)
+        .with_context(|| format!("creating storage root {}", storage_root.display()))?;
+    let storage_root = storage_root
+        .canonicalize()
+        .with_context(|| format!("resolving storage root {}", storage_root.display()))?;
+    let database_url = file.database_url.unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            storage_root.join("alula.db").display()
+        )
+    });
+
+    let grpc_addr: SocketAddr = format!("{host}:{}", file.grpc_port.unwrap_or(8089)).parse()?;
+    let http_addr: SocketAddr = format!("{host}:{}", file.http_port.unwrap_or(8088)).parse()?;
+    let grpc = TcpListener::bind(grpc_addr)
+        .await
+        .with_context(|| format!("binding gRPC to {grpc_addr}"))?;
+    let http = TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("binding HTTP to {http_addr}"))?;
+    let http_bound = http.local_addr()?;
+
+    let signing_key = match file.signing_key {
+        Some(k) => k.into_bytes(),
+        // Upload URLs only live for an hour, so a per-start key costs nothing.
+        None => rand::random::<[u8; 32]>().to_vec(),
+    };
+    let mut config = AdminConfig::new(
+        storage_root.clone(),
+        file.public_http_url
+            .unwrap_or_else(|| format!("http://{http_bound}")),
+        signing_key,
+    );
+    if let Some(domains) = file.domains {
+        config.domains = domains;
+    }
+    if let Some(projects) = file.default_projects {
+        config.default_projects = projects;
+    }
+
+    let store = Store::connect(&database_url)
+        .await
+        .with_context(|| format!("opening database {database_url}"))?;
+    let endpoints = Endpoints {
+        grpc: grpc.local_addr()?,
+        http: http_bound,
+        storage_root: storage_root.clone(),
+        database: format!("{:?}", store.backend()),
+    };
+    tracing::info!(
+        grpc = %endpoints.grpc,
+        http = %endpoints.http,
+        storage = %storage_root.display(),
+        database = ?store.backend(),
+        "alula-server listening"
+    );
+    ready(&endpoints);
+
+    let config = Arc::new(config);
+    let api = AdminApi::new(store.clone(), config.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let propeller = if file.propeller.unwrap_or(true) {
+        let work_root = storage_root.join("work");
+        let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+        let task_path = file.task_path.unwrap_or_default();
+        let warm = file.warm_workers.unwrap_or(2);
+        if warm > 0 {
+            plugins.push(Arc::new(alula_propeller::warm::WarmPlugin::new(
+                alula_propeller::warm::WarmConfig {
+                    work_root: work_root.join("warm"),
+                    path_prefix: task_path.clone(),
+                    workers: warm,
+                },
+            )));
+        }
+        plugins.push(Arc::new(ProcessPlugin::new(ProcessConfig {
+            work_root: work_root.join("process"),
+            path_prefix: task_path,
+            env: Default::default(),
+        })));
+        let mut pconfig = PropellerConfig::new(
+            file.instance_id.unwrap_or_else(|| "embedded".into()),
+            storage_root.clone(),
+        );
+        pconfig.max_parallelism = 0;
+        let propeller = Propeller::new(api.clone(), plugins, pconfig);
+        Some(tokio::spawn(propeller.run(stopped(stop_rx.clone()))))
+    } else {
+        None
+    };
+
+    let served = app::serve_api(api, config, grpc, http, stopped(stop_rx)).await;
+    if let Some(handle) = propeller {
+        match handle.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "propeller stopped with an error"),
+            Err(e) => tracing::error!(error = %e, "propeller panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    store.close().await;
+    served?;
+    Ok(())
+}
