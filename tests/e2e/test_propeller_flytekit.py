@@ -110,7 +110,7 @@ def test_cached_task_runs_once(remote: FlyteRemote, tmp_path: Path) -> None:
     assert log.read_text().splitlines() == ["5"]
     nodes = {n.id.node_id: n for n in remote.client.list_node_executions(second.id, limit=10)[0]}
     cache_status = nodes["n0"].closure.task_node_metadata.cache_status
-    assert cache_status == 1  # CACHE_HIT
+    assert cache_status == 2  # CACHE_HIT
 
 
 def test_terminate_stops_the_task(remote: FlyteRemote, alula_cluster: RunningServer) -> None:

@@ -184,6 +184,8 @@ pub(crate) struct EventBuilder {
     execution_id: WorkflowExecutionIdentifier,
     producer_id: String,
     events: Vec<Event>,
+    /// The cache status of a task node whose terminal event comes next.
+    pending_cache: Option<(u32, i32)>,
 }
 
 fn timestamp(us: u64) -> Option<Timestamp> {
@@ -229,6 +231,7 @@ impl EventBuilder {
             execution_id: settings.execution_id.clone(),
             producer_id: settings.producer_id.clone(),
             events: Vec::new(),
+            pending_cache: None,
         }
     }
 
@@ -314,10 +317,25 @@ impl EventBuilder {
         program: &Program,
         state: &ExecutionState,
         n: u32,
-        target_metadata: Option<node_execution_event::TargetMetadata>,
+        mut target_metadata: Option<node_execution_event::TargetMetadata>,
         now_us: u64,
     ) {
         let node = &state.nodes[n as usize];
+        if let Some((_, cache_status)) = self.pending_cache.take_if(|(p, _)| *p == n) {
+            match &mut target_metadata {
+                Some(node_execution_event::TargetMetadata::TaskNodeMetadata(m)) => {
+                    m.cache_status = cache_status
+                }
+                _ => {
+                    target_metadata = Some(node_execution_event::TargetMetadata::TaskNodeMetadata(
+                        TaskNodeMetadata {
+                            cache_status,
+                            ..Default::default()
+                        },
+                    ))
+                }
+            }
+        }
         let info = NodeEventInfo::of(program, state, n);
         let output_result = match node.phase {
             NodePhase::Succeeded => node
@@ -454,7 +472,6 @@ impl EventBuilder {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn task_succeeded(
         &mut self,
-        program: &Program,
         state: &ExecutionState,
         n: u32,
         task: &TaskTemplate,
@@ -478,31 +495,9 @@ impl EventBuilder {
             now_us,
         );
         if cache != CatalogCacheStatus::CacheDisabled {
-            // The node event that follows carries the cache status, as propeller's does.
-            let info = NodeEventInfo::of(program, state, n);
-            self.events.push(Event::Node(Box::new(NodeExecutionEvent {
-                id: Some(NodeExecutionIdentifier {
-                    node_id: node.id.clone(),
-                    execution_id: Some(self.execution_id.clone()),
-                }),
-                producer_id: self.producer_id.clone(),
-                phase: node_execution::Phase::Running as i32,
-                occurred_at: timestamp(now_us),
-                target_metadata: Some(node_execution_event::TargetMetadata::TaskNodeMetadata(
-                    TaskNodeMetadata {
-                        cache_status: cache as i32,
-                        ..Default::default()
-                    },
-                )),
-                spec_node_id: info.spec_node_id.to_string(),
-                parent_node_metadata: info.parent.map(|p| ParentNodeExecutionMetadata {
-                    node_id: p.to_string(),
-                }),
-                retry_group: info.retry_group.map(|r| r.to_string()).unwrap_or_default(),
-                event_version: 1,
-                reported_at: timestamp(now_us),
-                ..Default::default()
-            })));
+            // The node's terminal event, which follows, carries the cache status (a second
+            // RUNNING event would be refused by admin as a repeated phase).
+            self.pending_cache = Some((n, cache as i32));
         }
     }
 

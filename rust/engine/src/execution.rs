@@ -1173,7 +1173,6 @@ impl Execution {
             } => {
                 if let Some(task) = &task {
                     self.events.task_succeeded(
-                        &self.program,
                         &self.state,
                         n,
                         task,

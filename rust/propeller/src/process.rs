@@ -191,7 +191,16 @@ impl Plugin for ProcessPlugin {
     }
 
     async fn start(&self, attempt: &Attempt, waker: Waker) -> Result<(), PluginError> {
-        let argv = command_line(attempt)?;
+        let mut argv = command_line(attempt)?;
+        // A pod has a file system of its own; here every attempt shares the machine's. The
+        // code bundle goes into the attempt's folder (the working directory) instead of the
+        // image's directory (flytekit's dynamic tasks ask for `/root`), so concurrent attempts
+        // never unpack over each other.
+        if let Some(i) = argv.iter().position(|a| a == "--dest-dir") {
+            if let Some(value) = argv.get_mut(i + 1) {
+                *value = ".".into();
+            }
+        }
         let dir = self.dir(attempt);
         let io = |e: std::io::Error| {
             PluginError::Transient(format!("attempt folder {}: {e}", dir.display()))

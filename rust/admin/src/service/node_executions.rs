@@ -198,11 +198,29 @@ impl AdminApi {
     ) -> AdminResult<NodeExecutionGetDataResponse> {
         let key = node_key(req.id.as_ref())?;
         let row = self.node_row(&key).await?;
+        // flytekit rebuilds a dynamic node's children from this closure.
+        let dynamic_workflow = if row.dynamic_workflow.is_empty() {
+            None
+        } else {
+            let compiled = decode::<CompiledWorkflowClosure>(&row.dynamic_workflow, || {
+                format!("the dynamic workflow of {}", display_node(&key))
+            })?;
+            Some(alula_idl::flyteidl::admin::DynamicWorkflowNodeMetadata {
+                id: compiled
+                    .primary
+                    .as_ref()
+                    .and_then(|p| p.template.as_ref())
+                    .and_then(|t| t.id.clone()),
+                compiled_workflow: Some(compiled),
+                dynamic_job_spec_uri: String::new(),
+            })
+        };
         Ok(NodeExecutionGetDataResponse {
             full_inputs: literal_map(&row.inputs, || format!("inputs of {}", display_node(&key)))?,
             full_outputs: literal_map(&row.outputs, || {
                 format!("outputs of {}", display_node(&key))
             })?,
+            dynamic_workflow,
             ..Default::default()
         })
     }
