@@ -77,7 +77,9 @@ class RunningServer:
         _wait_for_port(self.server.grpc_port, self.proc, self.server.log_file)
 
 
-def start_server(work: Path, propeller: bool) -> RunningServer:
+def start_server(
+    work: Path, propeller: bool, extra_env: dict[str, str] | None = None
+) -> RunningServer:
     binary = server_binary()
     server = AlulaServer(
         grpc_port=_free_port(),
@@ -98,6 +100,7 @@ def start_server(work: Path, propeller: bool) -> RunningServer:
         "ALULA_PROPELLER": "1" if propeller else "0",
         # Tasks run with this test environment's tools (pyflyte-execute, alula-execute).
         "ALULA_TASK_PATH": str(Path(sys.executable).parent),
+        **(extra_env or {}),
     }
     with server.log_file.open("wb") as log:
         proc = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -724,6 +724,11 @@ async fn deliver(ctx: &Context, kind: i64, bytes: &[u8]) -> Result<(), DriveErro
         }
         1 => {
             let event = NodeExecutionEvent::decode(bytes).map_err(corrupt)?;
+            tracing::debug!(
+                node = event.id.as_ref().map(|i| i.node_id.as_str()).unwrap_or_default(),
+                phase = event.phase,
+                "delivering node event"
+            );
             AdminService::create_node_event(
                 &ctx.api,
                 tonic::Request::new(NodeExecutionEventRequest {

@@ -17,6 +17,7 @@ fn serve(py: Python<'_>, args: Vec<String>, ready: Option<Py<PyAny>>) -> PyResul
                 .unwrap_or_else(|_| "warn,alula_server=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let err = |e: anyhow::Error| PyRuntimeError::new_err(format!("{e:#}"));
     let config = alula_server::FileConfig::load(

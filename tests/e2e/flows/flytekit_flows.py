@@ -118,3 +118,17 @@ def sleepy(seconds: int) -> int:
 @workflow
 def slow(seconds: int = 60) -> int:
     return sleepy(seconds=seconds)
+
+
+@task
+def tick(x: int) -> int:
+    """Records (element, attempt) where the crash test can see it, then takes a while."""
+    with open(os.environ["ALULA_TEST_ATTEMPT_LOG"], "a") as f:
+        f.write(f"{x} {os.environ.get('FLYTE_ATTEMPT_NUMBER')}\n")
+    time.sleep(1)
+    return x * 10
+
+
+@workflow
+def many(xs: typing.List[int]) -> int:
+    return total(xs=map_task(tick)(x=xs))
