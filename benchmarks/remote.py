@@ -98,7 +98,9 @@ def main() -> None:
 
         config = work / "data" / "flytekit-config.yaml"
         fk_src = work / "fk"
-        shutil.copytree(HERE / "remote_flows", fk_src / "remote_flows")
+        (fk_src / "remote_flows").mkdir(parents=True)
+        for name in ("__init__.py", "flytekit_flows.py"):
+            shutil.copy(HERE / "remote_flows" / name, fk_src / "remote_flows" / name)
         done = subprocess.run(
             [Path(args.flytekit_bin) / "pyflyte", "--config", config, "register", "--version", "b1", "remote_flows"],
             cwd=fk_src, capture_output=True, text=True,
