@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alula.remote import Execution, Remote
@@ -38,13 +39,12 @@ def rss_peak_mb(pid: int) -> float:
 
 
 def wait_all(remote: Remote, executions: list[Execution]) -> None:
-    pending = list(executions)
-    while pending:
-        pending = [e for e in pending if remote.phase(e) not in ("SUCCEEDED", "FAILED", "ABORTED")]
-        if pending:
-            time.sleep(0.05)
+    """Waits for each in turn: one poll per execution, not one per execution per round (which
+    would load the server more than the executions do)."""
     for e in executions:
-        assert remote.phase(e) == "SUCCEEDED", e
+        while (phase := remote.phase(e)) not in ("SUCCEEDED", "FAILED", "ABORTED"):
+            time.sleep(0.01)
+        assert phase == "SUCCEEDED", e
 
 
 def latency(remote: Remote, entity: str, runs: int) -> list[float]:
@@ -73,17 +73,19 @@ def main() -> None:
         "ALULA_LOG": "warn",
     }
     alula = Path(sys.executable).parent / "alula"
+    # The server's output goes to a file: a pipe nobody reads would fill and block its logging.
+    log_path = work / "server.log"
+    log = log_path.open("w")
     server = subprocess.Popen(
         [alula, "start", "--data", work / "data", "--grpc-port", str(grpc), "--http-port", str(free_port())],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert server.stdout is not None
-    for line in server.stdout:
-        if line.startswith("Stop with Ctrl-C"):
-            break
+    while "Stop with Ctrl-C" not in log_path.read_text():
+        assert server.poll() is None, log_path.read_text()
+        time.sleep(0.1)
     endpoint = f"127.0.0.1:{grpc}"
     rows: list[tuple[str, str, str]] = []
     try:
@@ -129,7 +131,9 @@ def main() -> None:
 
         n = args.executions
         t = time.perf_counter()
-        executions = [remote.execute("one", {"x": i}) for i in range(n)]
+        # Several clients, as several users or a scheduler would submit.
+        with ThreadPoolExecutor(8) as pool:
+            executions = list(pool.map(lambda i: remote.execute("one", {"x": i}), range(n)))
         created = time.perf_counter() - t
         wait_all(remote, executions)
         total = time.perf_counter() - t
@@ -147,6 +151,8 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
+        warnings = [line for line in log_path.read_text().splitlines() if "WARN" in line or "ERROR" in line]
+        print(f"server log: {len(warnings)} warnings/errors", *warnings[:5], sep="\n  ")
         shutil.rmtree(work, ignore_errors=True)
 
     width = max(len(r[0]) for r in rows)

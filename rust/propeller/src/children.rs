@@ -88,11 +88,14 @@ impl Children {
                 // The parent node fails with admin's reason (an unknown launch plan, bad
                 // inputs): recorded as a finished child with an error.
                 tracing::warn!(node, message = s.message(), "cannot launch child execution");
-                self.running.insert(node.to_string(), ExecutionKey {
-                    project: String::new(),
-                    domain: String::new(),
-                    name: format!("!{}", s.message()),
-                });
+                self.running.insert(
+                    node.to_string(),
+                    ExecutionKey {
+                        project: String::new(),
+                        domain: String::new(),
+                        name: format!("!{}", s.message()),
+                    },
+                );
                 return Ok(());
             }
         }
@@ -123,7 +126,9 @@ impl Children {
             }),
             cause: "parent execution aborted".into(),
         };
-        if let Err(s) = AdminService::terminate_execution(&self.ctx.api, tonic::Request::new(req)).await {
+        if let Err(s) =
+            AdminService::terminate_execution(&self.ctx.api, tonic::Request::new(req)).await
+        {
             tracing::debug!(node, message = s.message(), "child not terminated");
         }
     }
@@ -150,9 +155,12 @@ impl Children {
             };
             let phase = Phase::from_str_name(&row.phase).unwrap_or(Phase::Undefined);
             let result = match phase {
-                Phase::Succeeded => Ok(LiteralMap::decode(row.outputs.as_slice()).unwrap_or_default()),
+                Phase::Succeeded => {
+                    Ok(LiteralMap::decode(row.outputs.as_slice()).unwrap_or_default())
+                }
                 Phase::Failed | Phase::Aborted | Phase::TimedOut => {
-                    let closure = ExecutionClosure::decode(row.closure.as_slice()).unwrap_or_default();
+                    let closure =
+                        ExecutionClosure::decode(row.closure.as_slice()).unwrap_or_default();
                     let message = match closure.output_result {
                         Some(OutputResult::Error(e)) => e.message,
                         Some(OutputResult::AbortMetadata(m)) => format!("aborted: {}", m.cause),
@@ -160,7 +168,11 @@ impl Children {
                     };
                     Err(Box::new(ExecutionError {
                         code: "ChildExecutionFailed".into(),
-                        message: format!("child execution {} {}: {message}", key.name, row.phase.to_lowercase()),
+                        message: format!(
+                            "child execution {} {}: {message}",
+                            key.name,
+                            row.phase.to_lowercase()
+                        ),
                         kind: ErrorKind::User as i32,
                         ..Default::default()
                     }))

@@ -1,11 +1,12 @@
 //! Drives one execution: the engine, its attempts, children and gates, the saved state and the
 //! event outbox. One tokio task per leased execution.
 //!
-//! The order of every round is what makes a crash harmless: the engine decides (poll), the
-//! state that records the decision is saved together with the events it produced, and only
-//! then are attempts started and events delivered. A restarted driver resumes from the saved
-//! state: attempts it recorded are re-attached to (or, if the crash came before they started,
-//! started once), and events not yet delivered are delivered from the outbox.
+//! What makes a crash harmless: events are saved with the state that produced them (one
+//! transaction, into an outbox) before they are delivered, so none is lost or invented twice;
+//! and every plugin refuses to start an attempt twice (a marker per attempt), so when a
+//! restarted driver resumes from the last saved state and the engine asks again for attempts
+//! started since, the driver re-attaches to them instead. Attempts the saved state records are
+//! re-attached to, finished ones read, ones never started started (the first time).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,12 +18,12 @@ use alula_engine::{
     TaskAttempt, TaskOutcome,
 };
 use alula_idl::flyteidl::admin::{
-    ExecutionClosure, ExecutionSpec, WorkflowExecutionEventRequest, NodeExecutionEventRequest,
-    TaskExecutionEventRequest,
+    ExecutionClosure, ExecutionSpec, NodeExecutionEventRequest, TaskExecutionEventRequest,
+    WorkflowExecutionEventRequest,
 };
 use alula_idl::flyteidl::core::{
-    literal_type, workflow_execution::Phase, CatalogCacheStatus, Literal, LiteralMap,
-    LiteralType, SimpleType, WorkflowExecutionIdentifier,
+    literal_type, workflow_execution::Phase, CatalogCacheStatus, Literal, LiteralMap, LiteralType,
+    SimpleType, WorkflowExecutionIdentifier,
 };
 use alula_idl::flyteidl::event::{NodeExecutionEvent, TaskExecutionEvent, WorkflowExecutionEvent};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
@@ -73,6 +74,10 @@ pub(crate) struct Driver {
     state_bytes: usize,
     overwrite_cache: bool,
     aborting: bool,
+    /// The outbox may hold events from before (a previous owner, a failed delivery).
+    undelivered: bool,
+    /// Terminated before this driver loaded it: abort on the first round.
+    pending_abort: bool,
 }
 
 fn encode_event(event: &Event) -> (i64, Vec<u8>) {
@@ -148,22 +153,34 @@ impl Driver {
             state_bytes: record.state.len(),
             overwrite_cache: spec.overwrite_cache,
             aborting: false,
+            // A run that saved before may have left events behind; a new one has none.
+            undelivered: record.next_event > 0,
+            pending_abort: row.phase == Phase::Aborting.as_str_name(),
         })
     }
 
     /// Runs the execution until it is over (or the lease is lost, or `stop` says so).
     pub(crate) async fn run(mut self) -> Result<(), DriveError> {
-        self.deliver_outbox().await?;
+        if self.undelivered {
+            self.deliver_outbox().await?;
+        }
         self.reattach().await?;
-        self.check_phase().await?;
+        if self.pending_abort {
+            self.check_phase().await?;
+        }
         let mut last_renew = Instant::now();
         let mut next_poll = Instant::now() + POLL;
         loop {
             self.advance().await?;
+            // Attempts start at once, before the state that records them is saved: every
+            // plugin leaves a start marker (a file, a pod named after the attempt), so after a
+            // crash the engine's repeated start of the same attempt is refused and the driver
+            // re-attaches instead. Saving can then wait (see `save_delay`) without holding up
+            // a map over 100,000 elements.
+            self.act().await?;
             if self.save_due() {
-                self.save().await?;
-                self.act().await?;
-                self.deliver_outbox().await?;
+                let saved = self.save().await?;
+                self.deliver_saved(saved).await?;
             }
             if self.exec.phase().is_terminal() && !self.dirty && self.to_start.is_empty() {
                 self.finish().await?;
@@ -172,7 +189,12 @@ impl Driver {
             let lease_every = self.ctx.config.lease / 3;
             if last_renew.elapsed() >= lease_every {
                 let until = self.ctx.lease_until();
-                if !self.ctx.store.renew_run(&self.key, &self.ctx.config.instance_id, until).await? {
+                if !self
+                    .ctx
+                    .store
+                    .renew_run(&self.key, &self.ctx.config.instance_id, until)
+                    .await?
+                {
                     return Err(DriveError::LeaseLost);
                 }
                 last_renew = Instant::now();
@@ -288,8 +310,9 @@ impl Driver {
         }
     }
 
-    /// Saves the state and the new events in one transaction.
-    async fn save(&mut self) -> Result<(), DriveError> {
+    /// Saves the state and the new events in one transaction; returns the events saved (with
+    /// the sequence number of the first) for delivery.
+    async fn save(&mut self) -> Result<(i64, Vec<(i64, Vec<u8>)>), DriveError> {
         let state = serde_json::to_vec(self.exec.state())
             .map_err(|e| DriveError::Corrupt(format!("engine state: {e}")))?;
         self.state_bytes = state.len();
@@ -310,9 +333,43 @@ impl Driver {
         if !saved {
             return Err(DriveError::LeaseLost);
         }
+        let first = self.next_event;
         self.next_event += events.len() as i64;
         self.dirty = false;
         self.last_save = Instant::now();
+        Ok((first, events))
+    }
+
+    /// Delivers events just saved straight from memory (the outbox holds them should this fail
+    /// or the process die), then forgets them.
+    async fn deliver_saved(
+        &mut self,
+        (first, events): (i64, Vec<(i64, Vec<u8>)>),
+    ) -> Result<(), DriveError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if self.undelivered {
+            // Older events wait in the outbox: keep the order.
+            return self.deliver_outbox().await;
+        }
+        for (i, (kind, event)) in events.iter().enumerate() {
+            if let Err(e) = deliver(&self.ctx, *kind, event).await {
+                // Delivered up to i - 1; the rest stays in the outbox for the next try.
+                if i > 0 {
+                    self.ctx
+                        .store
+                        .ack_outbox(&self.key, first + i as i64 - 1)
+                        .await?;
+                }
+                self.undelivered = true;
+                return Err(e);
+            }
+        }
+        self.ctx
+            .store
+            .ack_outbox(&self.key, first + events.len() as i64 - 1)
+            .await?;
         Ok(())
     }
 
@@ -418,11 +475,14 @@ impl Driver {
                 crate::process::task_name(&ta.task),
                 ta.task.r#type
             );
-            return self.finished(ta.id, TaskOutcome::FailedPermanently(crate::outcome::error(
-                "NoPlugin",
-                alula_idl::flyteidl::core::execution_error::ErrorKind::User,
-                message,
-            )));
+            return self.finished(
+                ta.id,
+                TaskOutcome::FailedPermanently(crate::outcome::error(
+                    "NoPlugin",
+                    alula_idl::flyteidl::core::execution_error::ErrorKind::User,
+                    message,
+                )),
+            );
         };
         let plugin = self.ctx.plugins[plugin_ix].clone();
         let attempt = self.prepare(&ta, plugin.as_ref())?;
@@ -443,19 +503,25 @@ impl Driver {
             Err(PluginError::AlreadyStarted(_)) => self.attempt_changed(id).await,
             Err(PluginError::Invalid(message)) => {
                 self.live.remove(&id);
-                self.finished(id, TaskOutcome::FailedPermanently(crate::outcome::error(
-                    "InvalidTask",
-                    alula_idl::flyteidl::core::execution_error::ErrorKind::User,
-                    message,
-                )))
+                self.finished(
+                    id,
+                    TaskOutcome::FailedPermanently(crate::outcome::error(
+                        "InvalidTask",
+                        alula_idl::flyteidl::core::execution_error::ErrorKind::User,
+                        message,
+                    )),
+                )
             }
             Err(PluginError::Transient(message)) => {
                 self.live.remove(&id);
-                self.finished(id, TaskOutcome::Failed(crate::outcome::error(
-                    "PluginError",
-                    alula_idl::flyteidl::core::execution_error::ErrorKind::System,
-                    message,
-                )))
+                self.finished(
+                    id,
+                    TaskOutcome::Failed(crate::outcome::error(
+                        "PluginError",
+                        alula_idl::flyteidl::core::execution_error::ErrorKind::System,
+                        message,
+                    )),
+                )
             }
         }
     }
@@ -520,11 +586,24 @@ impl Driver {
         let Some(live) = self.live.remove(&id) else {
             return Ok(());
         };
-        let mut result = crate::outcome::read_outcome(&live.attempt.output_prefix, &live.attempt.task, &outcome);
-        if let (TaskOutcome::Succeeded { outputs, cache_status }, Some(key)) = (&mut result, &live.cache_key) {
+        let mut result =
+            crate::outcome::read_outcome(&live.attempt.output_prefix, &live.attempt.task, &outcome);
+        if let (
+            TaskOutcome::Succeeded {
+                outputs,
+                cache_status,
+            },
+            Some(key),
+        ) = (&mut result, &live.cache_key)
+        {
             self.ctx
                 .store
-                .put_cached_outputs(key, outputs.encode_to_vec(), &live.attempt.unique_name(), alula_admin::store::now_micros())
+                .put_cached_outputs(
+                    key,
+                    outputs.encode_to_vec(),
+                    &live.attempt.unique_name(),
+                    alula_admin::store::now_micros(),
+                )
                 .await?;
             *cache_status = CatalogCacheStatus::CachePopulated;
         }
@@ -545,7 +624,12 @@ impl Driver {
 
     fn cache_key(&self, ta: &TaskAttempt) -> Option<String> {
         let key = alula_core::cache::cache_key(&ta.task, &ta.inputs)?;
-        Some(format!("{}/{}/{}", self.id.project, self.id.domain, key.digest()))
+        Some(format!(
+            "{}/{}/{}",
+            self.id.project,
+            self.id.domain,
+            key.digest()
+        ))
     }
 
     async fn cache_lookup(&self, ta: &TaskAttempt) -> Result<Option<LiteralMap>, DriveError> {
@@ -626,9 +710,9 @@ impl Driver {
         let cause = ExecutionClosure::decode(row.closure.as_slice())
             .ok()
             .and_then(|c| match c.output_result {
-                Some(alula_idl::flyteidl::admin::execution_closure::OutputResult::AbortMetadata(m)) => {
-                    Some(m.cause)
-                }
+                Some(
+                    alula_idl::flyteidl::admin::execution_closure::OutputResult::AbortMetadata(m),
+                ) => Some(m.cause),
                 _ => None,
             })
             .unwrap_or_else(|| "terminated".into());
@@ -671,6 +755,7 @@ impl Driver {
         loop {
             let batch = self.ctx.store.outbox(&self.key, 256).await?;
             let Some(last) = batch.last().map(|e| e.seq) else {
+                self.undelivered = false;
                 return Ok(());
             };
             for event in &batch {
@@ -678,16 +763,23 @@ impl Driver {
             }
             self.ctx.store.ack_outbox(&self.key, last).await?;
             if batch.len() < 256 {
+                self.undelivered = false;
                 return Ok(());
             }
         }
     }
 
     async fn finish(&mut self) -> Result<(), DriveError> {
-        self.deliver_outbox().await?;
+        if self.undelivered {
+            self.deliver_outbox().await?;
+        }
         self.ctx
             .store
-            .finish_run(&self.key, &self.ctx.config.instance_id, alula_admin::store::now_micros())
+            .finish_run(
+                &self.key,
+                &self.ctx.config.instance_id,
+                alula_admin::store::now_micros(),
+            )
             .await?;
         tracing::info!(execution = %exec_name(&self.key), phase = ?self.exec.phase(), "execution finished");
         Ok(())
@@ -696,7 +788,8 @@ impl Driver {
 
 fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), DriveError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| DriveError::Storage(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DriveError::Storage(format!("{}: {e}", dir.display())))?;
     }
     std::fs::write(path, bytes).map_err(|e| DriveError::Storage(format!("{}: {e}", path.display())))
 }
@@ -725,7 +818,11 @@ async fn deliver(ctx: &Context, kind: i64, bytes: &[u8]) -> Result<(), DriveErro
         1 => {
             let event = NodeExecutionEvent::decode(bytes).map_err(corrupt)?;
             tracing::debug!(
-                node = event.id.as_ref().map(|i| i.node_id.as_str()).unwrap_or_default(),
+                node = event
+                    .id
+                    .as_ref()
+                    .map(|i| i.node_id.as_str())
+                    .unwrap_or_default(),
                 phase = event.phase,
                 "delivering node event"
             );
@@ -757,7 +854,9 @@ async fn deliver(ctx: &Context, kind: i64, bytes: &[u8]) -> Result<(), DriveErro
         Err(status)
             if matches!(
                 status.code(),
-                tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument
+                tonic::Code::AlreadyExists
+                    | tonic::Code::FailedPrecondition
+                    | tonic::Code::InvalidArgument
             ) =>
         {
             tracing::debug!(code = ?status.code(), message = status.message(), "event not recorded");

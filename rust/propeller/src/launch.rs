@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+use alula_admin::store::{Entity, EntityKey, ExecutionRow, Store};
 use alula_idl::flyteidl::admin::{TaskClosure, WorkflowClosure};
 use alula_idl::flyteidl::core::{
-    binding_data, node, Binding, BindingData, CompiledTask,
-    CompiledWorkflowClosure, Identifier, Node, NodeMetadata, OutputReference, ResourceType,
-    TaskNode, WorkflowExecutionIdentifier, WorkflowMetadata, WorkflowTemplate,
+    binding_data, node, Binding, BindingData, CompiledTask, CompiledWorkflowClosure, Identifier,
+    Node, NodeMetadata, OutputReference, ResourceType, TaskNode, WorkflowExecutionIdentifier,
+    WorkflowMetadata, WorkflowTemplate,
 };
-use alula_admin::store::{Entity, EntityKey, ExecutionRow, Store};
 use prost::Message;
 
 use crate::DriveError;
@@ -178,9 +178,9 @@ fn task_wrapper(task: CompiledTask) -> CompiledWorkflowClosure {
         }),
         inputs: node_inputs,
         target: Some(node::Target::TaskNode(TaskNode {
-            reference: Some(alula_idl::flyteidl::core::task_node::Reference::ReferenceId(
-                task_id.clone(),
-            )),
+            reference: Some(
+                alula_idl::flyteidl::core::task_node::Reference::ReferenceId(task_id.clone()),
+            ),
             overrides: None,
         })),
         ..Default::default()

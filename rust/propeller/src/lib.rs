@@ -9,9 +9,9 @@ pub mod launch;
 pub mod outcome;
 pub mod plugin;
 pub mod process;
-pub mod warm;
 mod reconciler;
 pub mod template;
+pub mod warm;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use alula_engine::TaskOutcome;
 use alula_idl::flyteidl::core::{
-    container_error, execution_error::ErrorKind, CatalogCacheStatus, DynamicJobSpec,
-    ErrorDocument, ExecutionError, LiteralMap, TaskTemplate,
+    container_error, execution_error::ErrorKind, CatalogCacheStatus, DynamicJobSpec, ErrorDocument,
+    ExecutionError, LiteralMap, TaskTemplate,
 };
 use prost::Message;
 
@@ -23,21 +23,21 @@ pub(crate) fn error(code: &str, kind: ErrorKind, message: String) -> ExecutionEr
     }
 }
 
-fn read<M: Message + Default>(path: &Path) -> Result<Option<M>, ExecutionError> {
+fn read<M: Message + Default>(path: &Path) -> Result<Option<M>, Box<ExecutionError>> {
     match std::fs::read(path) {
         Ok(bytes) => M::decode(bytes.as_slice()).map(Some).map_err(|e| {
-            error(
+            Box::new(error(
                 "InvalidTaskOutput",
                 ErrorKind::System,
                 format!("{} is not valid: {e}", path.display()),
-            )
+            ))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(error(
+        Err(e) => Err(Box::new(error(
             "OutputReadError",
             ErrorKind::System,
             format!("cannot read {}: {e}", path.display()),
-        )),
+        ))),
     }
 }
 
@@ -73,7 +73,11 @@ fn task_error(doc: ErrorDocument) -> TaskOutcome {
 }
 
 /// The outcome of an attempt that stopped with `status`.
-pub fn read_outcome(output_prefix: &Path, task: &TaskTemplate, status: &AttemptStatus) -> TaskOutcome {
+pub fn read_outcome(
+    output_prefix: &Path,
+    task: &TaskTemplate,
+    status: &AttemptStatus,
+) -> TaskOutcome {
     let exit_message = |exit_code: &Option<i32>, message: &str| {
         let code = exit_code.map_or("unknown".to_string(), |c| c.to_string());
         format!("the task exited (status {code}) without writing outputs; its log ends with:\n{message}")
@@ -89,12 +93,12 @@ pub fn read_outcome(output_prefix: &Path, task: &TaskTemplate, status: &AttemptS
     }
     match read::<ErrorDocument>(&output_prefix.join("error.pb")) {
         Ok(Some(doc)) => return task_error(doc),
-        Err(e) => return TaskOutcome::Failed(e),
+        Err(e) => return TaskOutcome::Failed(*e),
         Ok(None) => {}
     }
     match read::<DynamicJobSpec>(&output_prefix.join("futures.pb")) {
         Ok(Some(spec)) => return TaskOutcome::Dynamic(spec),
-        Err(e) => return TaskOutcome::Failed(e),
+        Err(e) => return TaskOutcome::Failed(*e),
         Ok(None) => {}
     }
     match read::<LiteralMap>(&output_prefix.join("outputs.pb")) {
@@ -104,7 +108,7 @@ pub fn read_outcome(output_prefix: &Path, task: &TaskTemplate, status: &AttemptS
                 cache_status: CatalogCacheStatus::CacheDisabled,
             }
         }
-        Err(e) => return TaskOutcome::Failed(e),
+        Err(e) => return TaskOutcome::Failed(*e),
         Ok(None) => {}
     }
     let has_outputs = task

@@ -77,9 +77,13 @@ pub enum AttemptStatus {
     },
     /// It stopped without a chance to finish: the worker died, the pod was evicted or
     /// preempted. A system error: retried within the system budget.
-    Lost { message: String },
+    Lost {
+        message: String,
+    },
     /// It cannot run as specified (bad image, bad command): a user error, not retried.
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
 }
 
 /// Why a plugin call failed (not the task: the call itself).

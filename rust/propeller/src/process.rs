@@ -252,9 +252,9 @@ impl Plugin for ProcessPlugin {
         let name = attempt.unique_name();
         tokio::spawn(async move {
             let code = match child.wait().await {
-                Ok(status) => status
-                    .code()
-                    .unwrap_or_else(|| -std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)),
+                Ok(status) => status.code().unwrap_or_else(|| {
+                    -std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+                }),
                 Err(_) => -1,
             };
             if let Err(e) = std::fs::write(dir.join("exit"), code.to_string()) {

@@ -65,6 +65,23 @@ impl Propeller {
                     Err(broadcast::error::RecvError::Closed) => {}
                 },
             }
+            // A burst of notices (a thousand executions created at once) becomes one claim.
+            while let Ok(notice) = notices.try_recv() {
+                match notice {
+                    ExecutionNotice::Created(_) => claim = true,
+                    ExecutionNotice::Terminated(key) => match drivers.get(&key) {
+                        Some(tx) => {
+                            let _ = tx.send(Notice::Terminated);
+                        }
+                        None => claim = true,
+                    },
+                    ExecutionNotice::SignalSet(key) => {
+                        if let Some(tx) = drivers.get(&key) {
+                            let _ = tx.send(Notice::SignalSet);
+                        }
+                    }
+                }
+            }
             if claim && drivers.len() < ctx.config.max_executions {
                 let now = alula_admin::store::now_micros();
                 let limit = (ctx.config.max_executions - drivers.len()) as i64;

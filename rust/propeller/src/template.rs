@@ -94,11 +94,11 @@ mod tests {
 
     fn int(i: i64) -> Literal {
         Literal {
-            value: Some(literal::Value::Scalar(Scalar {
+            value: Some(literal::Value::Scalar(Box::new(Scalar {
                 value: Some(scalar::Value::Primitive(Primitive {
                     value: Some(primitive::Value::Integer(i)),
                 })),
-            })),
+            }))),
             ..Default::default()
         }
     }
@@ -120,7 +120,10 @@ mod tests {
         assert_eq!(v.fill("--raw={{.rawOutputDataPrefix}}"), "--raw=/raw");
         assert_eq!(v.fill("n={{.Inputs.Count}}"), "n=7");
         // Unknown variables and unclosed braces stay as written.
-        assert_eq!(v.fill("{{.nope}} {{.inputs.missing}}"), "{{.nope}} {{.inputs.missing}}");
+        assert_eq!(
+            v.fill("{{.nope}} {{.inputs.missing}}"),
+            "{{.nope}} {{.inputs.missing}}"
+        );
         assert_eq!(v.fill("a {{.input"), "a {{.input");
     }
 }

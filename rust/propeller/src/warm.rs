@@ -203,9 +203,8 @@ impl WarmPlugin {
 }
 
 fn unpack(archive: &Path, target: &Path) -> Result<(), PluginError> {
-    let file = std::fs::File::open(archive).map_err(|e| {
-        PluginError::Invalid(format!("code bundle {}: {e}", archive.display()))
-    })?;
+    let file = std::fs::File::open(archive)
+        .map_err(|e| PluginError::Invalid(format!("code bundle {}: {e}", archive.display())))?;
     let tmp = target.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     tar::Archive::new(flate2::read::GzDecoder::new(file))
@@ -251,7 +250,10 @@ fn spawn_worker(spec: &WorkerSpec) -> std::io::Result<Process> {
         .stderr(log)
         .kill_on_drop(true)
         .spawn()?;
-    let stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdin"))?;
     let stdout = child
         .stdout
         .take()
@@ -470,7 +472,10 @@ mod tests {
         assert_eq!(fast.entrypoint, "alula-map-execute");
         assert_eq!(fast.args, argv("--inputs x"));
         let plain = parse_command(&argv("/venv/bin/alula-execute --inputs y")).unwrap();
-        assert_eq!((plain.bundle, plain.entrypoint.as_str()), (None, "alula-execute"));
+        assert_eq!(
+            (plain.bundle, plain.entrypoint.as_str()),
+            (None, "alula-execute")
+        );
         assert!(parse_command(&argv("pyflyte-execute --inputs y")).is_none());
         assert!(parse_command(&argv(
             "pyflyte-fast-execute --additional-distribution s3://x --dest-dir . -- pyflyte-execute"

@@ -20,10 +20,9 @@ fn serve(py: Python<'_>, args: Vec<String>, ready: Option<Py<PyAny>>) -> PyResul
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let err = |e: anyhow::Error| PyRuntimeError::new_err(format!("{e:#}"));
-    let config = alula_server::FileConfig::load(
-        alula_server::config_path(&args).map_err(err)?.as_deref(),
-    )
-    .map_err(err)?;
+    let config =
+        alula_server::FileConfig::load(alula_server::config_path(&args).map_err(err)?.as_deref())
+            .map_err(err)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("alula-server")

@@ -20,6 +20,7 @@
 //! | `instance_id` | `ALULA_INSTANCE_ID` | `embedded` |
 //! | `task_path` | `ALULA_TASK_PATH` (`:`-separated) | — (folders put first on tasks' `PATH`) |
 //! | `warm_workers` | `ALULA_WARM_WORKERS` | 2 (Python workers for Alula tasks; 0 disables) |
+//! | `max_parallelism` | `ALULA_MAX_PARALLELISM` | 25 (attempts in flight per execution; 0: no limit) |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,7 @@ pub struct FileConfig {
     pub instance_id: Option<String>,
     pub task_path: Option<Vec<PathBuf>>,
     pub warm_workers: Option<usize>,
+    pub max_parallelism: Option<u32>,
 }
 
 impl FileConfig {
@@ -113,6 +115,9 @@ impl FileConfig {
         }
         if let Some(n) = parse("ALULA_WARM_WORKERS", "a number")? {
             self.warm_workers = Some(n as usize);
+        }
+        if let Some(n) = parse("ALULA_MAX_PARALLELISM", "a number")? {
+            self.max_parallelism = Some(n as u32);
         }
         Ok(())
     }
@@ -239,7 +244,10 @@ pub async fn run(
             file.instance_id.unwrap_or_else(|| "embedded".into()),
             storage_root.clone(),
         );
-        pconfig.max_parallelism = 0;
+        // flyteadmin's default: attempts in flight per execution (map elements included) when
+        // the execution asks for nothing else; it bounds memory and keeps one huge map from
+        // starving other executions.
+        pconfig.max_parallelism = file.max_parallelism.unwrap_or(25);
         let propeller = Propeller::new(api.clone(), plugins, pconfig);
         Some(tokio::spawn(propeller.run(stopped(stop_rx.clone()))))
     } else {

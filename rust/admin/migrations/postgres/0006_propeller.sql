@@ -18,6 +18,8 @@ CREATE TABLE propeller_runs (
     PRIMARY KEY (project, domain, name)
 );
 CREATE INDEX propeller_runs_open ON propeller_runs (done, lease_until);
+-- Claims look for executions in active phases across projects.
+CREATE INDEX executions_phase_only ON executions (phase);
 
 -- Events not yet delivered to admin's ingestion, in order per execution.
 CREATE TABLE propeller_outbox (

@@ -269,13 +269,13 @@ impl AdminApi {
             ))
         })?;
         let event_at = occurred_micros(event.occurred_at.as_ref(), &format!("event for {what}"))?;
-        self.execution_row(&key.execution).await?;
+        self.require_execution(&key.execution).await?;
         if let Some(node_execution_event::TargetMetadata::WorkflowNodeMetadata(meta)) =
             &event.target_metadata
         {
             // A subworkflow launched as its own execution must have been created first.
             if let Some(child) = &meta.execution_id {
-                self.execution_row(&execution_key(Some(child))?).await?;
+                self.require_execution(&execution_key(Some(child))?).await?;
             }
         }
         for _ in 0..ATTEMPTS {

@@ -259,7 +259,18 @@ impl AdminApi {
         })
     }
 
-    pub(super) async fn execution_row(&self, key: &ExecutionKey) -> AdminResult<ExecutionRow> {
+    pub(super) async fn require_execution(&self, key: &ExecutionKey) -> AdminResult<()> {
+        if self.store.execution_exists(key).await? {
+            Ok(())
+        } else {
+            Err(AdminError::not_found(format!(
+                "execution {} not found",
+                display_exec(key)
+            )))
+        }
+    }
+
+    pub(crate) async fn execution_row(&self, key: &ExecutionKey) -> AdminResult<ExecutionRow> {
         self.store.get_execution(key).await?.ok_or_else(|| {
             AdminError::not_found(format!("execution {} not found", display_exec(key)))
         })

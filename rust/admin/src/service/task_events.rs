@@ -90,7 +90,7 @@ impl AdminApi {
             ))
         })?;
         let event_at = occurred_micros(event.occurred_at.as_ref(), &format!("event for {what}"))?;
-        self.execution_row(&key.node.execution).await?;
+        self.require_execution(&key.node.execution).await?;
         if self.store.get_node_execution(&key.node).await?.is_none() {
             return Err(AdminError::not_found(format!(
                 "{} not found: send its node event before task events",

@@ -154,6 +154,13 @@ impl Store {
         Ok(row.as_ref().map(decode).transpose()?)
     }
 
+    /// Whether the execution exists, without reading its payloads (events ask on every call).
+    pub async fn execution_exists(&self, key: &ExecutionKey) -> Result<bool, StoreError> {
+        let mut sql = Sql::new("SELECT 1 AS one FROM executions");
+        key_condition(&mut sql, key);
+        Ok(sql.query().fetch_optional(&self.pool).await?.is_some())
+    }
+
     pub async fn list_executions(
         &self,
         project: &str,

@@ -59,9 +59,8 @@ impl Store {
         );
         adopt
             .bind(Vec::<u8>::new())
-            .push(", 0, 0, 0, ")
-            .bind(now)
-            .push(", ")
+            // Oldest executions first: created_at is the execution's.
+            .push(", 0, 0, 0, e.created_at, ")
             .bind(now)
             .push(" FROM executions e WHERE e.phase IN (");
         for (i, phase) in ACTIVE_PHASES.iter().enumerate() {
@@ -83,7 +82,7 @@ impl Store {
             .bind(now)
             .push(" OR owner = ")
             .bind(owner)
-            .push(") ORDER BY created_at LIMIT ")
+            .push(") ORDER BY created_at, name LIMIT ")
             .bind(limit);
         let rows = candidates.query().fetch_all(&self.pool).await?;
         let mut claimed = Vec::new();
