@@ -77,7 +77,16 @@ def main() -> None:
     log_path = work / "server.log"
     log = log_path.open("w")
     server = subprocess.Popen(
-        [alula, "start", "--data", work / "data", "--grpc-port", str(grpc), "--http-port", str(free_port())],
+        [
+            alula,
+            "start",
+            "--data",
+            work / "data",
+            "--grpc-port",
+            str(grpc),
+            "--http-port",
+            str(free_port()),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -95,8 +104,14 @@ def main() -> None:
         remote.register(src / "alula_flows.py")
         latency(remote, "one", 3)  # warm the workers up
         lat = latency(remote, "one", 30)
-        rows.append(("one-task workflow, CreateExecution -> SUCCEEDED (alula, warm workers)",
-                     f"p50 {lat[len(lat) // 2] * 1000:.0f} ms, p90 {lat[int(len(lat) * 0.9)] * 1000:.0f} ms", "< 200 ms"))
+        p50, p90 = lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.9)] * 1000
+        rows.append(
+            (
+                "one-task workflow, CreateExecution -> SUCCEEDED (alula, warm workers)",
+                f"p50 {p50:.0f} ms, p90 {p90:.0f} ms",
+                "< 200 ms",
+            )
+        )
 
         config = work / "data" / "flytekit-config.yaml"
         fk_src = work / "fk"
@@ -104,8 +119,18 @@ def main() -> None:
         for name in ("__init__.py", "flytekit_flows.py"):
             shutil.copy(HERE / "remote_flows" / name, fk_src / "remote_flows" / name)
         done = subprocess.run(
-            [Path(args.flytekit_bin) / "pyflyte", "--config", config, "register", "--version", "b1", "remote_flows"],
-            cwd=fk_src, capture_output=True, text=True,
+            [
+                Path(args.flytekit_bin) / "pyflyte",
+                "--config",
+                config,
+                "register",
+                "--version",
+                "b1",
+                "remote_flows",
+            ],
+            cwd=fk_src,
+            capture_output=True,
+            text=True,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         from alula.remote import Execution as Ex
@@ -113,21 +138,36 @@ def main() -> None:
         fk_times = []
         for _ in range(3):
             t = time.perf_counter()
-            resp = remote.call("CreateExecution", {
-                "project": remote.project, "domain": remote.domain,
-                "spec": {"launchPlan": {"resourceType": "LAUNCH_PLAN", "project": remote.project,
-                                        "domain": remote.domain, "name": "remote_flows.flytekit_flows.one",
-                                        "version": "b1"}},
-                "inputs": {"literals": {"x": {"scalar": {"primitive": {"integer": "1"}}}}},
-            })
+            resp = remote.call(
+                "CreateExecution",
+                {
+                    "project": remote.project,
+                    "domain": remote.domain,
+                    "spec": {
+                        "launchPlan": {
+                            "resourceType": "LAUNCH_PLAN",
+                            "project": remote.project,
+                            "domain": remote.domain,
+                            "name": "remote_flows.flytekit_flows.one",
+                            "version": "b1",
+                        }
+                    },
+                    "inputs": {"literals": {"x": {"scalar": {"primitive": {"integer": "1"}}}}},
+                },
+            )
             e = Ex(remote.project, remote.domain, resp["id"]["name"])
             while remote.phase(e) not in ("SUCCEEDED", "FAILED"):
                 time.sleep(0.01)
             assert remote.phase(e) == "SUCCEEDED"
             fk_times.append(time.perf_counter() - t)
         fk = sorted(fk_times)[1]
-        rows.append(("same, flytekit task (pyflyte-fast-execute process per task)", f"p50 {fk * 1000:.0f} ms",
-                     f"alula {fk / lat[len(lat) // 2]:.0f}x faster"))
+        rows.append(
+            (
+                "same, flytekit task (pyflyte-fast-execute process per task)",
+                f"p50 {fk * 1000:.0f} ms",
+                f"alula {fk / lat[len(lat) // 2]:.0f}x faster",
+            )
+        )
 
         n = args.executions
         t = time.perf_counter()
@@ -137,8 +177,13 @@ def main() -> None:
         created = time.perf_counter() - t
         wait_all(remote, executions)
         total = time.perf_counter() - t
-        rows.append((f"{n} one-task executions (created in {created:.1f} s)",
-                     f"{n / total * 60:,.0f} task executions/min", ">= 10,000/min"))
+        rows.append(
+            (
+                f"{n} one-task executions (created in {created:.1f} s)",
+                f"{n / total * 60:,.0f} task executions/min",
+                ">= 10,000/min",
+            )
+        )
 
         size = args.map_size
         t = time.perf_counter()
@@ -146,12 +191,20 @@ def main() -> None:
         out = remote.wait(e, timeout=3600, poll=0.5)
         took = time.perf_counter() - t
         assert out == size, out
-        rows.append((f"map over {size:,} elements", f"{took:.1f} s ({size / took:,.0f} elements/s), "
-                     f"server peak RSS {rss_peak_mb(server.pid):.0f} MB", "< 1 GB"))
+        rows.append(
+            (
+                f"map over {size:,} elements",
+                f"{took:.1f} s ({size / took:,.0f} elements/s), "
+                f"server peak RSS {rss_peak_mb(server.pid):.0f} MB",
+                "< 1 GB",
+            )
+        )
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
-        warnings = [line for line in log_path.read_text().splitlines() if "WARN" in line or "ERROR" in line]
+        warnings = [
+            line for line in log_path.read_text().splitlines() if "WARN" in line or "ERROR" in line
+        ]
         print(f"server log: {len(warnings)} warnings/errors", *warnings[:5], sep="\n  ")
         shutil.rmtree(work, ignore_errors=True)
 

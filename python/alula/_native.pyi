@@ -15,6 +15,7 @@ __all__ = [
     "decode_values",
     "RpcError",
     "grpc_unary",
+    "serve",
 ]
 
 from collections.abc import Callable

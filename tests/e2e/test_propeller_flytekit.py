@@ -67,7 +67,9 @@ def succeeded(execution: FlyteWorkflowExecution) -> dict[str, Any]:
 
 
 def test_several_tasks(remote: FlyteRemote) -> None:
-    assert succeeded(run(remote, "chain", x=4, label="sum"))["o0"] == local("chain", x=4, label="sum")
+    assert succeeded(run(remote, "chain", x=4, label="sum"))["o0"] == local(
+        "chain", x=4, label="sum"
+    )
 
 
 def test_map_task(remote: FlyteRemote) -> None:
@@ -117,7 +119,10 @@ def test_terminate_stops_the_task(remote: FlyteRemote, alula_cluster: RunningSer
     lp = remote.fetch_launch_plan(name="flows.flytekit_flows.slow", version=VERSION)
     execution = remote.execute(lp, inputs={"seconds": 300}, wait=False)
     deadline = time.monotonic() + TIMEOUT_S
-    while remote.fetch_execution(name=execution.id.name).closure.phase != WorkflowExecutionPhase.RUNNING:
+    while (
+        remote.fetch_execution(name=execution.id.name).closure.phase
+        != WorkflowExecutionPhase.RUNNING
+    ):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     time.sleep(3)  # let the task process start

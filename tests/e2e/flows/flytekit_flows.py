@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import typing
 
 from flytekit import conditional, dynamic, map_task, task, workflow
 
@@ -38,12 +37,12 @@ def square(x: int) -> int:
 
 
 @task
-def total(xs: typing.List[int]) -> int:
+def total(xs: list[int]) -> int:
     return sum(xs)
 
 
 @workflow
-def mapped(xs: typing.List[int] = [1, 2, 3, 4]) -> int:  # noqa: B006 - flytekit defaults
+def mapped(xs: list[int] = [1, 2, 3, 4]) -> int:  # noqa: B006 - flytekit defaults
     return total(xs=map_task(square)(x=xs))
 
 
@@ -54,11 +53,13 @@ def sign(x: int) -> str:
 
 @workflow
 def branching(x: int = 5) -> str:
-    return conditional("sign").if_(x > 0).then(sign(x=x)).else_().then(describe(total=x, label="neg"))
+    return (
+        conditional("sign").if_(x > 0).then(sign(x=x)).else_().then(describe(total=x, label="neg"))
+    )
 
 
 @dynamic
-def fan_out(n: int) -> typing.List[int]:
+def fan_out(n: int) -> list[int]:
     return [double(x=i) for i in range(n)]
 
 
@@ -130,5 +131,5 @@ def tick(x: int) -> int:
 
 
 @workflow
-def many(xs: typing.List[int]) -> int:
+def many(xs: list[int]) -> int:
     return total(xs=map_task(tick)(x=xs))
