@@ -110,22 +110,10 @@ def test_dynamic(remote: Remote, flows: ModuleType) -> None:
     assert run(remote, "dynamic_wf", n=4) == flows.dynamic_wf(n=4) == 12
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ExecutionFailed,
-    reason="a dynamic task creating no nodes fails (NoNodesFound), locally too; flytekit "
-    "returns the output bindings as the task's outputs",
-)
 def test_dynamic_without_nodes(remote: Remote) -> None:
     assert run(remote, "dynamic_wf", n=0) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=_native.RpcError,
-    reason="admin rejects an empty list input ('expects list[int] but got list[none]'); "
-    "FlyteAdmin's IsInstance accepts an empty collection for any collection type",
-)
 def test_empty_list_input(remote: Remote, flows: ModuleType) -> None:
     assert run(remote, "mapped", xs=[]) == flows.mapped(xs=[]) == 0
 

@@ -27,6 +27,21 @@ pub fn literal_fits(value: &Literal, expected: &LiteralType) -> bool {
             return true;
         }
     }
+    // An empty collection or map has no element type to infer; like FlyteAdmin's IsInstance,
+    // it fits any collection (map) type.
+    match (&value.value, &expected.r#type) {
+        (Some(literal::Value::Collection(c)), Some(literal_type::Type::CollectionType(_)))
+            if c.literals.is_empty() =>
+        {
+            return true
+        }
+        (Some(literal::Value::Map(m)), Some(literal_type::Type::MapValueType(_)))
+            if m.literals.is_empty() =>
+        {
+            return true
+        }
+        _ => {}
+    }
     match literal_type_of(value) {
         Some(actual) => are_types_castable(&actual, expected),
         None => true,
@@ -237,6 +252,32 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn empty_collections_fit_any_collection_type() {
+        use alula_idl::flyteidl::core::LiteralCollection;
+        let list_of = |t: LiteralType| LiteralType {
+            r#type: Some(literal_type::Type::CollectionType(Box::new(t))),
+            ..Default::default()
+        };
+        let collection = |items: Vec<Literal>| Literal {
+            value: Some(literal::Value::Collection(LiteralCollection {
+                literals: items,
+            })),
+            ..Default::default()
+        };
+        assert!(literal_fits(&collection(vec![]), &list_of(int_type())));
+        assert!(literal_fits(
+            &collection(vec![int(1)]),
+            &list_of(int_type())
+        ));
+        assert!(!literal_fits(
+            &collection(vec![string("x")]),
+            &list_of(int_type())
+        ));
+        // Empty is still not an integer.
+        assert!(!literal_fits(&collection(vec![]), &int_type()));
     }
 
     #[test]

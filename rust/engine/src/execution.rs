@@ -1213,6 +1213,38 @@ impl Execution {
                     self.fail_node(n, err, NodePhase::Failed);
                 }
             }
+            TaskOutcome::Dynamic(spec) if spec.nodes.is_empty() => {
+                // Nothing to run (a fan-out over nothing): the outputs are the spec's
+                // bindings, constants all, as flytekit resolves them.
+                struct NoUpstream;
+                impl bindings::Outputs for NoUpstream {
+                    fn output(&self, _: &str, _: &str) -> Option<&Literal> {
+                        None
+                    }
+                }
+                let node_id = self.state.nodes[n as usize].id.clone();
+                match bindings::resolve(&node_id, &spec.outputs, &NoUpstream) {
+                    Ok(outputs) => {
+                        if let Some(task) = &task {
+                            self.events.task_succeeded(
+                                &self.state,
+                                n,
+                                task,
+                                retry,
+                                &outputs,
+                                CatalogCacheStatus::CacheDisabled,
+                                self.now_us,
+                            );
+                        }
+                        self.succeed_node(n, outputs)
+                    }
+                    Err(e) => self.fail_node(
+                        n,
+                        engine_error("DynamicWorkflowError", ErrorKind::User, e.to_string()),
+                        NodePhase::Failed,
+                    ),
+                }
+            }
             TaskOutcome::Dynamic(spec) => {
                 let inputs = self.node_inputs(n);
                 let node = &self.state.nodes[n as usize];

@@ -596,6 +596,19 @@ fn a_dynamic_task_runs_the_workflow_it_returns() {
     );
 }
 
+#[test]
+fn a_dynamic_task_with_no_nodes_returns_its_bindings() {
+    let c = dynamic_closure();
+    let mut fake = Fake::arithmetic().on("fan_out", |_| {
+        Some(TaskOutcome::Dynamic(DynamicJobSpec {
+            outputs: vec![bind("o0", constant(int(42)))],
+            ..Default::default()
+        }))
+    });
+    let (exec, _) = execute(&c, &[("n", int(0))], &mut fake);
+    assert_eq!(out(&exec, "o0"), 42);
+}
+
 fn map_closure(
     ratio: Option<f32>,
     parallelism: Option<u32>,
