@@ -4,6 +4,7 @@ flytekit's own local run returns."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -140,3 +141,33 @@ def test_terminate_stops_the_task(remote: FlyteRemote, alula_cluster: RunningSer
         time.sleep(0.2)
     assert not alive.strip(), alive
     assert any(work.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("entity", "args", "expected"),
+    [("chain", ["--x", "2"], "total=12"), ("double", ["--x", "3"], 6)],
+    ids=["workflow", "single-task"],
+)
+def test_pyflyte_run_remote(
+    remote: FlyteRemote,
+    alula_cluster: RunningServer,
+    tmp_path: Path,
+    entity: str,
+    args: list[str],
+    expected: object,
+) -> None:
+    """`pyflyte run --remote --wait` registers the script (fast), runs it and waits."""
+    shutil.copytree(FLOWS, tmp_path / "flows")
+    done = subprocess.run(
+        [PYFLYTE, "--config", alula_cluster.server.config_file, "run", "--remote", "--wait"]
+        + ["flows/flytekit_flows.py", entity, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    name = re.search(r"Execution (\w+) has succeeded", done.stdout)
+    assert name, done.stdout
+    execution = remote.sync_execution(remote.fetch_execution(name=name.group(1)))
+    assert execution.outputs["o0"] == expected
