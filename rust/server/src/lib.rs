@@ -21,6 +21,19 @@
 //! | `task_path` | `ALULA_TASK_PATH` (`:`-separated) | — (folders put first on tasks' `PATH`) |
 //! | `warm_workers` | `ALULA_WARM_WORKERS` | 2 (Python workers for Alula tasks; 0 disables) |
 //! | `max_parallelism` | `ALULA_MAX_PARALLELISM` | 25 (attempts in flight per execution; 0: no limit) |
+//! | `kubernetes` | `ALULA_KUBECONFIG` (a kubeconfig path; enables it) | off (see [`KubernetesConfig`]) |
+//!
+//! With `kubernetes`, container tasks run as pods (`alula_k8s::PodPlugin`, tried before the
+//! warm and process plugins, so Alula tasks become pods too):
+//!
+//! ```toml
+//! [kubernetes]
+//! kubeconfig = "/etc/alula/kubeconfig"   # default: $KUBECONFIG, ~/.kube/config or in-cluster
+//! pod_storage_prefix = "/data/alula"     # default: the storage root itself
+//! [kubernetes.pods]                      # alula_k8s::PodPluginConfig, every key optional
+//! namespace = "flyte"
+//! node_selector = { "alula/pool" = "tasks" }
+//! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +64,23 @@ pub struct FileConfig {
     pub task_path: Option<Vec<PathBuf>>,
     pub warm_workers: Option<usize>,
     pub max_parallelism: Option<u32>,
+    pub kubernetes: Option<KubernetesConfig>,
+}
+
+/// The `kubernetes` table: where the API server is and how pods are made.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// A kubeconfig file; `None` infers the configuration (`$KUBECONFIG`, `~/.kube/config`, or
+    /// the in-cluster service account).
+    pub kubeconfig: Option<PathBuf>,
+    /// What pods see in place of the storage root: `None` for the same path (the kubelet runs
+    /// on this machine or mounts the root at the same place), else e.g. `s3://bucket/prefix`.
+    pub pod_storage_prefix: Option<String>,
+    /// The pod plugin's settings. Its `storage_root` and `pod_storage_prefix` are replaced by the
+    /// server's storage root and the prefix above.
+    #[serde(default)]
+    pub pods: alula_k8s::PodPluginConfig,
 }
 
 impl FileConfig {
@@ -119,6 +149,11 @@ impl FileConfig {
         if let Some(n) = parse("ALULA_MAX_PARALLELISM", "a number")? {
             self.max_parallelism = Some(n as u32);
         }
+        if let Some(v) = var("ALULA_KUBECONFIG") {
+            self.kubernetes
+                .get_or_insert_with(Default::default)
+                .kubeconfig = Some(v.into());
+        }
         Ok(())
     }
 }
@@ -139,6 +174,40 @@ pub struct Endpoints {
     pub http: SocketAddr,
     pub storage_root: PathBuf,
     pub database: String,
+}
+
+/// The pod plugin (its watcher spawned) for the `kubernetes` settings.
+async fn pod_plugin(
+    k8s: KubernetesConfig,
+    storage_root: &std::path::Path,
+) -> Result<Arc<dyn Plugin>> {
+    let client_config = match &k8s.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("finding a Kubernetes configuration")?,
+    };
+    let client = kube::Client::try_from(client_config).context("building the Kubernetes client")?;
+    let mut pods = k8s.pods;
+    pods.storage_root = storage_root.to_path_buf();
+    pods.pod_storage_prefix = k8s
+        .pod_storage_prefix
+        .unwrap_or_else(|| storage_root.display().to_string());
+    tracing::info!(
+        namespace = %pods.namespace,
+        pod_storage_prefix = %pods.pod_storage_prefix,
+        "container tasks run as Kubernetes pods"
+    );
+    let plugin = alula_k8s::PodPlugin::new(client, pods);
+    // Runs as long as the runtime: the plugin lives until the process ends.
+    drop(plugin.spawn_watcher());
+    Ok(Arc::new(plugin))
 }
 
 /// Runs admin and (unless disabled) propeller until `shutdown` resolves. `ready` is called once
@@ -226,6 +295,11 @@ pub async fn run(
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
         let task_path = file.task_path.unwrap_or_default();
         let warm = file.warm_workers.unwrap_or(2);
+        if let Some(k8s) = file.kubernetes {
+            // First: every container task (Alula's `alula-execute` ones included) runs as a
+            // pod; the warm and process plugins only get what it cannot run.
+            plugins.push(pod_plugin(k8s, &storage_root).await?);
+        }
         if warm > 0 {
             plugins.push(Arc::new(alula_propeller::warm::WarmPlugin::new(
                 alula_propeller::warm::WarmConfig {
@@ -265,4 +339,37 @@ pub async fn run(
     store.close().await;
     served?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_table_parses() {
+        let config: FileConfig = toml::from_str(
+            r#"
+            [kubernetes]
+            kubeconfig = "/etc/kubeconfig"
+            [kubernetes.pods]
+            namespace = "flyte"
+            node_selector = { "alula/local" = "true" }
+            image_pull_grace = 5
+            "#,
+        )
+        .expect("config");
+        let k8s = config.kubernetes.expect("kubernetes");
+        assert_eq!(k8s.kubeconfig, Some(PathBuf::from("/etc/kubeconfig")));
+        assert_eq!(k8s.pod_storage_prefix, None);
+        assert_eq!(k8s.pods.namespace, "flyte");
+        assert_eq!(k8s.pods.node_selector["alula/local"], "true");
+        assert_eq!(k8s.pods.image_pull_grace.as_secs(), 5);
+
+        let config: FileConfig = toml::from_str("[kubernetes]\n").expect("empty table");
+        assert_eq!(
+            config.kubernetes.expect("kubernetes").pods.namespace,
+            "default"
+        );
+        assert!(toml::from_str::<FileConfig>("[kubernetes]\nnamespace = \"x\"\n").is_err());
+    }
 }
