@@ -13,7 +13,6 @@ pub mod config;
 pub mod plugin;
 pub mod pod;
 pub mod status;
-pub mod template;
 
 #[cfg(test)]
 mod testutil;

@@ -17,7 +17,7 @@ use kube::api::ObjectMeta;
 use sha2::{Digest, Sha256};
 
 use crate::config::PodPluginConfig;
-use crate::template::TemplateVars;
+use alula_propeller::template::TemplateVars;
 
 /// The label every pod of ours carries; the watcher selects on it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";

@@ -26,6 +26,8 @@ pub(crate) struct Children {
     parent: WorkflowExecutionIdentifier,
     /// Node execution id → the child execution it waits for.
     running: HashMap<String, ExecutionKey>,
+    /// Node execution id → why admin refused to create its child (reported at the next poll).
+    refused: HashMap<String, String>,
 }
 
 /// A DNS-1123 name for the child of `node` in `parent`: readable when short, hashed when not
@@ -50,6 +52,7 @@ impl Children {
             ctx,
             parent,
             running: HashMap::new(),
+            refused: HashMap::new(),
         }
     }
 
@@ -88,14 +91,8 @@ impl Children {
                 // The parent node fails with admin's reason (an unknown launch plan, bad
                 // inputs): recorded as a finished child with an error.
                 tracing::warn!(node, message = s.message(), "cannot launch child execution");
-                self.running.insert(
-                    node.to_string(),
-                    ExecutionKey {
-                        project: String::new(),
-                        domain: String::new(),
-                        name: format!("!{}", s.message()),
-                    },
-                );
+                self.refused
+                    .insert(node.to_string(), s.message().to_string());
                 return Ok(());
             }
         }
@@ -111,12 +108,10 @@ impl Children {
     }
 
     pub(crate) async fn abort(&mut self, node: &str) {
+        self.refused.remove(node);
         let Some(key) = self.running.remove(node) else {
             return;
         };
-        if key.project.is_empty() {
-            return;
-        }
         let req = ExecutionTerminateRequest {
             id: Some(WorkflowExecutionIdentifier {
                 project: key.project,
@@ -138,18 +133,20 @@ impl Children {
     pub(crate) async fn poll(
         &mut self,
     ) -> Result<Vec<(String, Result<LiteralMap, Box<ExecutionError>>)>, DriveError> {
-        let mut done = Vec::new();
-        for (node, key) in &self.running {
-            if let Some(message) = key.name.strip_prefix('!') {
+        let mut done: Vec<_> = self
+            .refused
+            .drain()
+            .map(|(node, message)| {
                 let err = ExecutionError {
                     code: "ChildLaunchFailed".into(),
-                    message: message.to_string(),
+                    message,
                     kind: ErrorKind::User as i32,
                     ..Default::default()
                 };
-                done.push((node.clone(), Err(Box::new(err))));
-                continue;
-            }
+                (node, Err(Box::new(err)))
+            })
+            .collect();
+        for (node, key) in &self.running {
             let Some(row) = self.ctx.store.get_execution_event_state(key).await? else {
                 continue;
             };

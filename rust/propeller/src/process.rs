@@ -19,7 +19,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
-use crate::template::TemplateValues;
+use crate::template::TemplateVars;
 
 /// How long an aborted process gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -80,12 +80,13 @@ pub fn command_line(attempt: &Attempt) -> Result<Vec<String>, PluginError> {
         )));
     };
     let values = template_values(attempt);
-    let argv: Vec<String> = container
+    let argv = container
         .command
         .iter()
         .chain(&container.args)
-        .map(|a| values.fill(a))
-        .collect();
+        .map(|a| values.render(a))
+        .collect::<Result<Vec<String>, String>>()
+        .map_err(|e| PluginError::Invalid(format!("task {}: {e}", task_name(&attempt.task))))?;
     if argv.is_empty() {
         return Err(PluginError::Invalid(format!(
             "task {} has an empty command",
@@ -111,8 +112,8 @@ fn display(p: &Path) -> String {
     p.display().to_string()
 }
 
-pub fn template_values(attempt: &Attempt) -> TemplateValues<'_> {
-    TemplateValues {
+pub fn template_values(attempt: &Attempt) -> TemplateVars<'_> {
+    TemplateVars {
         input: display(&attempt.inputs_path),
         input_prefix: attempt
             .inputs_path
@@ -120,15 +121,14 @@ pub fn template_values(attempt: &Attempt) -> TemplateValues<'_> {
             .map(display)
             .unwrap_or_default(),
         output_prefix: display(&attempt.output_prefix),
-        raw_output_data_prefix: display(&attempt.raw_output_prefix),
-        checkpoint_output_prefix: display(&attempt.checkpoint_prefix),
+        raw_output_prefix: display(&attempt.raw_output_prefix),
+        checkpoint_prefix: display(&attempt.checkpoint_prefix),
         prev_checkpoint_prefix: attempt
             .prev_checkpoint_prefix
             .as_deref()
             .map(display)
             .unwrap_or_default(),
         per_retry_unique_key: attempt.unique_name(),
-        task_template_path: String::new(),
         inputs: Some(&attempt.inputs),
     }
 }
