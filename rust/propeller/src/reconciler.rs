@@ -49,17 +49,7 @@ impl Propeller {
                 _ = scan.tick() => claim = true,
                 Some(key) = done_rx.recv() => { drivers.remove(&key); }
                 notice = notices.recv() => match notice {
-                    Ok(ExecutionNotice::Created(_)) => claim = true,
-                    Ok(ExecutionNotice::Terminated(key)) => match drivers.get(&key) {
-                        Some(tx) => { let _ = tx.send(Notice::Terminated); }
-                        // Terminated while queued: claim it to record the abort.
-                        None => claim = true,
-                    },
-                    Ok(ExecutionNotice::SignalSet(key)) => {
-                        if let Some(tx) = drivers.get(&key) {
-                            let _ = tx.send(Notice::SignalSet);
-                        }
-                    }
+                    Ok(notice) => claim |= forward(notice, &drivers),
                     // Missed notices: the scan finds what they were about.
                     Err(broadcast::error::RecvError::Lagged(_)) => claim = true,
                     Err(broadcast::error::RecvError::Closed) => {}
@@ -67,20 +57,7 @@ impl Propeller {
             }
             // A burst of notices (a thousand executions created at once) becomes one claim.
             while let Ok(notice) = notices.try_recv() {
-                match notice {
-                    ExecutionNotice::Created(_) => claim = true,
-                    ExecutionNotice::Terminated(key) => match drivers.get(&key) {
-                        Some(tx) => {
-                            let _ = tx.send(Notice::Terminated);
-                        }
-                        None => claim = true,
-                    },
-                    ExecutionNotice::SignalSet(key) => {
-                        if let Some(tx) = drivers.get(&key) {
-                            let _ = tx.send(Notice::SignalSet);
-                        }
-                    }
-                }
+                claim |= forward(notice, &drivers);
             }
             if claim && drivers.len() < ctx.config.max_executions {
                 let now = alula_admin::store::now_micros();
@@ -120,6 +97,26 @@ impl Propeller {
         }
         ctx.store.release_runs(&ctx.config.instance_id).await?;
         Ok(())
+    }
+}
+
+/// Passes a notice to the driver it concerns; true when it calls for a claim instead (a new
+/// execution, or one terminated while nobody drives it, whose abort must still be recorded).
+fn forward(
+    notice: ExecutionNotice,
+    drivers: &HashMap<ExecutionKey, mpsc::UnboundedSender<Notice>>,
+) -> bool {
+    let (key, to_driver) = match notice {
+        ExecutionNotice::Created(_) => return true,
+        ExecutionNotice::Terminated(key) => (key, Notice::Terminated),
+        ExecutionNotice::SignalSet(key) => (key, Notice::SignalSet),
+    };
+    match drivers.get(&key) {
+        Some(tx) => {
+            let _ = tx.send(to_driver);
+            false
+        }
+        None => to_driver == Notice::Terminated,
     }
 }
 
