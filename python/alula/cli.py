@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
+
+from alula.core.settings import DEFAULT_IMAGE
 
 
 def _package(args: argparse.Namespace) -> int:
@@ -120,7 +123,8 @@ def _run_remote(args: argparse.Namespace, wf: Any, inputs: dict[str, Any]) -> in
     from alula.core.errors import WorkflowAuthoringError
     from alula.remote import ExecutionFailed, Remote
 
-    remote = Remote(args.endpoint, args.project, args.domain)
+    image = args.image or os.environ.get("ALULA_TASK_IMAGE") or DEFAULT_IMAGE
+    remote = Remote(args.endpoint, args.project, args.domain, image=image)
     try:
         registration = remote.register(args.file)
         print(f"registered {len(registration.entities)} entities, version {registration.version}")
@@ -214,6 +218,12 @@ def parser() -> argparse.ArgumentParser:
         "--endpoint",
         default=None,
         help="gRPC address of the control plane (default: $ALULA_ENDPOINT or 127.0.0.1:8089)",
+    )
+    run.add_argument(
+        "--image",
+        default=None,
+        help="with --remote: the container image tasks run in on a cluster "
+        "(default: $ALULA_TASK_IMAGE, else flytekit's default image)",
     )
     run.add_argument("--project", default="flytesnacks", help="with --remote")
     run.add_argument("--domain", default="development", help="with --remote")

@@ -7,35 +7,57 @@ task's container args start with this command (`pyflyte-fast-execute`'s layout):
 
 The bundle is unpacked into `<dir>`, which goes first on PYTHONPATH so the command imports the
 registered code rather than whatever the image holds; then the command replaces this process.
-Local paths and `file://` URIs are supported; other storage comes with the storage layer.
+Local paths and `file://` URIs are read directly; other URIs (`s3://...` when the server keeps
+its storage in a bucket) through fsspec, which flytekit brings along with s3fs. Alula's SDK does
+not depend on it: without fsspec such a URI is refused with a clear message.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import tarfile
+from typing import IO
 
 PROG = "alula-fast-execute"
 
 
-def _local(uri: str) -> str:
-    if uri.startswith("file://"):
-        return uri[len("file://") :]
-    if "://" in uri:
-        raise SystemExit(f"{PROG}: {uri}: only local paths and file:// URIs are supported")
-    return uri
+def _open_remote(uri: str) -> IO[bytes]:
+    """The bundle at a remote `uri`, read into memory (bundles are source code: small)."""
+    try:
+        import fsspec  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        raise SystemExit(
+            f"{PROG}: {uri}: reading remote bundles needs fsspec (and s3fs for s3://); "
+            "install them in the task image, or use a local path or file:// URI"
+        ) from None
+    try:
+        with fsspec.open(uri, "rb") as remote:
+            return io.BytesIO(remote.read())
+    except FileNotFoundError:
+        raise SystemExit(f"{PROG}: {uri}: no such bundle") from None
+    except (ImportError, ValueError) as e:  # no filesystem for the scheme (s3fs missing, ...)
+        raise SystemExit(f"{PROG}: {uri}: cannot read this kind of URI: {e}") from None
+    except OSError as e:
+        raise SystemExit(f"{PROG}: {uri}: cannot download the bundle: {e}") from None
+
+
+def _open(uri: str) -> IO[bytes]:
+    if uri.startswith("file://") or "://" not in uri:
+        path = uri.removeprefix("file://")
+        if not os.path.isfile(path):
+            raise SystemExit(f"{PROG}: {uri}: no such bundle")
+        return open(path, "rb")
+    return _open_remote(uri)
 
 
 def unpack(uri: str, dest: str) -> str:
     """Extract the bundle at `uri` into `dest`; returns `dest` as an absolute path."""
-    path = _local(uri)
-    if not os.path.isfile(path):
-        raise SystemExit(f"{PROG}: {uri}: no such bundle")
     dest = os.path.abspath(dest)
     os.makedirs(dest, exist_ok=True)
-    with tarfile.open(path, "r:*") as tar:
+    with _open(uri) as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
         # The "data" filter refuses absolute paths, links out of dest and device files.
         if hasattr(tarfile, "data_filter"):
             tar.extractall(dest, filter="data")

@@ -17,6 +17,7 @@ import json
 import os
 import tarfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -230,13 +231,25 @@ class Remote:
                 "expiresIn": duration_json(600),
             },
         )
-        headers = {"Content-MD5": md5_b64, **location.get("headers", {})}
+        # The URL may be presigned by S3: only headers outside its signature may be added. An
+        # explicit Content-Type keeps urllib from announcing a form, which some S3-compatible
+        # servers then parse instead of storing; urllib sets Content-Length itself.
+        headers = {
+            "Content-MD5": md5_b64,
+            "Content-Type": "application/octet-stream",
+            **location.get("headers", {}),
+        }
         put = urllib.request.Request(
             location["signedUrl"], data=data, headers=headers, method="PUT"
         )
         try:
             with urllib.request.urlopen(put, timeout=self.timeout) as response:
                 response.read()
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace").strip()
+            raise RuntimeError(
+                f"upload to {location['signedUrl']} failed: HTTP {e.code}: {detail or e.reason}"
+            ) from e
         except OSError as e:
             raise RuntimeError(f"upload to {location['signedUrl']} failed: {e}") from e
         url: str = location["nativeUrl"]

@@ -134,3 +134,39 @@ def alula_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     finally:
         code = running.stop()
     assert code == 0, f"alula-server exited with {code}:\n{running.server.log_file.read_text()}"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The S3-compatible endpoint scripts/test started (ALULA_TEST_S3_ENDPOINT), or a moto
+    server of the module's own."""
+    given = os.environ.get("ALULA_TEST_S3_ENDPOINT")
+    if given:
+        yield given.rstrip("/")
+        return
+    port = _free_port()
+    log_file = tmp_path_factory.mktemp("moto") / "moto.log"
+    moto = Path(sys.executable).parent / "moto_server"
+    with log_file.open("wb") as log:
+        proc = subprocess.Popen(
+            [moto, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for_port(port, proc, log_file)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def s3_env(endpoint: str) -> dict[str, str]:
+    """What alula-server (object_store) and fsspec/s3fs (boto) read to reach `endpoint` with
+    moto's fake credentials."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }

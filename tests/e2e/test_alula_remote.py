@@ -202,10 +202,10 @@ def test_fast_execute_unpacks_then_runs_the_command(tmp_path: Path) -> None:
     assert (dest / "shipped.py").read_text() == "VALUE = 42\n"
 
     refused = subprocess.run(
-        command + ["--additional-distribution", "s3://bucket/x.tar.gz", "--", "true"],
+        command + ["--additional-distribution", "nosuch://bucket/x.tar.gz", "--", "true"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert refused.returncode != 0
-    assert "only local paths and file:// URIs" in refused.stderr
+    assert "nosuch://bucket/x.tar.gz: cannot read this kind of URI" in refused.stderr

@@ -1,6 +1,7 @@
 //! Runs the admin service: gRPC (AdminService, DataProxyService, SignalService, the auth
 //! discovery services, health, reflection) on one listener and HTTP (uploads, downloads, the
-//! REST gateway, `/metrics`) on another, until `shutdown` resolves.
+//! REST gateway, `/metrics`, `/healthz`, `/readyz`) on another, until `shutdown` resolves.
+//! A process without the API (a propeller replica) serves only the probes ([`serve_probes`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +12,10 @@ use alula_idl::flyteidl::service::auth_metadata_service_server::AuthMetadataServ
 use alula_idl::flyteidl::service::data_proxy_service_server::DataProxyServiceServer;
 use alula_idl::flyteidl::service::identity_service_server::IdentityServiceServer;
 use alula_idl::flyteidl::service::signal_service_server::SignalServiceServer;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
@@ -18,7 +23,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::auth::NoAuth;
 use crate::config::AdminConfig;
 use crate::dataproxy::DataProxy;
-use crate::metrics::{GrpcMetrics, GrpcMetricsLayer};
+use crate::metrics::{AdminMetrics, GrpcMetrics, GrpcMetricsLayer, MetricsSource};
 use crate::service::AdminApi;
 use crate::store::Store;
 use crate::upload;
@@ -26,6 +31,106 @@ use crate::upload;
 /// flytekit accepts responses up to 20 MB and may send large registrations; tonic's 4 MB
 /// default would refuse big workflows.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// How long `/readyz` waits for the database: well under a kubelet probe's default 1 s timeout
+/// would be ideal, but a loaded PostgreSQL may take a moment; a probe that times out counts as
+/// a failure anyway.
+const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A condition `/readyz` requires besides a database that answers (a propeller's loop being
+/// alive, the process not shutting down).
+pub trait ReadinessCheck: Send + Sync + 'static {
+    /// Why the component is not ready, or `None` when it is.
+    fn not_ready(&self) -> Option<String>;
+}
+
+/// What other components of the process (a propeller, its pod plugin) add to the HTTP port:
+/// series for `/metrics` and conditions for `/readyz`.
+#[derive(Clone, Default)]
+pub struct Instrumentation {
+    pub metrics: Vec<Arc<dyn MetricsSource>>,
+    pub readiness: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+/// Not ready once shutdown began: load balancers stop sending work before the listeners close.
+struct ShuttingDown(watch::Receiver<bool>);
+
+impl ReadinessCheck for ShuttingDown {
+    fn not_ready(&self) -> Option<String> {
+        (*self.0.borrow()).then(|| "shutting down".to_string())
+    }
+}
+
+struct Probes {
+    store: Store,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+/// `GET /healthz` (liveness: the process answers), `GET /readyz` (the database answers and
+/// every check passes; else 503 with the reasons) and `GET /metrics` (every source).
+pub fn probe_router(store: Store, instrumentation: Instrumentation) -> Router {
+    let probes = Arc::new(Probes {
+        store,
+        readiness: instrumentation.readiness,
+    });
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(probes)
+        .merge(crate::metrics::router(instrumentation.metrics))
+}
+
+async fn readyz(State(probes): State<Arc<Probes>>) -> (StatusCode, String) {
+    let mut reasons = match tokio::time::timeout(DATABASE_PROBE_TIMEOUT, probes.store.ping()).await
+    {
+        Ok(Ok(())) => Vec::new(),
+        Ok(Err(e)) => vec![format!("database: {e}")],
+        Err(_) => vec![format!(
+            "database: no answer within {}s",
+            DATABASE_PROBE_TIMEOUT.as_secs()
+        )],
+    };
+    reasons.extend(probes.readiness.iter().filter_map(|c| c.not_ready()));
+    if reasons.is_empty() {
+        (StatusCode::OK, "ok\n".into())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, reasons.join("\n") + "\n")
+    }
+}
+
+/// A watch that turns true once `shutdown` resolved: each server and readiness check gets a
+/// receiver.
+fn stop_signal(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    // An Err means the sender is gone, which also means "stop".
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Serves only the probes and metrics on `http` (a process that runs no API) until `shutdown`
+/// resolves.
+pub async fn serve_probes(
+    store: Store,
+    http: TcpListener,
+    mut instrumentation: Instrumentation,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let stop = stop_signal(shutdown);
+    instrumentation
+        .readiness
+        .push(Arc::new(ShuttingDown(stop.clone())));
+    let router = probe_router(store, instrumentation);
+    axum::serve(http, router)
+        .with_graceful_shutdown(stopped(stop))
+        .await?;
+    Ok(())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -49,24 +154,48 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let api = AdminApi::new(store, config.clone());
-    serve_api(api, config, grpc, http, shutdown).await
+    serve_api(
+        api,
+        config,
+        grpc,
+        http,
+        Instrumentation::default(),
+        shutdown,
+    )
+    .await
 }
 
-/// Serves `api` (whose notices a propeller in the same process may be listening to).
+/// Serves `api` (whose notices a propeller in the same process may be listening to), with the
+/// series and readiness conditions of the process's other components.
 pub async fn serve_api(
     api: AdminApi,
     config: Arc<AdminConfig>,
     grpc: TcpListener,
     http: TcpListener,
+    mut instrumentation: Instrumentation,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let store = api.store().clone();
     api.ensure_default_projects().await?;
+    let stop = stop_signal(shutdown);
     let metrics = GrpcMetrics::default();
+    instrumentation.metrics.insert(
+        0,
+        Arc::new(AdminMetrics {
+            grpc: metrics.clone(),
+            store: store.clone(),
+        }),
+    );
+    instrumentation
+        .readiness
+        .push(Arc::new(ShuttingDown(stop.clone())));
     let http_router = upload::router(config.clone())
         .merge(crate::download::router(config.clone()))
-        .merge(crate::metrics::router(metrics.clone(), store))
-        .merge(crate::rest::router(api.clone())?);
+        .merge(probe_router(store, instrumentation))
+        .merge(crate::rest::router(
+            api.clone(),
+            DataProxy::new(config.clone(), api.clone()),
+        )?);
     let data_proxy = DataProxy::new(config.clone(), api.clone());
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -76,16 +205,6 @@ pub async fn serve_api(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(alula_idl::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        // An Err means the sender is gone, which also means "stop".
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
 
     // Without TCP_NODELAY small responses wait for the client's delayed ACK (~40 ms per call).
     let incoming = TcpIncoming::from(grpc)
@@ -108,10 +227,83 @@ pub async fn serve_api(
         .add_service(SignalServiceServer::new(api))
         .add_service(AuthMetadataServiceServer::new(NoAuth))
         .add_service(IdentityServiceServer::new(NoAuth))
-        .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
-    let http_server = axum::serve(http, http_router).with_graceful_shutdown(stopped(stop_rx));
+        .serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
+    let http_server = axum::serve(http, http_router).with_graceful_shutdown(stopped(stop));
     let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });
     grpc_result?;
     http_result?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "test code: a panic is how a test reports failure"
+    )]
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    struct Switch(AtomicBool);
+
+    impl ReadinessCheck for Switch {
+        fn not_ready(&self) -> Option<String> {
+            (!self.0.load(Ordering::Relaxed)).then(|| "switched off".to_string())
+        }
+    }
+
+    async fn get(router: &Router, path: &str) -> (StatusCode, String) {
+        let response = router
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readiness_needs_the_database_and_every_check() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let switch = Arc::new(Switch(AtomicBool::new(true)));
+        let router = probe_router(
+            store.clone(),
+            Instrumentation {
+                metrics: Vec::new(),
+                readiness: vec![switch.clone()],
+            },
+        );
+        assert_eq!(get(&router, "/readyz").await.0, StatusCode::OK);
+
+        switch.0.store(false, Ordering::Relaxed);
+        let (status, body) = get(&router, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "switched off\n");
+
+        switch.0.store(true, Ordering::Relaxed);
+        store.close().await;
+        let (status, body) = get(&router, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("database: "), "{body}");
+        // Liveness does not depend on the database.
+        assert_eq!(get(&router, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_stopping_server_is_not_ready() {
+        let (tx, rx) = watch::channel(false);
+        let check = ShuttingDown(rx);
+        assert_eq!(check.not_ready(), None);
+        tx.send_replace(true);
+        assert_eq!(check.not_ready().as_deref(), Some("shutting down"));
+    }
 }

@@ -9,8 +9,11 @@ pub struct AdminConfig {
     pub domains: Vec<String>,
     /// Projects created at startup when missing.
     pub default_projects: Vec<String>,
-    /// Root folder of the local object storage that uploads land in.
+    /// Root folder of the server's local state; the default object storage (`storage`).
     pub storage_root: PathBuf,
+    /// Where code bundles, offloaded literals and execution data live: `storage_root` by
+    /// default, an S3-compatible bucket when the server's `storage_url` names one.
+    pub storage: alula_storage::Storage,
     /// Base of the signed upload URLs handed to clients, e.g. `http://127.0.0.1:8088`.
     pub public_http_url: String,
     /// HMAC key signing upload URLs; URLs signed with another key are refused.
@@ -19,6 +22,12 @@ pub struct AdminConfig {
     pub max_upload_expiry: Duration,
     /// Largest upload body accepted by the HTTP endpoint.
     pub max_upload_bytes: usize,
+    /// A literal map (execution inputs, node and task inputs and outputs) larger than this,
+    /// encoded, is written to `storage` and its row keeps only the URI.
+    pub max_inline_literal_bytes: usize,
+    /// The largest stored literal map that GetExecutionData and the node and task variants read
+    /// back and return in full (flyteadmin's `maxDownloadMBs`); larger ones come as a URL only.
+    pub max_download_bytes: u64,
 }
 
 impl AdminConfig {
@@ -29,11 +38,14 @@ impl AdminConfig {
                 .map(String::from)
                 .to_vec(),
             default_projects: vec!["flytesnacks".to_string()],
+            storage: alula_storage::Storage::local(&storage_root),
             storage_root,
             public_http_url,
             signing_key,
             max_upload_expiry: Duration::from_secs(3600),
             max_upload_bytes: 1 << 30,
+            max_inline_literal_bytes: 1 << 20,
+            max_download_bytes: 10 << 20,
         }
     }
 }

@@ -1,8 +1,9 @@
-//! `DataProxyService` for local storage. `CreateUploadLocation` hands out URLs of Alula's own
-//! HTTP upload endpoint ([`crate::upload`]), signed with HMAC-SHA256 over the object key, the
-//! expiry and the announced MD5, so a URL cannot be reused for another object, after it
-//! expires, or for other content. Downloads are in [`crate::download`], `GetData` in
-//! [`crate::flyte_url`].
+//! `DataProxyService` over the configured object storage. `CreateUploadLocation` hands out a
+//! URL presigned by the store when it can sign one (S3-compatible buckets), else a URL of
+//! Alula's own HTTP upload endpoint ([`crate::upload`]) signed with HMAC-SHA256 over the object
+//! key, the expiry and the announced MD5. Either way a URL cannot be reused for another object,
+//! after it expires, or (when an MD5 was announced) for other content. Downloads are in
+//! [`crate::download`], `GetData` in [`crate::flyte_url`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use alula_idl::flyteidl::service::{
     GetDataRequest, GetDataResponse,
 };
 use alula_idl::wkt::Timestamp;
+use alula_storage::{SignedMethod, Storage, StorageError};
+use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
@@ -99,7 +102,9 @@ impl DataProxy {
         Self { config, api }
     }
 
-    fn upload_location(
+    /// Where an upload goes and how the client sends it: a URL presigned by the object store
+    /// when it can sign (S3), else a URL of Alula's own upload endpoint.
+    async fn upload_location(
         &self,
         req: CreateUploadLocationRequest,
     ) -> AdminResult<CreateUploadLocationResponse> {
@@ -142,25 +147,72 @@ impl DataProxy {
         let expires = chrono::Utc::now().timestamp()
             + i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2);
         let object = format!("uploads/{}/{}/{root}/{filename}", req.project, req.domain);
-        let signature = sign(&self.config.signing_key, &object, expires, &md5_hex)
-            .ok_or_else(|| AdminError::Internal("the upload signing key was refused".into()))?;
-        let signed_url = format!(
-            "{}/upload/{object}?expires={expires}&md5={md5_hex}&signature={signature}",
-            self.config.public_http_url.trim_end_matches('/')
-        );
-        let native_url = format!(
-            "file://{}",
-            self.config.storage_root.join(&object).display()
-        );
+        let storage = &self.config.storage;
+        // With an MD5 the signature covers the Content-MD5 header, which S3 checks the body
+        // against: like Alula's own URLs, the URL then uploads that content and nothing else.
+        let presigned = if req.content_md5.is_empty() {
+            storage
+                .signed_url(SignedMethod::Put, &object, expires_in)
+                .await
+        } else {
+            storage
+                .signed_put_url_with_md5(&object, &req.content_md5, expires_in)
+                .await
+        }
+        .map_err(storage_error)?;
+        let signed_url = match presigned {
+            Some(url) => url.to_string(),
+            None => {
+                let signature = sign(&self.config.signing_key, &object, expires, &md5_hex)
+                    .ok_or_else(|| {
+                        AdminError::Internal("the upload signing key was refused".into())
+                    })?;
+                format!(
+                    "{}/upload/{object}?expires={expires}&md5={md5_hex}&signature={signature}",
+                    self.config.public_http_url.trim_end_matches('/')
+                )
+            }
+        };
+        // Both kinds of URL insist on the header when an MD5 was announced; clients that
+        // send the response's headers (flytekit does) get it right without knowing that.
+        let mut headers = std::collections::BTreeMap::new();
+        if !req.content_md5.is_empty() {
+            headers.insert(
+                "Content-MD5".to_string(),
+                base64::engine::general_purpose::STANDARD.encode(&req.content_md5),
+            );
+        }
         Ok(CreateUploadLocationResponse {
             signed_url,
-            native_url,
+            native_url: native_url(storage, &object),
             expires_at: Some(Timestamp {
                 seconds: expires,
                 nanos: 0,
             }),
-            headers: Default::default(),
+            headers,
         })
+    }
+}
+
+/// The URI clients and tasks are given for `object`. Local objects keep the `file://` form
+/// flytekit has always been handed for them.
+pub(crate) fn native_url(storage: &Storage, object: &str) -> String {
+    let uri = storage.uri(object);
+    if storage.local_root().is_some() {
+        format!("file://{uri}")
+    } else {
+        uri
+    }
+}
+
+/// Storage faults in a request's terms: a URI or key the client got wrong is its error,
+/// anything the store itself says is ours.
+pub(crate) fn storage_error(err: StorageError) -> AdminError {
+    match err {
+        StorageError::InvalidKey { .. } | StorageError::InvalidUrl { .. } => {
+            AdminError::invalid(err.to_string())
+        }
+        StorageError::Backend { .. } => AdminError::Internal(err.to_string()),
     }
 }
 
@@ -171,6 +223,7 @@ impl DataProxyService for DataProxy {
         request: Request<CreateUploadLocationRequest>,
     ) -> Result<Response<CreateUploadLocationResponse>, Status> {
         self.upload_location(request.into_inner())
+            .await
             .map(Response::new)
             .map_err(Status::from)
     }
@@ -180,6 +233,7 @@ impl DataProxyService for DataProxy {
         request: Request<CreateDownloadLocationRequest>,
     ) -> Result<Response<CreateDownloadLocationResponse>, Status> {
         self.download_location(request.into_inner())
+            .await
             .map(Response::new)
             .map_err(Status::from)
     }

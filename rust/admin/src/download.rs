@@ -1,6 +1,7 @@
-//! Signed downloads from local storage: `CreateDownloadLocation` (a stored object's native URL)
-//! and `CreateDownloadLink` (a node execution's deck) hand out URLs of `GET /download/<object>`,
-//! which serves the object only while the HMAC over the object key and the expiry holds. The
+//! Signed downloads: `CreateDownloadLocation` (a stored object's native URL) and
+//! `CreateDownloadLink` (a node execution's deck) hand out GET URLs presigned by the store when
+//! it can sign them (S3), else URLs of `GET /download/<object>`, which serves the object from
+//! the storage only while the HMAC over the object key and the expiry holds. The
 //! MAC input starts with `download\n`, which no upload MAC input can (those start with the
 //! object key), so an upload URL never works as a download URL or the other way round.
 
@@ -14,6 +15,7 @@ use alula_idl::flyteidl::service::{
     PreSignedUrLs,
 };
 use alula_idl::wkt::Timestamp;
+use alula_storage::{SignedMethod, Storage, StorageError};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +26,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::config::AdminConfig;
-use crate::dataproxy::{hex, unhex, DataProxy};
+use crate::dataproxy::{hex, storage_error, unhex, DataProxy};
 use crate::error::{AdminError, AdminResult};
 
 /// flyteadmin's default validity of a download URL.
@@ -46,46 +48,41 @@ fn verify(key: &[u8], object: &str, expires: i64, signature: &str) -> bool {
     }
 }
 
-/// The object key of a `file://` URL under the storage root; anything else cannot be served.
-fn object_of(config: &AdminConfig, native_url: &str) -> AdminResult<String> {
-    let path = native_url.strip_prefix("file://").ok_or_else(|| {
+/// The object key of a URL of the configured storage (`s3://bucket/prefix/...`, or for a local
+/// folder its plain path or `file://` URL); anything else cannot be served.
+fn object_of(storage: &Storage, native_url: &str) -> AdminResult<String> {
+    let object = storage.key_of(native_url).ok_or_else(|| {
         AdminError::invalid(format!(
-            "{native_url:?} is not a file:// URL of Alula's local storage"
+            "{native_url:?} is outside Alula's storage {}",
+            storage.root_uri()
         ))
     })?;
-    let relative = std::path::Path::new(path)
-        .strip_prefix(&config.storage_root)
-        .map_err(|_| {
-            AdminError::invalid(format!(
-                "{native_url:?} is outside Alula's storage root {}",
-                config.storage_root.display()
-            ))
-        })?;
-    let parts: Vec<&str> = relative
-        .components()
-        .map(|c| match c {
-            std::path::Component::Normal(part) => part.to_str(),
-            _ => None,
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(|| AdminError::invalid(format!("{native_url:?} is not a plain object path")))?;
-    if parts.is_empty() {
+    if object.is_empty() {
         return Err(AdminError::invalid(format!(
             "{native_url:?} names no object"
         )));
     }
-    Ok(parts.join("/"))
+    if object
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(AdminError::invalid(format!(
+            "{native_url:?} is not a plain object path"
+        )));
+    }
+    Ok(object)
 }
 
 impl DataProxy {
-    /// A signed GET URL for `native_url` and when it expires.
-    fn signed_download(
+    /// A signed GET URL for `native_url` and when it expires: presigned by the store when it
+    /// can sign, else a URL of Alula's own download endpoint.
+    async fn signed_download(
         &self,
         native_url: &str,
         expires_in: Option<&alula_idl::wkt::Duration>,
     ) -> AdminResult<(String, Timestamp)> {
         let config = &self.config;
-        let object = object_of(config, native_url)?;
+        let object = object_of(&config.storage, native_url)?;
         let expires_in = match expires_in {
             Some(d) if d.seconds > 0 => Duration::from_secs(d.seconds.unsigned_abs()),
             _ => DEFAULT_EXPIRY,
@@ -99,13 +96,23 @@ impl DataProxy {
         }
         let expires = chrono::Utc::now().timestamp()
             + i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2);
-        let signature = mac(&config.signing_key, &object, expires)
-            .map(|m| hex(&m.finalize().into_bytes()))
-            .ok_or_else(|| AdminError::Internal("the signing key was refused".into()))?;
-        let url = format!(
-            "{}/download/{object}?expires={expires}&signature={signature}",
-            config.public_http_url.trim_end_matches('/')
-        );
+        let presigned = config
+            .storage
+            .signed_url(SignedMethod::Get, &object, expires_in)
+            .await
+            .map_err(storage_error)?;
+        let url = match presigned {
+            Some(url) => url.to_string(),
+            None => {
+                let signature = mac(&config.signing_key, &object, expires)
+                    .map(|m| hex(&m.finalize().into_bytes()))
+                    .ok_or_else(|| AdminError::Internal("the signing key was refused".into()))?;
+                format!(
+                    "{}/download/{object}?expires={expires}&signature={signature}",
+                    config.public_http_url.trim_end_matches('/')
+                )
+            }
+        };
         Ok((
             url,
             Timestamp {
@@ -115,15 +122,16 @@ impl DataProxy {
         ))
     }
 
-    pub(crate) fn download_location(
+    pub(crate) async fn download_location(
         &self,
         req: CreateDownloadLocationRequest,
     ) -> AdminResult<CreateDownloadLocationResponse> {
         if req.native_url.is_empty() {
             return Err(AdminError::invalid("missing native_url"));
         }
-        let (signed_url, expires_at) =
-            self.signed_download(&req.native_url, req.expires_in.as_ref())?;
+        let (signed_url, expires_at) = self
+            .signed_download(&req.native_url, req.expires_in.as_ref())
+            .await?;
         Ok(CreateDownloadLocationResponse {
             signed_url,
             expires_at: Some(expires_at),
@@ -150,7 +158,7 @@ impl DataProxy {
                 id.execution_id.map(|e| e.name).unwrap_or_default()
             )));
         }
-        let (url, expires_at) = self.signed_download(&deck, expires_in)?;
+        let (url, expires_at) = self.signed_download(&deck, expires_in).await?;
         Ok(PreSignedUrLs {
             signed_url: vec![url],
             expires_at: Some(expires_at),
@@ -210,13 +218,18 @@ async fn serve(
     if chrono::Utc::now().timestamp() > signed.expires {
         return (StatusCode::FORBIDDEN, "download URL has expired").into_response();
     }
-    match tokio::fs::read(config.storage_root.join(&object)).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+    match config.storage.get(&object).await {
+        Ok(Some(bytes)) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        Ok(None) => (
             StatusCode::NOT_FOUND,
             format!("object {object} does not exist"),
         )
             .into_response(),
+        Err(e @ StorageError::InvalidKey { .. }) => {
+            (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, object, "download read failed");
             (
@@ -247,14 +260,24 @@ mod tests {
 
     #[test]
     fn only_objects_under_the_storage_root_are_signed() {
-        let config = AdminConfig::new("/data".into(), "http://h".into(), b"k".to_vec());
+        let local = Storage::local("/data");
         assert_eq!(
-            object_of(&config, "file:///data/a/b.html").unwrap(),
+            object_of(&local, "file:///data/a/b.html").unwrap(),
             "a/b.html"
         );
-        assert!(object_of(&config, "file:///etc/passwd").is_err());
-        assert!(object_of(&config, "file:///data/../etc/passwd").is_err());
-        assert!(object_of(&config, "s3://bucket/a").is_err());
-        assert!(object_of(&config, "file:///data").is_err());
+        assert_eq!(object_of(&local, "/data/a/b.html").unwrap(), "a/b.html");
+        assert!(object_of(&local, "file:///etc/passwd").is_err());
+        assert!(object_of(&local, "file:///data/../etc/passwd").is_err());
+        assert!(object_of(&local, "s3://bucket/a").is_err());
+        assert!(object_of(&local, "file:///data").is_err());
+
+        let bucket = Storage::from_url("s3://bucket/prefix").unwrap();
+        assert_eq!(
+            object_of(&bucket, "s3://bucket/prefix/a/b.html").unwrap(),
+            "a/b.html"
+        );
+        assert!(object_of(&bucket, "s3://bucket/other/a").is_err());
+        assert!(object_of(&bucket, "s3://bucket/prefix/a/../../x").is_err());
+        assert!(object_of(&bucket, "file:///data/a").is_err());
     }
 }

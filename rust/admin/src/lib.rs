@@ -13,6 +13,7 @@ pub mod error;
 pub mod flyte_url;
 pub mod inputs;
 pub mod list;
+pub mod literals;
 pub mod metrics;
 pub mod rest;
 pub mod service;

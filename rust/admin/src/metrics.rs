@@ -1,10 +1,13 @@
 //! Prometheus metrics: a tower layer around the gRPC server counts requests per method and
 //! outcome code, and `GET /metrics` on the HTTP port renders them with the number of stored
-//! executions per phase. Names follow go-grpc-prometheus (`grpc_server_handled_total`), which
+//! executions per phase, followed by the series of other components in the process
+//! ([`MetricsSource`]). Names follow go-grpc-prometheus (`grpc_server_handled_total`), which
 //! flyteadmin exports, so existing dashboards apply.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -136,37 +139,66 @@ where
     }
 }
 
-/// `GET /metrics`.
-pub fn router(metrics: GrpcMetrics, store: Store) -> Router {
-    Router::new()
-        .route("/metrics", get(render))
-        .with_state((metrics, store))
+/// What [`MetricsSource::render`] returns: rendering may query the database.
+pub type RenderFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// A component's series for `GET /metrics`: admin's own, and those of a propeller or pod plugin
+/// sharing the process, so one scrape of the HTTP port sees them all.
+pub trait MetricsSource: Send + Sync + 'static {
+    /// Appends the source's series (Prometheus text format) to `out`.
+    fn render<'a>(&'a self, out: &'a mut String) -> RenderFuture<'a>;
 }
 
-async fn render(State((metrics, store)): State<(GrpcMetrics, Store)>) -> impl IntoResponse {
-    let mut out = String::new();
-    out.push_str("# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.\n");
-    out.push_str("# TYPE grpc_server_handled_total counter\n");
-    for ((service, method, code), n) in metrics.snapshot() {
-        let _ = writeln!(
-            out,
-            "grpc_server_handled_total{{grpc_service=\"{}\",grpc_method=\"{}\",grpc_code=\"{code}\"}} {n}",
-            escape(&service),
-            escape(&method)
-        );
-    }
-    match store.count_executions_by_phase().await {
-        Ok(phases) => {
-            out.push_str("# HELP alula_executions Stored workflow executions by phase.\n");
-            out.push_str("# TYPE alula_executions gauge\n");
-            for (phase, n) in phases {
-                let _ = writeln!(out, "alula_executions{{phase=\"{}\"}} {n}", escape(&phase));
+/// Admin's series: the gRPC request counts and the stored executions per phase.
+#[derive(Clone, Debug)]
+pub struct AdminMetrics {
+    pub grpc: GrpcMetrics,
+    pub store: Store,
+}
+
+impl MetricsSource for AdminMetrics {
+    fn render<'a>(&'a self, out: &'a mut String) -> RenderFuture<'a> {
+        Box::pin(async move {
+            out.push_str("# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.\n");
+            out.push_str("# TYPE grpc_server_handled_total counter\n");
+            for ((service, method, code), n) in self.grpc.snapshot() {
+                let _ = writeln!(
+                    out,
+                    "grpc_server_handled_total{{grpc_service=\"{}\",grpc_method=\"{}\",grpc_code=\"{code}\"}} {n}",
+                    escape(&service),
+                    escape(&method)
+                );
             }
-        }
-        Err(err) => {
-            // The request counts are still worth serving when the database is unreachable.
-            tracing::warn!(error = %err, "metrics: counting executions failed");
-        }
+            match self.store.count_executions_by_phase().await {
+                Ok(phases) => {
+                    out.push_str("# HELP alula_executions Stored workflow executions by phase.\n");
+                    out.push_str("# TYPE alula_executions gauge\n");
+                    for (phase, n) in phases {
+                        let _ =
+                            writeln!(out, "alula_executions{{phase=\"{}\"}} {n}", escape(&phase));
+                    }
+                }
+                Err(err) => {
+                    // The request counts are still worth serving when the database is
+                    // unreachable.
+                    tracing::warn!(error = %err, "metrics: counting executions failed");
+                }
+            }
+        })
+    }
+}
+
+/// `GET /metrics`: every source's series, in order.
+pub fn router(sources: Vec<Arc<dyn MetricsSource>>) -> Router {
+    Router::new()
+        .route("/metrics", get(render))
+        .with_state(Arc::new(sources))
+}
+
+async fn render(State(sources): State<Arc<Vec<Arc<dyn MetricsSource>>>>) -> impl IntoResponse {
+    let mut out = String::new();
+    for source in sources.iter() {
+        source.render(&mut out).await;
     }
     (
         StatusCode::OK,
@@ -179,7 +211,7 @@ async fn render(State((metrics, store)): State<(GrpcMetrics, Store)>) -> impl In
 }
 
 /// Label values escape backslash, quote and newline (Prometheus text format).
-fn escape(value: &str) -> String {
+pub fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

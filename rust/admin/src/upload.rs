@@ -1,11 +1,12 @@
-//! The HTTP side of local storage: `PUT /upload/<object>?expires=..&md5=..&signature=..`
-//! receives what a signed URL from `CreateUploadLocation` allows, streaming it to a temporary
-//! file that is renamed into place only once the size and MD5 are right, so a reader never sees
-//! half an upload. `GET /healthcheck` answers 200 like flyteadmin's.
+//! Uploads for storages that cannot presign (local folders): `PUT /upload/<object>?expires=..
+//! &md5=..&signature=..` receives what a signed URL from `CreateUploadLocation` allows,
+//! streaming it into the storage, where the object appears only once the size and MD5 are
+//! right, so a reader never sees half an upload. `GET /healthcheck` answers 200 like
+//! flyteadmin's.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use alula_storage::{Storage, StorageError, StreamedPut};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +15,6 @@ use axum::Router;
 use base64::Engine;
 use md5::{Digest, Md5};
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 
 use crate::config::AdminConfig;
@@ -79,60 +79,54 @@ async fn receive(
         }
         signed_md5
     };
-    let target = config.storage_root.join(&object);
-    match store(&target, body, config.max_upload_bytes, expected_md5).await {
+    match store(
+        &config.storage,
+        &object,
+        body,
+        config.max_upload_bytes,
+        expected_md5,
+    )
+    .await
+    {
         Ok(()) => reply(StatusCode::OK, ""),
         Err(e) => e,
     }
 }
 
+/// Streams `body` into the object, which appears only if the size and MD5 are right.
 async fn store(
-    target: &Path,
+    storage: &Storage,
+    object: &str,
     body: Body,
     max_bytes: usize,
     expected_md5: Option<Vec<u8>>,
 ) -> Result<(), Reply> {
-    let io = |e: std::io::Error| {
-        tracing::error!(error = %e, path = %target.display(), "upload write failed");
+    let failed = |e: StorageError| {
+        tracing::error!(error = %e, object, "upload write failed");
         reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot store upload: {e}"),
         )
     };
-    let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
-    tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-    let temp: PathBuf = dir.join(format!(
-        ".{}.partial-{}",
-        target
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        rand::random::<u64>()
-    ));
-    let result = write_checked(&temp, body, max_bytes, expected_md5).await;
-    match result {
-        Ok(()) => tokio::fs::rename(&temp, target).await.map_err(io),
+    let mut upload = storage.put_streamed(object).await.map_err(failed)?;
+    match write_checked(&mut upload, body, max_bytes, expected_md5).await {
+        Ok(()) => upload.finish().await.map_err(failed),
         Err(e) => {
-            // Best effort: a leftover partial file is invisible to readers anyway.
-            let _ = tokio::fs::remove_file(&temp).await;
+            // Best effort: an abandoned write is never visible to readers anyway.
+            if let Err(abort) = upload.abort().await {
+                tracing::warn!(error = %abort, object, "abandoning an upload failed");
+            }
             Err(e)
         }
     }
 }
 
 async fn write_checked(
-    temp: &Path,
+    upload: &mut StreamedPut,
     body: Body,
     max_bytes: usize,
     expected_md5: Option<Vec<u8>>,
 ) -> Result<(), Reply> {
-    let io = |e: std::io::Error| {
-        reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot store upload: {e}"),
-        )
-    };
-    let mut file = tokio::fs::File::create(temp).await.map_err(io)?;
     let mut hasher = Md5::new();
     let mut written = 0usize;
     let mut stream = body.into_data_stream();
@@ -147,9 +141,13 @@ async fn write_checked(
             ));
         }
         hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(io)?;
+        upload.write(chunk).await.map_err(|e| {
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot store upload: {e}"),
+            )
+        })?;
     }
-    file.sync_all().await.map_err(io)?;
     if let Some(expected) = expected_md5 {
         if hasher.finalize().as_slice() != expected.as_slice() {
             return Err(reply(

@@ -49,6 +49,17 @@ pub struct PodPluginConfig {
     pub unschedulable_timeout: Duration,
     /// Whether `finalize` deletes the pod (keep it to debug, as Flyte's `delete-resource-on-finalize`).
     pub delete_on_completion: bool,
+    /// Set on every task container before the task's own variables (Flyte's
+    /// `default-env-vars`): e.g. `AWS_ENDPOINT_URL` / `FLYTE_AWS_ENDPOINT` for a MinIO bucket.
+    pub default_env_vars: BTreeMap<String, String>,
+    /// Secrets whose keys become every task container's environment (Flyte's
+    /// `default-env-from-secrets`): how static S3 credentials reach task pods.
+    pub default_env_from_secrets: Vec<String>,
+    /// Calls per second to the API server once the burst is spent (client-go's `QPS`; 0 or
+    /// less: no limit).
+    pub api_qps: f32,
+    /// Calls let through at once before `api_qps` paces them (client-go's `Burst`).
+    pub api_burst: u32,
 }
 
 impl Default for PodPluginConfig {
@@ -75,14 +86,22 @@ impl Default for PodPluginConfig {
             create_container_error_grace: Duration::from_secs(180),
             unschedulable_timeout: Duration::from_secs(600),
             delete_on_completion: true,
+            default_env_vars: BTreeMap::new(),
+            default_env_from_secrets: Vec::new(),
+            api_qps: 20.0,
+            api_burst: 40,
         }
     }
 }
 
 impl PodPluginConfig {
     /// What the pod sees for a local path under `storage_root`; `None` for a path outside it
-    /// (the pod could not reach it).
+    /// (the pod could not reach it). An object storage URI (`s3://...`, when execution data
+    /// lives in a bucket) is the same for the pod and passes unchanged.
     pub fn pod_path(&self, local: &Path) -> Option<String> {
+        if let Some(uri) = local.to_str().filter(|p| p.contains("://")) {
+            return Some(uri.to_string());
+        }
         let rest = local.strip_prefix(&self.storage_root).ok()?;
         let rest = rest.to_str()?;
         let prefix = self.pod_storage_prefix.trim_end_matches('/');
@@ -126,14 +145,21 @@ mod tests {
         );
         // `/data/rootx` shares the string prefix but not the path prefix.
         assert_eq!(config.pod_path(Path::new("/data/rootx/a")), None);
+        assert_eq!(
+            config.pod_path(Path::new("s3://other/x/inputs.pb")),
+            Some("s3://other/x/inputs.pb".into())
+        );
     }
 
     #[test]
     fn deserializes_seconds_and_defaults() {
         let config: PodPluginConfig =
-            serde_json::from_str(r#"{"namespace":"flyte","image_pull_grace":5}"#).expect("config");
+            serde_json::from_str(r#"{"namespace":"flyte","image_pull_grace":5,"api_qps":5}"#)
+                .expect("config");
         assert_eq!(config.namespace, "flyte");
         assert_eq!(config.image_pull_grace, Duration::from_secs(5));
         assert!(config.delete_on_completion);
+        assert_eq!(config.api_qps, 5.0);
+        assert_eq!(config.api_burst, 40);
     }
 }

@@ -10,12 +10,16 @@
 //! Compatible with API servers from 1.20 on: the pod fields set here all exist there.
 
 pub mod config;
+pub mod metrics;
 pub mod plugin;
 pub mod pod;
+pub mod ratelimit;
+pub mod rbac;
 pub mod status;
 
 #[cfg(test)]
 mod testutil;
 
 pub use config::PodPluginConfig;
+pub use metrics::PodMetrics;
 pub use plugin::PodPlugin;

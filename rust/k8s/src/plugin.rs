@@ -20,7 +20,9 @@ use kube::runtime::WatchStreamExt;
 use kube::ResourceExt;
 
 use crate::config::PodPluginConfig;
+use crate::metrics::{PodMetrics, Response, Verb};
 use crate::pod::{build_pod, pod_name, task_container, MANAGED_BY_SELECTOR};
+use crate::ratelimit::RateLimiter;
 use crate::status::attempt_status;
 
 /// What this process knows of one attempt's pod.
@@ -33,6 +35,8 @@ struct Tracked {
     /// We deleted it: its absence is expected. Kept until `finalize` (which drops the entry),
     /// so that a `check` between the two does not report the attempt lost.
     aborted: bool,
+    /// Its failure was counted (checks after the end see the same failed pod again).
+    failure_counted: bool,
 }
 
 type Tracking = Arc<Mutex<HashMap<String, Tracked>>>;
@@ -46,14 +50,41 @@ pub struct PodPlugin {
     client: kube::Client,
     config: Arc<PodPluginConfig>,
     tracked: Tracking,
+    /// Paces create, get and delete (the watch is one long call).
+    limiter: RateLimiter,
+    metrics: Arc<PodMetrics>,
 }
 
 impl PodPlugin {
     pub fn new(client: kube::Client, config: PodPluginConfig) -> Self {
         Self {
             client,
+            limiter: RateLimiter::new(config.api_qps, config.api_burst),
             config: Arc::new(config),
             tracked: Arc::default(),
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The plugin's series for `/metrics`.
+    pub fn metrics(&self) -> Arc<PodMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Counts a failed attempt's pod once, however often it is checked.
+    fn count_failure(&self, name: &str, status: &AttemptStatus) {
+        let failed = match status {
+            AttemptStatus::Exited { exit_code, .. } => *exit_code != Some(0),
+            AttemptStatus::Failed { .. } | AttemptStatus::Lost { .. } => true,
+            AttemptStatus::NotStarted | AttemptStatus::Running => false,
+        };
+        if failed {
+            let first = lock(&self.tracked)
+                .get_mut(name)
+                .is_some_and(|t| !std::mem::replace(&mut t.failure_counted, true));
+            if first {
+                self.metrics.pod_failed();
+            }
         }
     }
 
@@ -123,8 +154,15 @@ impl PodPlugin {
     }
 
     async fn delete(&self, name: &str) -> Result<(), PluginError> {
-        match self.api().delete(name, &DeleteParams::default()).await {
-            Ok(_) => Ok(()),
+        self.limiter.acquire().await;
+        let result = self.api().delete(name, &DeleteParams::default()).await;
+        self.metrics
+            .request(Verb::Delete, Response::of(&result, 200));
+        match result {
+            Ok(_) => {
+                self.metrics.pod_deleted();
+                Ok(())
+            }
             Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
             Err(e) => Err(call_error(e, &format!("deleting pod {name}"))),
         }
@@ -157,8 +195,13 @@ impl Plugin for PodPlugin {
         let name = pod_name(attempt);
         // Tracked before creating, so that the watcher's first event for it is not missed.
         self.track(&name, waker);
-        match self.api().create(&PostParams::default(), &pod).await {
+        self.limiter.acquire().await;
+        let result = self.api().create(&PostParams::default(), &pod).await;
+        self.metrics
+            .request(Verb::Create, Response::of(&result, 201));
+        match result {
             Ok(_) => {
+                self.metrics.pod_created();
                 self.mark_seen(&name);
                 Ok(())
             }
@@ -182,22 +225,33 @@ impl Plugin for PodPlugin {
     async fn check(&self, attempt: &Attempt, waker: Waker) -> Result<AttemptStatus, PluginError> {
         let name = pod_name(attempt);
         self.track(&name, waker);
-        match self.api().get_opt(&name).await {
+        self.limiter.acquire().await;
+        let result = self.api().get_opt(&name).await;
+        let response = match &result {
+            Ok(None) => Response::Status(404),
+            other => Response::of(other, 200),
+        };
+        self.metrics.request(Verb::Get, response);
+        match result {
             Ok(Some(pod)) => {
                 self.mark_seen(&name);
-                Ok(attempt_status(&pod, &self.config, Timestamp::now()))
+                let status = attempt_status(&pod, &self.config, Timestamp::now());
+                self.count_failure(&name, &status);
+                Ok(status)
             }
             Ok(None) => {
                 let lost = lock(&self.tracked)
                     .get(&name)
                     .is_some_and(|t| t.seen && !t.aborted);
-                Ok(if lost {
+                let status = if lost {
                     AttemptStatus::Lost {
                         message: format!("pod {name} was deleted"),
                     }
                 } else {
                     AttemptStatus::NotStarted
-                })
+                };
+                self.count_failure(&name, &status);
+                Ok(status)
             }
             Err(e) => Err(call_error(e, &format!("reading pod {name}"))),
         }

@@ -11,7 +11,9 @@ use alula_idl::flyteidl::core::{
     Container as TaskContainer, TaskTemplate,
 };
 use alula_propeller::{Attempt, PluginError};
-use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    Container, EnvFromSource, EnvVar, Pod, PodSpec, ResourceRequirements, SecretEnvSource,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 use sha2::{Digest, Sha256};
@@ -172,12 +174,19 @@ pub fn build_pod(attempt: &Attempt, config: &PodPluginConfig) -> Result<Pod, Plu
         ));
     }
 
-    // The template's environment, then Flyte's per-attempt variables (which win).
+    // The platform's defaults, the template's environment, then Flyte's per-attempt variables:
+    // later ones win.
     let mut env: Vec<EnvVar> = Vec::new();
-    let pairs = container
-        .env
+    let pairs = config
+        .default_env_vars
         .iter()
-        .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(
+            container
+                .env
+                .iter()
+                .map(|kv| (kv.key.as_str(), kv.value.as_str())),
+        )
         .chain(attempt.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     for (k, v) in pairs {
         env.retain(|e| e.name != k);
@@ -249,6 +258,19 @@ pub fn build_pod(attempt: &Attempt, config: &PodPluginConfig) -> Result<Pod, Plu
                 command: (!command.is_empty()).then_some(command),
                 args: (!args.is_empty()).then_some(args),
                 env: (!env.is_empty()).then_some(env),
+                env_from: (!config.default_env_from_secrets.is_empty()).then(|| {
+                    config
+                        .default_env_from_secrets
+                        .iter()
+                        .map(|name| EnvFromSource {
+                            secret_ref: Some(SecretEnvSource {
+                                name: name.clone(),
+                                optional: None,
+                            }),
+                            ..Default::default()
+                        })
+                        .collect()
+                }),
                 resources: Some(resources(attempt, container, config)),
                 // A failed container's message is its log tail when it wrote no termination
                 // message: what the user needs to see (as Flyte sets it).

@@ -86,6 +86,49 @@ fn builds_the_container_with_filled_templates() {
 }
 
 #[test]
+fn platform_env_comes_first_and_secrets_become_env_from() {
+    let mut cfg = config();
+    cfg.default_env_vars = BTreeMap::from([
+        (
+            "AWS_ENDPOINT_URL".to_string(),
+            "http://minio:9000".to_string(),
+        ),
+        ("A".to_string(), "platform".to_string()),
+    ]);
+    cfg.default_env_from_secrets = vec!["alula-s3".into()];
+    let pod = build_pod(&attempt(task(&["run"], &[])), &cfg).unwrap();
+    let c = &pod.spec.unwrap().containers[0];
+    let env: Vec<(String, String)> = c
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    // The task's and the attempt's `A` win over the platform's.
+    assert_eq!(
+        env,
+        vec![
+            (
+                "AWS_ENDPOINT_URL".to_string(),
+                "http://minio:9000".to_string()
+            ),
+            ("A".into(), "attempt".into()),
+            ("FLYTE_ATTEMPT_NUMBER".into(), "0".into())
+        ]
+    );
+    let secrets: Vec<String> = c
+        .env_from
+        .iter()
+        .flatten()
+        .filter_map(|e| e.secret_ref.as_ref().map(|s| s.name.clone()))
+        .collect();
+    assert_eq!(secrets, vec!["alula-s3".to_string()]);
+
+    let plain = build_pod(&attempt(task(&["run"], &[])), &config()).unwrap();
+    assert_eq!(plain.spec.unwrap().containers[0].env_from, None);
+}
+
+#[test]
 fn labels_and_annotations_identify_the_attempt() {
     let mut a = attempt(task(&["run"], &[]));
     a.retry_attempt = 2;

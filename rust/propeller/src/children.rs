@@ -152,9 +152,14 @@ impl Children {
             };
             let phase = Phase::from_str_name(&row.phase).unwrap_or(Phase::Undefined);
             let result = match phase {
-                Phase::Succeeded => {
-                    Ok(LiteralMap::decode(row.outputs.as_slice()).unwrap_or_default())
-                }
+                Phase::Succeeded => Ok(alula_admin::literals::execution_outputs(
+                    &self.ctx.config.storage,
+                    key,
+                    &row,
+                )
+                .await
+                .map_err(|e| DriveError::Storage(e.to_string()))?
+                .unwrap_or_default()),
                 Phase::Failed | Phase::Aborted | Phase::TimedOut => {
                     let closure =
                         ExecutionClosure::decode(row.closure.as_slice()).unwrap_or_default();

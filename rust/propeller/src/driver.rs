@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::children::Children;
 use crate::launch::closure_of;
+use crate::metrics::AttemptOutcome;
 use crate::plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
 use crate::{Context, DriveError, Notice};
 
@@ -42,6 +43,12 @@ const POLL: Duration = Duration::from_millis(500);
 /// 100,000 elements) is saved at most every few hundred milliseconds, a small one at once.
 const SAVE_BYTES_PER_MICRO: usize = 50;
 const MAX_SAVE_DELAY: Duration = Duration::from_secs(2);
+/// Starts refused for infrastructure reasons (an API server hiccup, a full disk) are tried again
+/// this many times, backing off from one second, before the attempt fails as a system error:
+/// a blip must not use up one of the task's attempts, as in flytepropeller, where such errors
+/// retry the round and not the task.
+const MAX_START_TRIES: u32 = 5;
+const FIRST_START_BACKOFF: Duration = Duration::from_secs(1);
 
 struct Live {
     attempt: Attempt,
@@ -69,6 +76,8 @@ pub(crate) struct Driver {
     dirty: bool,
     pending_events: Vec<(i64, Vec<u8>)>,
     to_start: Vec<TaskAttempt>,
+    /// Starts that failed transiently, each with when to try again and how often it failed.
+    retry_starts: Vec<(Instant, u32, TaskAttempt)>,
     to_abort: Vec<AttemptId>,
     last_save: Instant,
     state_bytes: usize,
@@ -102,8 +111,14 @@ impl Driver {
             .ok_or_else(|| DriveError::Missing(format!("execution {}", exec_name(&key))))?;
         let spec = ExecutionSpec::decode(row.spec.as_slice())
             .map_err(|e| DriveError::Corrupt(format!("execution spec: {e}")))?;
-        let inputs = LiteralMap::decode(row.inputs.as_slice())
-            .map_err(|e| DriveError::Corrupt(format!("execution inputs: {e}")))?;
+        let inputs = alula_admin::literals::execution_inputs(&ctx.config.storage, &row)
+            .await
+            .map_err(|e| match e {
+                alula_admin::literals::LiteralsError::Corrupt { .. } => {
+                    DriveError::Corrupt(e.to_string())
+                }
+                other => DriveError::Storage(other.to_string()),
+            })?;
         let closure = closure_of(&ctx.store, &row).await?;
         let id = WorkflowExecutionIdentifier {
             project: key.project.clone(),
@@ -148,6 +163,7 @@ impl Driver {
             dirty: record.state.is_empty(),
             pending_events: Vec::new(),
             to_start: Vec::new(),
+            retry_starts: Vec::new(),
             to_abort: Vec::new(),
             last_save: Instant::now(),
             state_bytes: record.state.len(),
@@ -171,6 +187,7 @@ impl Driver {
         let mut last_renew = Instant::now();
         let mut next_poll = Instant::now() + POLL;
         loop {
+            let round = Instant::now();
             self.advance().await?;
             // Attempts start at once, before the state that records them is saved: every
             // plugin leaves a start marker (a file, a pod named after the attempt), so after a
@@ -182,7 +199,12 @@ impl Driver {
                 let saved = self.save().await?;
                 self.deliver_saved(saved).await?;
             }
-            if self.exec.phase().is_terminal() && !self.dirty && self.to_start.is_empty() {
+            self.ctx.metrics.round(round.elapsed());
+            if self.exec.phase().is_terminal()
+                && !self.dirty
+                && self.to_start.is_empty()
+                && self.retry_starts.is_empty()
+            {
                 self.finish().await?;
                 return Ok(());
             }
@@ -212,6 +234,9 @@ impl Driver {
             if let Some(t) = self.wake_at {
                 let d = t.duration_since(SystemTime::now()).unwrap_or_default();
                 until = until.min(Instant::now() + d);
+            }
+            if let Some(t) = self.retry_starts.iter().map(|(t, _, _)| *t).min() {
+                until = until.min(t);
             }
             tokio::select! {
                 Some(attempt) = self.wake_rx.recv() => {
@@ -376,16 +401,29 @@ impl Driver {
     /// Carries out what the saved state recorded: aborts, then starts.
     async fn act(&mut self) -> Result<(), DriveError> {
         for id in std::mem::take(&mut self.to_abort) {
+            // One waiting to be started again is simply not started.
+            self.retry_starts.retain(|(_, _, ta)| ta.id != id);
             if let Some(live) = self.live.remove(&id) {
                 let plugin = &self.ctx.plugins[live.plugin];
                 if let Err(e) = plugin.abort(&live.attempt).await {
                     tracing::warn!(attempt = %live.attempt.unique_name(), error = %e, "abort failed");
                 }
                 let _ = plugin.finalize(&live.attempt).await;
+                self.ctx
+                    .metrics
+                    .attempt_finished(live.plugin, AttemptOutcome::Aborted);
             }
         }
         for attempt in std::mem::take(&mut self.to_start) {
-            self.start(attempt).await?;
+            self.start(attempt, 0).await?;
+        }
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retry_starts)
+            .into_iter()
+            .partition(|(at, _, _)| *at <= now);
+        self.retry_starts = later;
+        for (_, failures, attempt) in due {
+            self.start(attempt, failures).await?;
         }
         Ok(())
     }
@@ -398,7 +436,11 @@ impl Driver {
     }
 
     /// The plugin's view of an engine attempt, with its inputs written.
-    fn prepare(&mut self, ta: &TaskAttempt, plugin: &dyn Plugin) -> Result<Attempt, DriveError> {
+    async fn prepare(
+        &mut self,
+        ta: &TaskAttempt,
+        plugin: &dyn Plugin,
+    ) -> Result<Attempt, DriveError> {
         let layout = &self.ctx.layout;
         let node = ta.node_execution_id.as_str();
         let mut env = std::collections::BTreeMap::new();
@@ -420,14 +462,15 @@ impl Driver {
         let (inputs_path, inputs) = if whole {
             // Flyte's way for map tasks: every element reads the array node's inputs and picks
             // its own by index.
-            let path = layout.inputs(&self.id, node, None);
-            let whole_inputs = self
-                .exec
-                .node_execution_inputs(node)
-                .cloned()
-                .unwrap_or_default();
-            if self.whole_inputs_written.insert(node.to_string()) {
-                write_file(&path, &whole_inputs.encode_to_vec())?;
+            let key = layout.inputs(&self.id, node, None);
+            if !self.whole_inputs_written.contains(node) {
+                let whole_inputs = self
+                    .exec
+                    .node_execution_inputs(node)
+                    .cloned()
+                    .unwrap_or_default();
+                write_object(layout, &key, whole_inputs.encode_to_vec()).await?;
+                self.whole_inputs_written.insert(node.to_string());
             }
             let index = ta.array_index.unwrap_or_default();
             env.insert(
@@ -435,17 +478,16 @@ impl Driver {
                 "FLYTE_K8S_ARRAY_INDEX".into(),
             );
             env.insert("FLYTE_K8S_ARRAY_INDEX".into(), index.to_string());
-            (path, ta.inputs.clone())
+            (key, ta.inputs.clone())
         } else {
-            let path = layout.inputs(&self.id, node, ta.array_index);
-            write_file(&path, &ta.inputs.encode_to_vec())?;
-            (path, ta.inputs.clone())
+            let key = layout.inputs(&self.id, node, ta.array_index);
+            write_object(layout, &key, ta.inputs.encode_to_vec()).await?;
+            (key, ta.inputs.clone())
         };
         let output_prefix = layout.output_prefix(&self.id, node, ta.array_index, ta.retry_attempt);
         let prev = ta.retry_attempt.checked_sub(1).map(|r| {
-            layout
-                .output_prefix(&self.id, node, ta.array_index, r)
-                .join("_flytecheckpoints")
+            let prefix = layout.output_prefix(&self.id, node, ta.array_index, r);
+            layout.location(&format!("{prefix}/_flytecheckpoints"))
         });
         Ok(Attempt {
             execution: self.id.clone(),
@@ -455,10 +497,15 @@ impl Driver {
             task: ta.task.clone(),
             overrides: ta.overrides.clone(),
             inputs: Arc::new(inputs),
-            inputs_path,
-            checkpoint_prefix: output_prefix.join("_flytecheckpoints"),
-            output_prefix,
-            raw_output_prefix: layout.raw_prefix(&self.id, node, ta.array_index, ta.retry_attempt),
+            inputs_path: layout.location(&inputs_path),
+            checkpoint_prefix: layout.location(&format!("{output_prefix}/_flytecheckpoints")),
+            output_prefix: layout.location(&output_prefix),
+            raw_output_prefix: layout.location(&layout.raw_prefix(
+                &self.id,
+                node,
+                ta.array_index,
+                ta.retry_attempt,
+            )),
             prev_checkpoint_prefix: prev,
             env,
         })
@@ -468,7 +515,8 @@ impl Driver {
         Waker::new(self.wake_tx.clone(), id)
     }
 
-    async fn start(&mut self, ta: TaskAttempt) -> Result<(), DriveError> {
+    /// Starts an attempt whose start already failed transiently `failures` times.
+    async fn start(&mut self, ta: TaskAttempt, failures: u32) -> Result<(), DriveError> {
         let Some(plugin_ix) = self.plugin_for(&ta) else {
             let message = format!(
                 "no plugin runs task {} (type {:?})",
@@ -485,7 +533,7 @@ impl Driver {
             );
         };
         let plugin = self.ctx.plugins[plugin_ix].clone();
-        let attempt = self.prepare(&ta, plugin.as_ref())?;
+        let attempt = self.prepare(&ta, plugin.as_ref()).await?;
         let cache_key = self.cache_key(&ta);
         let result = plugin.start(&attempt, self.waker(ta.id)).await;
         let id = ta.id;
@@ -497,6 +545,11 @@ impl Driver {
                 cache_key,
             },
         );
+        match &result {
+            Ok(()) => self.ctx.metrics.attempt_started(plugin_ix),
+            Err(PluginError::AlreadyStarted(_)) => {}
+            Err(_) => self.ctx.metrics.attempt_start_failed(plugin_ix),
+        }
         match result {
             Ok(()) => Ok(()),
             // Started before a crash: its marker is there, so look at it instead.
@@ -511,6 +564,20 @@ impl Driver {
                         message,
                     )),
                 )
+            }
+            Err(PluginError::Transient(message)) if failures + 1 < MAX_START_TRIES => {
+                self.live.remove(&id);
+                let delay = FIRST_START_BACKOFF * 2u32.pow(failures);
+                tracing::warn!(
+                    execution = %exec_name(&self.key),
+                    node = %ta.node_execution_id,
+                    error = %message,
+                    retry_in = ?delay,
+                    "starting the attempt failed; trying again"
+                );
+                self.retry_starts
+                    .push((Instant::now() + delay, failures + 1, ta));
+                Ok(())
             }
             Err(PluginError::Transient(message)) => {
                 self.live.remove(&id);
@@ -538,7 +605,7 @@ impl Driver {
                 continue;
             };
             let plugin = self.ctx.plugins[plugin_ix].clone();
-            let attempt = self.prepare(&ta, plugin.as_ref())?;
+            let attempt = self.prepare(&ta, plugin.as_ref()).await?;
             let status = plugin.check(&attempt, self.waker(id)).await;
             match status {
                 Ok(AttemptStatus::NotStarted) => self.to_start.push(ta),
@@ -586,8 +653,19 @@ impl Driver {
         let Some(live) = self.live.remove(&id) else {
             return Ok(());
         };
-        let mut result =
-            crate::outcome::read_outcome(&live.attempt.output_prefix, &live.attempt.task, &outcome);
+        let lost = matches!(outcome, AttemptStatus::Lost { .. });
+        let a = &live.attempt;
+        let output_prefix =
+            self.ctx
+                .layout
+                .output_prefix(&self.id, &a.node_id, a.array_index, a.retry_attempt);
+        let mut result = crate::outcome::read_outcome(
+            self.ctx.layout.storage(),
+            &output_prefix,
+            &a.task,
+            &outcome,
+        )
+        .await;
         if let (
             TaskOutcome::Succeeded {
                 outputs,
@@ -610,6 +688,12 @@ impl Driver {
         if let Err(e) = plugin.finalize(&live.attempt).await {
             tracing::warn!(attempt = %live.attempt.unique_name(), error = %e, "finalize failed");
         }
+        let counted = match &result {
+            _ if lost => AttemptOutcome::Lost,
+            TaskOutcome::Succeeded { .. } | TaskOutcome::Dynamic(_) => AttemptOutcome::Succeeded,
+            TaskOutcome::Failed(_) | TaskOutcome::FailedPermanently(_) => AttemptOutcome::Failed,
+        };
+        self.ctx.metrics.attempt_finished(live.plugin, counted);
         self.finished(id, result)
     }
 
@@ -730,6 +814,7 @@ impl Driver {
         }
         // Attempts that were about to start never will.
         self.to_start.clear();
+        self.retry_starts.clear();
         for event in self.exec.take_events() {
             self.pending_events.push(encode_event(&event));
         }
@@ -786,12 +871,13 @@ impl Driver {
     }
 }
 
-fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), DriveError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| DriveError::Storage(format!("{}: {e}", dir.display())))?;
-    }
-    std::fs::write(path, bytes).map_err(|e| DriveError::Storage(format!("{}: {e}", path.display())))
+/// Writes an object the driver hands to a task (its inputs); the error names the object.
+async fn write_object(layout: &crate::Layout, key: &str, bytes: Vec<u8>) -> Result<(), DriveError> {
+    layout
+        .storage()
+        .put(key, bytes.into())
+        .await
+        .map_err(|e| DriveError::Storage(e.to_string()))
 }
 
 pub(crate) fn exec_name(key: &ExecutionKey) -> String {

@@ -2,7 +2,7 @@
 //! a one-node wrapper around a single task, as flyteadmin makes for task executions) and the
 //! storage layout of inputs, outputs and raw data.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use alula_admin::store::{Entity, EntityKey, ExecutionRow, Store};
 use alula_idl::flyteidl::admin::{TaskClosure, WorkflowClosure};
@@ -11,6 +11,7 @@ use alula_idl::flyteidl::core::{
     Node, NodeMetadata, OutputReference, ResourceType, TaskNode, WorkflowExecutionIdentifier,
     WorkflowMetadata, WorkflowTemplate,
 };
+use alula_storage::Storage;
 use prost::Message;
 
 use crate::DriveError;
@@ -18,42 +19,39 @@ use crate::DriveError;
 /// The single node of a task execution's wrapper workflow.
 pub const TASK_NODE_ID: &str = "n0";
 
-/// Where an execution's files live under the storage root, in flytepropeller's shape:
+/// Where an execution's data lives in storage, in flytepropeller's shape:
 /// `metadata/<project>/<domain>/<name>/<node>/[<element>/]inputs.pb` and an output folder per
-/// attempt beside it; raw data (files, dataframes) under `raw/`.
+/// attempt beside it; raw data (files, dataframes) under `raw/`. Methods give storage keys;
+/// [`Layout::location`] the URI a task is handed (a plain path for local storage).
 #[derive(Debug, Clone)]
 pub struct Layout {
-    root: PathBuf,
+    storage: Storage,
 }
 
 impl Layout {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+    pub fn new(storage: Storage) -> Self {
+        Self { storage }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
-    fn under(&self, top: &str, id: &WorkflowExecutionIdentifier, node: &str) -> PathBuf {
-        self.root
-            .join(top)
-            .join(&id.project)
-            .join(&id.domain)
-            .join(&id.name)
-            .join(node)
+    /// What a plugin is given for `key`: the local path under a local storage root, else the
+    /// storage URI (`s3://bucket/prefix/<key>`).
+    pub fn location(&self, key: &str) -> PathBuf {
+        PathBuf::from(self.storage.uri(key))
     }
 
     fn node_dir(
-        &self,
         top: &str,
         id: &WorkflowExecutionIdentifier,
         node: &str,
         element: Option<u32>,
-    ) -> PathBuf {
-        let dir = self.under(top, id, node);
+    ) -> String {
+        let dir = format!("{top}/{}/{}/{}/{node}", id.project, id.domain, id.name);
         match element {
-            Some(e) => dir.join(e.to_string()),
+            Some(e) => format!("{dir}/{e}"),
             None => dir,
         }
     }
@@ -63,9 +61,11 @@ impl Layout {
         id: &WorkflowExecutionIdentifier,
         node: &str,
         element: Option<u32>,
-    ) -> PathBuf {
-        self.node_dir("metadata", id, node, element)
-            .join("inputs.pb")
+    ) -> String {
+        format!(
+            "{}/inputs.pb",
+            Self::node_dir("metadata", id, node, element)
+        )
     }
 
     pub fn output_prefix(
@@ -74,9 +74,8 @@ impl Layout {
         node: &str,
         element: Option<u32>,
         retry: u32,
-    ) -> PathBuf {
-        self.node_dir("metadata", id, node, element)
-            .join(retry.to_string())
+    ) -> String {
+        format!("{}/{retry}", Self::node_dir("metadata", id, node, element))
     }
 
     pub fn raw_prefix(
@@ -85,9 +84,8 @@ impl Layout {
         node: &str,
         element: Option<u32>,
         retry: u32,
-    ) -> PathBuf {
-        self.node_dir("raw", id, node, element)
-            .join(retry.to_string())
+    ) -> String {
+        format!("{}/{retry}", Self::node_dir("raw", id, node, element))
     }
 }
 
@@ -209,5 +207,43 @@ fn task_wrapper(task: CompiledTask) -> CompiledWorkflowClosure {
             tasks: vec![task],
             launch_plans: Vec::new(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> WorkflowExecutionIdentifier {
+        WorkflowExecutionIdentifier {
+            project: "p".into(),
+            domain: "d".into(),
+            name: "x".into(),
+            org: String::new(),
+        }
+    }
+
+    #[test]
+    fn keys_follow_flytepropeller_and_locations_follow_the_storage() {
+        let local = Layout::new(Storage::local("/srv/alula"));
+        assert_eq!(
+            local.inputs(&id(), "n0", None),
+            "metadata/p/d/x/n0/inputs.pb"
+        );
+        assert_eq!(
+            local.output_prefix(&id(), "n1", Some(7), 2),
+            "metadata/p/d/x/n1/7/2"
+        );
+        assert_eq!(local.raw_prefix(&id(), "n1", None, 0), "raw/p/d/x/n1/0");
+        // Local storage: the plain paths plugins have always been given.
+        assert_eq!(
+            local.location("metadata/p/d/x/n0/inputs.pb"),
+            PathBuf::from("/srv/alula/metadata/p/d/x/n0/inputs.pb")
+        );
+        let s3 = Layout::new(Storage::from_url("s3://bucket/pre").expect("s3 storage"));
+        assert_eq!(
+            s3.location("metadata/p/d/x/n0/inputs.pb").to_str(),
+            Some("s3://bucket/pre/metadata/p/d/x/n0/inputs.pb")
+        );
     }
 }

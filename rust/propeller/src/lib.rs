@@ -6,6 +6,7 @@
 mod children;
 mod driver;
 pub mod launch;
+pub mod metrics;
 pub mod outcome;
 pub mod plugin;
 pub mod process;
@@ -20,8 +21,9 @@ use std::time::Duration;
 use alula_admin::{AdminApi, Store};
 
 pub use launch::Layout;
+pub use metrics::PropellerMetrics;
 pub use plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
-pub use reconciler::Propeller;
+pub use reconciler::{Heartbeat, Propeller};
 
 #[derive(Debug, Clone)]
 pub struct PropellerConfig {
@@ -30,6 +32,8 @@ pub struct PropellerConfig {
     pub instance_id: String,
     /// Root of the local storage (inputs, outputs, raw data).
     pub storage_root: PathBuf,
+    /// The object storage execution data lives in: `storage_root` by default.
+    pub storage: alula_storage::Storage,
     pub lease: Duration,
     /// How often the store is scanned for executions nobody drives (new ones arrive at once by
     /// notice when admin runs in the same process).
@@ -40,18 +44,24 @@ pub struct PropellerConfig {
     pub max_parallelism: u32,
     /// Retries for system errors, on top of a task's own retries (flytepropeller: 3).
     pub max_system_retries: u32,
+    /// How long a stopping instance lets its drivers finish the round (and save) before it
+    /// cuts them off and releases its leases. Below Kubernetes' default 30 s termination grace.
+    pub shutdown_grace: Duration,
 }
 
 impl PropellerConfig {
     pub fn new(instance_id: impl Into<String>, storage_root: impl Into<PathBuf>) -> Self {
+        let storage_root = storage_root.into();
         Self {
             instance_id: instance_id.into(),
-            storage_root: storage_root.into(),
+            storage: alula_storage::Storage::local(&storage_root),
+            storage_root,
             lease: Duration::from_secs(30),
             scan_interval: Duration::from_secs(1),
             max_executions: 1000,
             max_parallelism: 0,
             max_system_retries: 3,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -63,6 +73,7 @@ pub struct Context {
     pub plugins: Vec<Arc<dyn Plugin>>,
     pub config: PropellerConfig,
     pub layout: Layout,
+    pub metrics: Arc<PropellerMetrics>,
 }
 
 impl Context {

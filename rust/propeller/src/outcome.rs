@@ -1,15 +1,14 @@
-//! How an attempt ended, read from what it left in its output prefix, as flytepropeller reads
-//! it: `error.pb` (an `ErrorDocument`) wins, then `futures.pb` (a dynamic task's
-//! `DynamicJobSpec`), then `outputs.pb`. A process that stopped without any of them failed for
-//! a reason its log may tell.
-
-use std::path::Path;
+//! How an attempt ended, read from what it left in its output prefix in storage, as
+//! flytepropeller reads it: `error.pb` (an `ErrorDocument`) wins, then `futures.pb` (a dynamic
+//! task's `DynamicJobSpec`), then `outputs.pb`. A process that stopped without any of them failed
+//! for a reason its log may tell.
 
 use alula_engine::TaskOutcome;
 use alula_idl::flyteidl::core::{
     container_error, execution_error::ErrorKind, CatalogCacheStatus, DynamicJobSpec, ErrorDocument,
     ExecutionError, LiteralMap, TaskTemplate,
 };
+use alula_storage::Storage;
 use prost::Message;
 
 use crate::plugin::AttemptStatus;
@@ -23,20 +22,24 @@ pub(crate) fn error(code: &str, kind: ErrorKind, message: String) -> ExecutionEr
     }
 }
 
-fn read<M: Message + Default>(path: &Path) -> Result<Option<M>, Box<ExecutionError>> {
-    match std::fs::read(path) {
-        Ok(bytes) => M::decode(bytes.as_slice()).map(Some).map_err(|e| {
+async fn read<M: Message + Default>(
+    storage: &Storage,
+    key: &str,
+) -> Result<Option<M>, Box<ExecutionError>> {
+    match storage.get(key).await {
+        Ok(Some(bytes)) => M::decode(bytes).map(Some).map_err(|e| {
             Box::new(error(
                 "InvalidTaskOutput",
                 ErrorKind::System,
-                format!("{} is not valid: {e}", path.display()),
+                format!("{} is not valid: {e}", storage.uri(key)),
             ))
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Ok(None) => Ok(None),
+        // The error names the object.
         Err(e) => Err(Box::new(error(
             "OutputReadError",
             ErrorKind::System,
-            format!("cannot read {}: {e}", path.display()),
+            e.to_string(),
         ))),
     }
 }
@@ -72,9 +75,11 @@ fn task_error(doc: ErrorDocument) -> TaskOutcome {
     }
 }
 
-/// The outcome of an attempt that stopped with `status`.
-pub fn read_outcome(
-    output_prefix: &Path,
+/// The outcome of an attempt that stopped with `status`, from what it left under the storage
+/// key `output_prefix`.
+pub async fn read_outcome(
+    storage: &Storage,
+    output_prefix: &str,
     task: &TaskTemplate,
     status: &AttemptStatus,
 ) -> TaskOutcome {
@@ -91,17 +96,17 @@ pub fn read_outcome(
         }
         _ => {}
     }
-    match read::<ErrorDocument>(&output_prefix.join("error.pb")) {
+    match read::<ErrorDocument>(storage, &format!("{output_prefix}/error.pb")).await {
         Ok(Some(doc)) => return task_error(doc),
         Err(e) => return TaskOutcome::Failed(*e),
         Ok(None) => {}
     }
-    match read::<DynamicJobSpec>(&output_prefix.join("futures.pb")) {
+    match read::<DynamicJobSpec>(storage, &format!("{output_prefix}/futures.pb")).await {
         Ok(Some(spec)) => return TaskOutcome::Dynamic(spec),
         Err(e) => return TaskOutcome::Failed(*e),
         Ok(None) => {}
     }
-    match read::<LiteralMap>(&output_prefix.join("outputs.pb")) {
+    match read::<LiteralMap>(storage, &format!("{output_prefix}/outputs.pb")).await {
         Ok(Some(outputs)) => {
             return TaskOutcome::Succeeded {
                 outputs,

@@ -17,8 +17,9 @@ use alula_idl::flyteidl::core::{
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-/// One task attempt, with everything a plugin needs to run it. Paths are local paths under
-/// the storage root (`file://` storage); remote plugins translate them to URIs.
+/// One task attempt, with everything a plugin needs to run it. Its data locations are local
+/// paths under the storage root with local storage, and the storage's URIs (`s3://...`) when
+/// execution data lives in a bucket (see [`crate::Layout::location`]).
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub execution: WorkflowExecutionIdentifier,

@@ -108,6 +108,27 @@ pub fn environment(attempt: &Attempt) -> BTreeMap<String, String> {
     env
 }
 
+/// flytekit configures its S3 access from `FLYTE_AWS_*`, not the standard `AWS_*` the server
+/// reads (and every task inherits): the server's settings under flytekit's names too, so that
+/// `pyflyte-execute` reaches the bucket the inputs are in. Names already set are kept.
+pub fn flytekit_storage_env(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, String> {
+    // AWS_ENDPOINT_URL after the older AWS_ENDPOINT: it wins when both are set.
+    const NAMES: [(&str, &str); 4] = [
+        ("AWS_ENDPOINT", "FLYTE_AWS_ENDPOINT"),
+        ("AWS_ENDPOINT_URL", "FLYTE_AWS_ENDPOINT"),
+        ("AWS_ACCESS_KEY_ID", "FLYTE_AWS_ACCESS_KEY_ID"),
+        ("AWS_SECRET_ACCESS_KEY", "FLYTE_AWS_SECRET_ACCESS_KEY"),
+    ];
+    let env: BTreeMap<String, String> = env.into_iter().collect();
+    NAMES
+        .iter()
+        .filter(|(_, flyte)| !env.contains_key(*flyte))
+        .filter_map(|(aws, flyte)| Some((flyte.to_string(), env.get(*aws)?.clone())))
+        .collect()
+}
+
 fn display(p: &Path) -> String {
     p.display().to_string()
 }
@@ -206,8 +227,12 @@ impl Plugin for ProcessPlugin {
             PluginError::Transient(format!("attempt folder {}: {e}", dir.display()))
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
+        // Local storage: the folders a pod's volume would have. Object storage (s3://) has no
+        // folders to make.
         for p in [&attempt.output_prefix, &attempt.raw_output_prefix] {
-            std::fs::create_dir_all(p).map_err(io)?;
+            if p.is_absolute() {
+                std::fs::create_dir_all(p).map_err(io)?;
+            }
         }
         match std::fs::OpenOptions::new()
             .write(true)
@@ -226,6 +251,7 @@ impl Plugin for ProcessPlugin {
         cmd.args(&argv[1..])
             .current_dir(&dir)
             .env("PATH", self.path_var())
+            .envs(flytekit_storage_env(std::env::vars()))
             .envs(&self.config.env)
             .envs(environment(attempt))
             .stdin(std::process::Stdio::null())
@@ -327,5 +353,48 @@ impl Plugin for ProcessPlugin {
             }
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn s3_settings_reach_flytekit_under_its_names() {
+        let env = flytekit_storage_env(vars(&[
+            ("AWS_ENDPOINT", "http://old:1"),
+            ("AWS_ENDPOINT_URL", "http://moto:5000"),
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("HOME", "/root"),
+        ]));
+        assert_eq!(
+            env,
+            BTreeMap::from([
+                (
+                    "FLYTE_AWS_ENDPOINT".to_string(),
+                    "http://moto:5000".to_string()
+                ),
+                ("FLYTE_AWS_ACCESS_KEY_ID".to_string(), "id".to_string()),
+                (
+                    "FLYTE_AWS_SECRET_ACCESS_KEY".to_string(),
+                    "secret".to_string()
+                ),
+            ])
+        );
+        // flytekit settings given explicitly are not overridden.
+        let env = flytekit_storage_env(vars(&[
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("FLYTE_AWS_ACCESS_KEY_ID", "mine"),
+        ]));
+        assert!(env.is_empty(), "{env:?}");
     }
 }

@@ -1,26 +1,48 @@
 //! The reconciler: finds executions that need driving (new ones at once through admin's
 //! notices, the rest by scanning the store), leases them and runs one driver task per
 //! execution. Several instances can share a database: leases decide who drives what, and an
-//! instance that dies leaves leases that expire and are taken over.
+//! instance that dies leaves leases that expire and are taken over; one that stops cleanly
+//! releases its leases so that another takes over at once.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use alula_admin::app::ReadinessCheck;
 use alula_admin::store::{ExecutionKey, RunRecord};
 use alula_admin::{AdminApi, ExecutionNotice};
 use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
 
 use crate::driver::{exec_name, Driver};
+use crate::metrics::PropellerMetrics;
 use crate::{Context, DriveError, Notice, Plugin, PropellerConfig};
+
+/// Scan intervals without a round after which the loop counts as stuck (on the database,
+/// most likely) and the instance as not ready.
+const STALE_ROUNDS: u32 = 5;
 
 pub struct Propeller {
     ctx: Arc<Context>,
+    heartbeat: Heartbeat,
+}
+
+/// A driver task and the way to talk to it.
+struct DriverHandle {
+    notices: mpsc::UnboundedSender<Notice>,
+    task: JoinHandle<()>,
 }
 
 impl Propeller {
     pub fn new(api: AdminApi, plugins: Vec<Arc<dyn Plugin>>, config: PropellerConfig) -> Self {
-        let layout = crate::Layout::new(config.storage_root.clone());
+        let layout = crate::Layout::new(config.storage.clone());
+        let metrics = Arc::new(PropellerMetrics::new(
+            api.store().clone(),
+            plugins.iter().map(|p| p.name()),
+        ));
+        let heartbeat = Heartbeat::new(config.scan_interval * STALE_ROUNDS);
         Self {
             ctx: Arc::new(Context {
                 store: api.store().clone(),
@@ -28,21 +50,38 @@ impl Propeller {
                 plugins,
                 config,
                 layout,
+                metrics,
             }),
+            heartbeat,
         }
     }
 
-    /// Runs until `shutdown` resolves, then stops every driver (attempts keep running; a
-    /// restarted instance re-attaches to them) and releases its leases.
+    /// The series for `/metrics`.
+    pub fn metrics(&self) -> Arc<PropellerMetrics> {
+        self.ctx.metrics.clone()
+    }
+
+    /// The loop's liveness, for `/readyz`.
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat.clone()
+    }
+
+    /// Runs until `shutdown` resolves, then stops claiming, lets every driver finish its round
+    /// (within [`PropellerConfig::shutdown_grace`]; attempts keep running and whoever resumes
+    /// the execution re-attaches to them) and releases the leases.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), DriveError> {
         let ctx = self.ctx;
+        // Marks the loop dead however `run` ends (an error, a panic, a dropped future).
+        let _alive = self.heartbeat.alive_guard();
         let mut notices = ctx.api.subscribe();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ExecutionKey>();
-        let mut drivers: HashMap<ExecutionKey, mpsc::UnboundedSender<Notice>> = HashMap::new();
+        let mut drivers: HashMap<ExecutionKey, DriverHandle> = HashMap::new();
         let mut scan = tokio::time::interval(ctx.config.scan_interval);
         scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
+            self.heartbeat.beat();
+            ctx.metrics.set_driving(drivers.len());
             let mut claim = false;
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -69,51 +108,163 @@ impl Propeller {
                 {
                     Ok(c) => c,
                     Err(e) => {
+                        ctx.metrics.claim_failed();
                         tracing::warn!(error = %e, "cannot claim executions; will retry");
                         continue;
                     }
                 };
                 for record in claimed {
+                    // Its own leases come back too (renewed): only new ones count as claims.
                     if drivers.contains_key(&record.key) {
                         continue;
                     }
+                    ctx.metrics.lease_claimed();
                     let (tx, rx) = mpsc::unbounded_channel();
-                    drivers.insert(record.key.clone(), tx);
-                    spawn_driver(ctx.clone(), record, rx, done_tx.clone());
+                    let key = record.key.clone();
+                    let task = spawn_driver(ctx.clone(), record, rx, done_tx.clone());
+                    drivers.insert(key, DriverHandle { notices: tx, task });
                 }
             }
         }
-        for tx in drivers.values() {
-            let _ = tx.send(Notice::Stop);
-        }
-        // Let drivers finish their round so what they decided is saved.
-        while !drivers.is_empty() {
-            match tokio::time::timeout(std::time::Duration::from_secs(5), done_rx.recv()).await {
-                Ok(Some(key)) => {
-                    drivers.remove(&key);
-                }
-                _ => break,
-            }
-        }
-        ctx.store.release_runs(&ctx.config.instance_id).await?;
+        stop_drivers(&ctx, drivers, &mut done_rx).await;
+        ctx.metrics.set_driving(0);
+        // Whatever happened to the drivers: another instance can take over at once instead of
+        // waiting for the leases to expire.
+        let released = ctx.store.release_runs(&ctx.config.instance_id).await?;
+        tracing::info!(
+            instance = %ctx.config.instance_id,
+            released,
+            "propeller stopped; leases released"
+        );
         Ok(())
+    }
+}
+
+/// Asks every driver to stop after its current round and waits for them until the grace
+/// period ends; the ones still busy then (a slow save, a plugin call that hangs) are cut off,
+/// which loses nothing saved: their next owner resumes from the last save.
+async fn stop_drivers(
+    ctx: &Context,
+    mut drivers: HashMap<ExecutionKey, DriverHandle>,
+    done: &mut mpsc::UnboundedReceiver<ExecutionKey>,
+) {
+    for driver in drivers.values() {
+        let _ = driver.notices.send(Notice::Stop);
+    }
+    let deadline = tokio::time::Instant::now() + ctx.config.shutdown_grace;
+    while !drivers.is_empty() {
+        match tokio::time::timeout_at(deadline, done.recv()).await {
+            Ok(Some(key)) => {
+                drivers.remove(&key);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if drivers.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        drivers = drivers.len(),
+        grace = ?ctx.config.shutdown_grace,
+        "drivers still busy after the shutdown grace period; cutting them off"
+    );
+    for driver in drivers.values() {
+        driver.task.abort();
+    }
+    // Cancelled at their next await point; waiting for that keeps a cut-off driver from
+    // writing after the leases are released (its writes would fail the owner check anyway).
+    for (_, driver) in drivers {
+        let _ = driver.task.await;
+    }
+}
+
+/// When the reconciler's loop last went round. It goes round at least every scan interval,
+/// so a stale heartbeat means the loop is stuck (on the database) or gone.
+#[derive(Clone, Debug)]
+pub struct Heartbeat {
+    inner: Arc<HeartbeatState>,
+}
+
+#[derive(Debug)]
+struct HeartbeatState {
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the last round.
+    last_ms: AtomicU64,
+    stale_after: Duration,
+    running: AtomicBool,
+    started: AtomicBool,
+}
+
+impl Heartbeat {
+    pub fn new(stale_after: Duration) -> Self {
+        Self {
+            inner: Arc::new(HeartbeatState {
+                epoch: Instant::now(),
+                last_ms: AtomicU64::new(0),
+                stale_after,
+                running: AtomicBool::new(false),
+                started: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn beat(&self) {
+        let ms = self.inner.epoch.elapsed().as_millis() as u64;
+        self.inner.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last round.
+    pub fn age(&self) -> Duration {
+        let last = Duration::from_millis(self.inner.last_ms.load(Ordering::Relaxed));
+        self.inner.epoch.elapsed().saturating_sub(last)
+    }
+
+    fn alive_guard(&self) -> AliveGuard {
+        self.beat();
+        self.inner.started.store(true, Ordering::Relaxed);
+        self.inner.running.store(true, Ordering::Relaxed);
+        AliveGuard(self.clone())
+    }
+}
+
+struct AliveGuard(Heartbeat);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.inner.running.store(false, Ordering::Relaxed);
+    }
+}
+
+impl ReadinessCheck for Heartbeat {
+    fn not_ready(&self) -> Option<String> {
+        if !self.inner.started.load(Ordering::Relaxed) {
+            return Some("propeller: not started yet".into());
+        }
+        if !self.inner.running.load(Ordering::Relaxed) {
+            return Some("propeller: its loop has stopped".into());
+        }
+        let age = self.age();
+        (age > self.inner.stale_after).then(|| {
+            format!(
+                "propeller: its loop last went round {:.1}s ago (limit {:.1}s)",
+                age.as_secs_f64(),
+                self.inner.stale_after.as_secs_f64()
+            )
+        })
     }
 }
 
 /// Passes a notice to the driver it concerns; true when it calls for a claim instead (a new
 /// execution, or one terminated while nobody drives it, whose abort must still be recorded).
-fn forward(
-    notice: ExecutionNotice,
-    drivers: &HashMap<ExecutionKey, mpsc::UnboundedSender<Notice>>,
-) -> bool {
+fn forward(notice: ExecutionNotice, drivers: &HashMap<ExecutionKey, DriverHandle>) -> bool {
     let (key, to_driver) = match notice {
         ExecutionNotice::Created(_) => return true,
         ExecutionNotice::Terminated(key) => (key, Notice::Terminated),
         ExecutionNotice::SignalSet(key) => (key, Notice::SignalSet),
     };
     match drivers.get(&key) {
-        Some(tx) => {
-            let _ = tx.send(to_driver);
+        Some(driver) => {
+            let _ = driver.notices.send(to_driver);
             false
         }
         None => to_driver == Notice::Terminated,
@@ -125,7 +276,7 @@ fn spawn_driver(
     record: RunRecord,
     notices: mpsc::UnboundedReceiver<Notice>,
     done: mpsc::UnboundedSender<ExecutionKey>,
-) {
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let key = record.key.clone();
         let result = match Driver::load(ctx.clone(), record, notices).await {
@@ -135,6 +286,7 @@ fn spawn_driver(
         match result {
             Ok(()) => {}
             Err(DriveError::LeaseLost) => {
+                ctx.metrics.lease_lost();
                 tracing::warn!(execution = %exec_name(&key), "lease lost; another instance drives it now")
             }
             Err(e) => {
@@ -144,5 +296,31 @@ fn spawn_driver(
             }
         }
         let _ = done.send(key);
-    });
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_readiness_follows_the_loop() {
+        let heartbeat = Heartbeat::new(Duration::from_secs(60));
+        assert!(heartbeat.not_ready().is_some(), "not started yet");
+        let guard = heartbeat.alive_guard();
+        assert_eq!(heartbeat.not_ready(), None);
+        drop(guard);
+        assert_eq!(
+            heartbeat.not_ready().as_deref(),
+            Some("propeller: its loop has stopped")
+        );
+
+        let stale = Heartbeat::new(Duration::ZERO);
+        let _guard = stale.alive_guard();
+        std::thread::sleep(Duration::from_millis(5));
+        let reason = stale.not_ready().unwrap_or_default();
+        assert!(reason.contains("last went round"), "{reason:?}");
+        stale.beat();
+        assert!(stale.age() < Duration::from_millis(5));
+    }
 }

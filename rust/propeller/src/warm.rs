@@ -8,6 +8,10 @@
 //! attempt's `.alula-started` marker in its output folder makes a second start impossible and
 //! tells a restarted propeller that an attempt it cannot find in memory was lost with its
 //! worker (a system error, retried under the next attempt number).
+//!
+//! The workers read inputs and write outputs as local files: the plugin serves local storage
+//! only (the server leaves it out when execution data lives in a bucket, and Alula's tasks then
+//! run through the process plugin).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -366,6 +370,12 @@ impl Plugin for WarmPlugin {
         let command = parse_command(&argv).ok_or_else(|| {
             PluginError::Invalid("not an Alula task command (alula-execute)".into())
         })?;
+        if !attempt.output_prefix.is_absolute() {
+            return Err(PluginError::Invalid(format!(
+                "warm workers need local storage, not {}",
+                attempt.output_prefix.display()
+            )));
+        }
         std::fs::create_dir_all(&attempt.output_prefix)
             .map_err(|e| PluginError::Transient(e.to_string()))?;
         match std::fs::OpenOptions::new()

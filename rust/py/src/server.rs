@@ -38,7 +38,10 @@ fn serve(py: Python<'_>, args: Vec<String>, ready: Option<Py<PyAny>>) -> PyResul
         Python::attach(|py| {
             let info = PyDict::new(py);
             let items = [
-                ("grpc", endpoints.grpc.to_string()),
+                (
+                    "grpc",
+                    endpoints.grpc.map(|a| a.to_string()).unwrap_or_default(),
+                ),
                 ("http", endpoints.http.to_string()),
                 ("storage_root", endpoints.storage_root.display().to_string()),
                 ("database", endpoints.database.clone()),

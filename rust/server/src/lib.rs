@@ -1,6 +1,10 @@
-//! Alula's control plane as one process: admin (gRPC + HTTP) and, unless disabled, a propeller
-//! that runs task attempts as local processes. Used by the `alula-server` binary and by
-//! `alula start` (through the Python bridge).
+//! Alula's control plane: admin (gRPC + HTTP) and a propeller that runs task attempts as local
+//! processes or pods, in one process or (by [`Role`]) in separate ones. Used by the
+//! `alula-server` binary and by `alula start` (through the Python bridge).
+//!
+//! Every role serves `GET /healthz` (liveness), `GET /readyz` (the database answers and, where a
+//! propeller runs, its loop goes round; 503 with the reasons otherwise) and `GET /metrics` on its
+//! HTTP port.
 //!
 //! Settings come from a TOML file (every key optional), overridden by `ALULA_*` environment
 //! variables:
@@ -10,14 +14,16 @@
 //! | `host` | `ALULA_HOST` | `127.0.0.1` |
 //! | `grpc_port` | `ALULA_GRPC_PORT` | 8089 (flyte-binary's) |
 //! | `http_port` | `ALULA_HTTP_PORT` | 8088 |
-//! | `storage_root` | `ALULA_STORAGE_ROOT` | `./alula-data` |
+//! | `storage_root` | `ALULA_STORAGE_ROOT` | `./alula-data` (local state: the SQLite file, task work folders) |
+//! | `storage_url` | `ALULA_STORAGE_URL` | the storage root (object storage: `s3://bucket/prefix` for S3-compatible stores, credentials from `AWS_*`) |
 //! | `database_url` | `ALULA_DATABASE_URL` | `sqlite://<storage_root>/alula.db?mode=rwc` |
 //! | `public_http_url` | `ALULA_PUBLIC_HTTP_URL` | `http://<host>:<http_port>` |
 //! | `signing_key` | `ALULA_SIGNING_KEY` | random at each start |
 //! | `domains` | — | development, staging, production |
 //! | `default_projects` | — | flytesnacks |
-//! | `propeller` | `ALULA_PROPELLER` (`0` disables) | on |
-//! | `instance_id` | `ALULA_INSTANCE_ID` | `embedded` |
+//! | `role` | `ALULA_ROLE` | `all` (admin and propeller); `admin` (the API only); `propeller` (no API: the HTTP port serves only the probes and `/metrics`) |
+//! | `propeller` | `ALULA_PROPELLER` (`0` disables) | on (off: role `all` becomes `admin`) |
+//! | `instance_id` | `ALULA_INSTANCE_ID` | `embedded`; for role `propeller`, `$POD_NAME` or the host name |
 //! | `task_path` | `ALULA_TASK_PATH` (`:`-separated) | — (folders put first on tasks' `PATH`) |
 //! | `warm_workers` | `ALULA_WARM_WORKERS` | 2 (Python workers for Alula tasks; 0 disables) |
 //! | `max_parallelism` | `ALULA_MAX_PARALLELISM` | 25 (attempts in flight per execution; 0: no limit) |
@@ -39,6 +45,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod role;
+
+use alula_admin::app::Instrumentation;
 use alula_admin::{app, AdminApi, AdminConfig, Store};
 use alula_propeller::process::{ProcessConfig, ProcessPlugin};
 use alula_propeller::{Plugin, Propeller, PropellerConfig};
@@ -47,6 +56,8 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use role::Role;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -54,11 +65,13 @@ pub struct FileConfig {
     pub grpc_port: Option<u16>,
     pub http_port: Option<u16>,
     pub storage_root: Option<PathBuf>,
+    pub storage_url: Option<String>,
     pub database_url: Option<String>,
     pub public_http_url: Option<String>,
     pub signing_key: Option<String>,
     pub domains: Option<Vec<String>>,
     pub default_projects: Option<Vec<String>>,
+    pub role: Option<Role>,
     pub propeller: Option<bool>,
     pub instance_id: Option<String>,
     pub task_path: Option<Vec<PathBuf>>,
@@ -125,6 +138,9 @@ impl FileConfig {
         if let Some(v) = var("ALULA_STORAGE_ROOT") {
             self.storage_root = Some(v.into());
         }
+        if let Some(v) = var("ALULA_STORAGE_URL") {
+            self.storage_url = Some(v);
+        }
         if let Some(v) = var("ALULA_DATABASE_URL") {
             self.database_url = Some(v);
         }
@@ -133,6 +149,9 @@ impl FileConfig {
         }
         if let Some(v) = var("ALULA_SIGNING_KEY") {
             self.signing_key = Some(v);
+        }
+        if let Some(v) = var("ALULA_ROLE") {
+            self.role = Some(Role::parse(&v).context("ALULA_ROLE")?);
         }
         if let Some(v) = var("ALULA_PROPELLER") {
             self.propeller = Some(!matches!(v.as_str(), "0" | "false" | "no" | "off"));
@@ -170,7 +189,8 @@ pub fn config_path(args: &[String]) -> Result<Option<String>> {
 /// Where the server listens, for callers that print it.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
-    pub grpc: SocketAddr,
+    /// `None` for role `propeller`, which serves no API.
+    pub grpc: Option<SocketAddr>,
     pub http: SocketAddr,
     pub storage_root: PathBuf,
     pub database: String,
@@ -180,7 +200,7 @@ pub struct Endpoints {
 async fn pod_plugin(
     k8s: KubernetesConfig,
     storage_root: &std::path::Path,
-) -> Result<Arc<dyn Plugin>> {
+) -> Result<Arc<alula_k8s::PodPlugin>> {
     let client_config = match &k8s.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -210,13 +230,14 @@ async fn pod_plugin(
     Ok(Arc::new(plugin))
 }
 
-/// Runs admin and (unless disabled) propeller until `shutdown` resolves. `ready` is called once
-/// the listeners are bound.
+/// Runs what the role asks for (admin, propeller or both) until `shutdown` resolves, or until
+/// one of them stops. `ready` is called once the listeners are bound.
 pub async fn run(
     file: FileConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(&Endpoints),
 ) -> Result<()> {
+    let role = Role::resolve(file.role, file.propeller)?;
     let host = file.host.unwrap_or_else(|| "127.0.0.1".to_string());
     let storage_root = file
         .storage_root
@@ -235,9 +256,14 @@ pub async fn run(
 
     let grpc_addr: SocketAddr = format!("{host}:{}", file.grpc_port.unwrap_or(8089)).parse()?;
     let http_addr: SocketAddr = format!("{host}:{}", file.http_port.unwrap_or(8088)).parse()?;
-    let grpc = TcpListener::bind(grpc_addr)
-        .await
-        .with_context(|| format!("binding gRPC to {grpc_addr}"))?;
+    let grpc = match role.serves_api() {
+        true => Some(
+            TcpListener::bind(grpc_addr)
+                .await
+                .with_context(|| format!("binding gRPC to {grpc_addr}"))?,
+        ),
+        false => None,
+    };
     let http = TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("binding HTTP to {http_addr}"))?;
@@ -254,6 +280,11 @@ pub async fn run(
             .unwrap_or_else(|| format!("http://{http_bound}")),
         signing_key,
     );
+    let storage = match &file.storage_url {
+        Some(url) => alula_storage::Storage::from_url(url)?,
+        None => alula_storage::Storage::local(&storage_root),
+    };
+    config.storage = storage.clone();
     if let Some(domains) = file.domains {
         config.domains = domains;
     }
@@ -265,13 +296,14 @@ pub async fn run(
         .await
         .with_context(|| format!("opening database {database_url}"))?;
     let endpoints = Endpoints {
-        grpc: grpc.local_addr()?,
+        grpc: grpc.as_ref().map(TcpListener::local_addr).transpose()?,
         http: http_bound,
         storage_root: storage_root.clone(),
         database: format!("{:?}", store.backend()),
     };
     tracing::info!(
-        grpc = %endpoints.grpc,
+        ?role,
+        grpc = ?endpoints.grpc,
         http = %endpoints.http,
         storage = %storage_root.display(),
         database = ?store.backend(),
@@ -281,16 +313,25 @@ pub async fn run(
 
     let config = Arc::new(config);
     let api = AdminApi::new(store.clone(), config.clone());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
+    // Set by the caller's shutdown, or by either half ending on its own (a propeller-only
+    // replica whose loop died must exit, so that it is restarted, not linger half-alive).
+    let stop = Arc::new(watch::channel(false).0);
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.send_replace(true);
+        }
     });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
+    let stopped = |stop: &watch::Sender<bool>| {
+        let mut rx = stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
     };
+    let mut instrumentation = Instrumentation::default();
 
-    let propeller = if file.propeller.unwrap_or(true) {
+    let propeller = if role.runs_propeller() {
         let work_root = storage_root.join("work");
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
         let task_path = file.task_path.unwrap_or_default();
@@ -298,9 +339,13 @@ pub async fn run(
         if let Some(k8s) = file.kubernetes {
             // First: every container task (Alula's `alula-execute` ones included) runs as a
             // pod; the warm and process plugins only get what it cannot run.
-            plugins.push(pod_plugin(k8s, &storage_root).await?);
+            let pods = pod_plugin(k8s, &storage_root).await?;
+            instrumentation.metrics.push(pods.metrics());
+            plugins.push(pods);
         }
-        if warm > 0 {
+        // Warm workers read and write local files only; with a bucket, Alula's tasks go to the
+        // process plugin (whose `alula-execute` reads the bucket through fsspec).
+        if warm > 0 && storage.local_root().is_some() {
             plugins.push(Arc::new(alula_propeller::warm::WarmPlugin::new(
                 alula_propeller::warm::WarmConfig {
                     work_root: work_root.join("warm"),
@@ -315,20 +360,42 @@ pub async fn run(
             env: Default::default(),
         })));
         let mut pconfig = PropellerConfig::new(
-            file.instance_id.unwrap_or_else(|| "embedded".into()),
+            match file.instance_id {
+                Some(id) => id,
+                None => role::default_instance_id(role)?,
+            },
             storage_root.clone(),
         );
+        pconfig.storage = storage.clone();
         // flyteadmin's default: attempts in flight per execution (map elements included) when
         // the execution asks for nothing else; it bounds memory and keeps one huge map from
         // starving other executions.
         pconfig.max_parallelism = file.max_parallelism.unwrap_or(25);
+        tracing::info!(instance = %pconfig.instance_id, "propeller starting");
         let propeller = Propeller::new(api.clone(), plugins, pconfig);
-        Some(tokio::spawn(propeller.run(stopped(stop_rx.clone()))))
+        instrumentation.metrics.push(propeller.metrics());
+        instrumentation
+            .readiness
+            .push(Arc::new(propeller.heartbeat()));
+        let stopping = stopped(&stop);
+        let stop = stop.clone();
+        Some(tokio::spawn(async move {
+            let result = propeller.run(stopping).await;
+            stop.send_replace(true);
+            result
+        }))
     } else {
         None
     };
 
-    let served = app::serve_api(api, config, grpc, http, stopped(stop_rx)).await;
+    let served = match grpc {
+        Some(grpc) => {
+            app::serve_api(api, config, grpc, http, instrumentation, stopped(&stop)).await
+        }
+        None => app::serve_probes(store.clone(), http, instrumentation, stopped(&stop)).await,
+    };
+    // A server that failed stops the propeller too (which then releases its leases).
+    stop.send_replace(true);
     if let Some(handle) = propeller {
         match handle.await {
             Ok(Err(e)) => tracing::error!(error = %e, "propeller stopped with an error"),

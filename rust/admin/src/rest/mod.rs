@@ -1,8 +1,10 @@
-//! The REST gateway of `AdminService` on the HTTP port: every RPC with a `google.api.http`
-//! option is served under its `/api/v1/...` template, taking and returning proto3 JSON or, when
-//! the client says `application/octet-stream` (as FlyteConsole does), binary protobuf. Path
-//! variables and query parameters fill request fields; errors are `{code, message}` with the
-//! HTTP status matching the gRPC code.
+//! The REST gateway on the HTTP port: every RPC of Flyte's services (`AdminService`,
+//! `DataProxyService`, `SignalService`, `IdentityService`, `AuthMetadataService`) with a
+//! `google.api.http` option is served under its template (`/api/v1/...`, `/me`,
+//! `/.well-known/oauth-authorization-server`, `/config/v1/flyte_client`), taking and returning
+//! proto3 JSON or, when the client says `application/octet-stream` (as FlyteConsole does), binary
+//! protobuf. Path variables and query parameters fill request fields; errors are `{code,
+//! message}` with the HTTP status matching the gRPC code.
 
 mod dispatch;
 mod routes;
@@ -23,7 +25,9 @@ use tonic::Code;
 pub use routes::RouteError;
 use routes::{kind_of, Route, Routes, ValueKind};
 
+use crate::dataproxy::DataProxy;
 use crate::service::AdminApi;
+use dispatch::Handlers;
 
 const BINARY: &str = "application/octet-stream";
 const JSON: &str = "application/json";
@@ -32,17 +36,27 @@ const MAX_BODY_BYTES: usize = 64 << 20;
 
 #[derive(Clone)]
 struct Gateway {
-    api: AdminApi,
+    handlers: Handlers,
     routes: Arc<Routes>,
 }
 
-/// The `/api/v1/...` router. Fails only if the embedded descriptors are unusable.
-pub fn router(api: AdminApi) -> Result<Router, RouteError> {
-    let routes = Arc::new(Routes::load()?);
-    Ok(Router::new()
-        .route("/api/v1/{*rest}", any(handle))
+/// The router of every REST route. Fails only if the embedded descriptors are unusable.
+pub fn router(api: AdminApi, data_proxy: DataProxy) -> Result<Router<()>, RouteError> {
+    let routes = Routes::load()?;
+    let mut router = Router::new();
+    for path in routes.axum_paths()? {
+        router = router.route(&path, any(handle));
+    }
+    let gateway = Gateway {
+        handlers: Handlers {
+            admin: api,
+            data_proxy,
+        },
+        routes: Arc::new(routes),
+    };
+    Ok(router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Gateway { api, routes }))
+        .with_state(gateway))
 }
 
 /// The HTTP status gRPC-gateway uses for each code.
@@ -136,7 +150,7 @@ async fn serve(
         let (code, what) = if gateway.routes.has_path(path) {
             (Code::Unimplemented, "is routed for other HTTP methods only")
         } else {
-            (Code::NotFound, "matches no AdminService route")
+            (Code::NotFound, "matches no REST route")
         };
         return Err(Failure {
             code,
@@ -156,11 +170,17 @@ async fn serve(
     }
     let encoded = registry::from_json(&route.input, &request.to_string())
         .map_err(|e| Failure::invalid(e.to_string()))?;
-    let output = dispatch::call(&gateway.api, &route.rpc, &encoded)
+    let output = gateway
+        .handlers
+        .call(route.service, &route.rpc, &encoded)
         .await
         .ok_or_else(|| Failure {
             code: Code::Unimplemented,
-            message: format!("{} has no handler in Alula's REST gateway", route.rpc),
+            message: format!(
+                "{}.{} has no handler in Alula's REST gateway",
+                route.service.full_name(),
+                route.rpc
+            ),
         })??;
     if wants(headers, header::ACCEPT, BINARY) {
         return Ok(([(header::CONTENT_TYPE, BINARY)], output).into_response());

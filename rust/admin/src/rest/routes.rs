@@ -1,15 +1,51 @@
-//! The REST routes of `AdminService`, read from the `google.api.http` options in
+//! The REST routes of Flyte's services, read from the `google.api.http` options in
 //! [`alula_idl::FILE_DESCRIPTOR_SET`], plus the message descriptors needed to give path and
 //! query values their JSON types.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use alula_idl::google::api::{http_rule::Pattern, HttpRule};
 use alula_idl::wkt::{field_descriptor_proto::Type, DescriptorProto, FieldDescriptorProto};
 use axum::http::Method;
 use prost::Message;
 
-const SERVICE: &str = "flyteidl.service.AdminService";
+/// Where Flyte's services put their REST API; a few auth discovery routes live outside it.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// The services whose HTTP bindings the gateway serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Admin,
+    DataProxy,
+    Signal,
+    Identity,
+    AuthMetadata,
+}
+
+impl Service {
+    const ALL: [Self; 5] = [
+        Self::Admin,
+        Self::DataProxy,
+        Self::Signal,
+        Self::Identity,
+        Self::AuthMetadata,
+    ];
+
+    /// The full protobuf name.
+    pub fn full_name(self) -> &'static str {
+        match self {
+            Self::Admin => "flyteidl.service.AdminService",
+            Self::DataProxy => "flyteidl.service.DataProxyService",
+            Self::Signal => "flyteidl.service.SignalService",
+            Self::Identity => "flyteidl.service.IdentityService",
+            Self::AuthMetadata => "flyteidl.service.AuthMetadataService",
+        }
+    }
+
+    fn named(full_name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.full_name() == full_name)
+    }
+}
 
 // The generated `MethodOptions` drops extensions, so the service part of the descriptor set is
 // decoded again with just the fields routing needs, `google.api.http` included.
@@ -24,11 +60,11 @@ struct File {
     #[prost(string, tag = "2")]
     package: String,
     #[prost(message, repeated, tag = "6")]
-    service: Vec<Service>,
+    service: Vec<ServiceDescriptor>,
 }
 
 #[derive(Clone, PartialEq, Message)]
-struct Service {
+struct ServiceDescriptor {
     #[prost(string, tag = "1")]
     name: String,
     #[prost(message, repeated, tag = "2")]
@@ -59,6 +95,8 @@ pub enum RouteError {
     Descriptor(#[from] prost::DecodeError),
     #[error("{0} has no google.api.http routes in the descriptor set")]
     NoRoutes(&'static str),
+    #[error("the REST template {template:?} of {rpc} is not a path axum can route")]
+    Template { template: String, rpc: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,11 +113,25 @@ pub struct Route {
     segments: Vec<Segment>,
     /// `*` (the whole request), a field name, or empty (no body: query parameters instead).
     pub body: String,
+    pub service: Service,
     /// The RPC in snake case (`get_task`), as the dispatcher names it.
     pub rpc: String,
     /// Full names without the leading dot (`flyteidl.admin.ObjectGetRequest`).
     pub input: String,
     pub output: String,
+}
+
+impl Route {
+    /// The path template as the proto spells it, for messages.
+    fn template(&self) -> String {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(l) => format!("/{l}"),
+                Segment::Field(f) => format!("/{{{}}}", f.join(".")),
+            })
+            .collect()
+    }
 }
 
 /// The field values a matched path assigns, by field path.
@@ -143,9 +195,10 @@ impl Routes {
         let mut routes = Vec::new();
         for file in &files.file {
             for service in &file.service {
-                if format!("{}.{}", file.package, service.name) != SERVICE {
+                let Some(kind) = Service::named(&format!("{}.{}", file.package, service.name))
+                else {
                     continue;
-                }
+                };
                 for method in &service.method {
                     let Some(rule) = method.options.as_ref().and_then(|o| o.http.as_ref()) else {
                         continue;
@@ -163,6 +216,7 @@ impl Routes {
                             verb,
                             segments: parse_template(template),
                             body: binding.body.clone(),
+                            service: kind,
                             rpc: snake_case(&method.name),
                             input: method.input_type.trim_start_matches('.').to_string(),
                             output: method.output_type.trim_start_matches('.').to_string(),
@@ -171,8 +225,10 @@ impl Routes {
                 }
             }
         }
-        if routes.is_empty() {
-            return Err(RouteError::NoRoutes(SERVICE));
+        for service in Service::ALL {
+            if !routes.iter().any(|r| r.service == service) {
+                return Err(RouteError::NoRoutes(service.full_name()));
+            }
         }
         let set = alula_idl::wkt::FileDescriptorSet::decode(alula_idl::FILE_DESCRIPTOR_SET)?;
         let mut messages = HashMap::new();
@@ -206,6 +262,35 @@ impl Routes {
             })
             .max_by_key(|(literals, _, _)| *literals)
             .map(|(_, r, values)| (r, values))
+    }
+
+    /// The paths to hand axum: one catch-all for `/api/v1`, so that an unknown path there still
+    /// gets a JSON error, and each template outside it (`/me`, `/.well-known/...`) on its own,
+    /// so the gateway claims nothing else of the HTTP port.
+    pub fn axum_paths(&self) -> Result<BTreeSet<String>, RouteError> {
+        let mut paths = BTreeSet::from([format!("{API_PREFIX}/{{*rest}}")]);
+        for route in &self.routes {
+            if route.template().starts_with(&format!("{API_PREFIX}/")) {
+                continue;
+            }
+            let mut path = String::new();
+            for (i, segment) in route.segments.iter().enumerate() {
+                path.push('/');
+                match segment {
+                    Segment::Literal(l) if !l.contains(['{', '}', '*', ':']) => path.push_str(l),
+                    Segment::Literal(_) => {
+                        return Err(RouteError::Template {
+                            template: route.template(),
+                            rpc: route.rpc.clone(),
+                        })
+                    }
+                    // The handler reads the values from the URI itself; axum only needs a name.
+                    Segment::Field(_) => path.push_str(&format!("{{value{i}}}")),
+                }
+            }
+            paths.insert(path);
+        }
+        Ok(paths)
     }
 
     /// The field of message `message` named `name` (proto or JSON name).
@@ -289,5 +374,73 @@ mod tests {
         assert!(routes
             .find(&Method::GET, "/api/v1/tasks/p/d/n/v/x/y/z")
             .is_none());
+    }
+
+    #[test]
+    fn every_service_is_routed() {
+        let routes = Routes::load().unwrap();
+        let cases = [
+            (
+                Method::POST,
+                "/api/v1/dataproxy/artifact_urn",
+                Service::DataProxy,
+                "create_upload_location",
+            ),
+            (
+                Method::GET,
+                "/api/v1/dataproxy/artifact_urn",
+                Service::DataProxy,
+                "create_download_location",
+            ),
+            (Method::GET, "/api/v1/data", Service::DataProxy, "get_data"),
+            (
+                Method::GET,
+                "/api/v1/signals/p/d/e",
+                Service::Signal,
+                "list_signals",
+            ),
+            (
+                Method::POST,
+                "/api/v1/signals",
+                Service::Signal,
+                "set_signal",
+            ),
+            (Method::GET, "/me", Service::Identity, "user_info"),
+            (
+                Method::GET,
+                "/config/v1/flyte_client",
+                Service::AuthMetadata,
+                "get_public_client_config",
+            ),
+            (
+                Method::GET,
+                "/.well-known/oauth-authorization-server",
+                Service::AuthMetadata,
+                "get_o_auth2_metadata",
+            ),
+        ];
+        for (verb, path, service, rpc) in cases {
+            let (route, _) = routes.find(&verb, path).unwrap();
+            assert_eq!(
+                (route.service, route.rpc.as_str()),
+                (service, rpc),
+                "{verb} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn axum_gets_the_api_prefix_and_each_path_outside_it() {
+        let paths = Routes::load().unwrap().axum_paths().unwrap();
+        let expected: BTreeSet<String> = [
+            "/api/v1/{*rest}",
+            "/me",
+            "/config/v1/flyte_client",
+            "/.well-known/oauth-authorization-server",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        assert_eq!(paths, expected);
     }
 }

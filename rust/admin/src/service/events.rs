@@ -27,6 +27,7 @@ use prost::Message;
 use super::executions::{display_exec, execution_key, is_terminal};
 use super::{decode, timestamp, AdminApi};
 use crate::error::{AdminError, AdminResult};
+use crate::literals;
 use crate::store::{now_micros, ExecutionEventUpdate, NodeExecutionKey, NodeExecutionRow};
 
 /// How often a conditional update that lost a race is retried before giving up.
@@ -203,6 +204,7 @@ impl AdminApi {
                 closure.duration = Some(duration(started, event_at));
             }
             let mut outputs = state.outputs.clone();
+            let mut outputs_uri = state.outputs_uri.clone();
             match &event.output_result {
                 // The event sent a reference only; the deprecated blob is flyteidl's only place
                 // for it in the closure.
@@ -212,6 +214,8 @@ impl AdminApi {
                         Some(execution_closure::OutputResult::Outputs(LiteralMapBlob {
                             data: Some(literal_map_blob::Data::Uri(uri.clone())),
                         }));
+                    outputs = Vec::new();
+                    outputs_uri = uri.clone();
                 }
                 // An abort keeps the cause TerminateExecution recorded (flyteadmin does too).
                 Some(workflow_execution_event::OutputResult::Error(_))
@@ -225,8 +229,23 @@ impl AdminApi {
                         Some(execution_closure::OutputResult::Error(error.clone()));
                 }
                 // Kept out of the closure (which every list returns); GetExecutionData serves it.
+                // Too large for the row, it is stored, and the closure references it.
                 Some(workflow_execution_event::OutputResult::OutputData(data)) => {
-                    outputs = data.encode_to_vec();
+                    let placed = self
+                        .place_literals(
+                            &literals::keys::execution(&key, "outputs.pb"),
+                            data.encode_to_vec(),
+                        )
+                        .await?;
+                    if !placed.uri.is_empty() {
+                        #[allow(deprecated)]
+                        let outputs = execution_closure::OutputResult::Outputs(LiteralMapBlob {
+                            data: Some(literal_map_blob::Data::Uri(placed.uri.clone())),
+                        });
+                        closure.output_result = Some(outputs);
+                    }
+                    outputs = placed.inline;
+                    outputs_uri = placed.uri;
                 }
                 None => {}
             }
@@ -240,6 +259,7 @@ impl AdminApi {
                         phase: phase.as_str_name(),
                         closure: closure.encode_to_vec(),
                         outputs,
+                        outputs_uri,
                         event_at,
                         now: now_micros(),
                     },
@@ -280,7 +300,8 @@ impl AdminApi {
         }
         for _ in 0..ATTEMPTS {
             let Some(mut row) = self.store.get_node_execution(&key).await? else {
-                let row = new_node_row(&key, &event, event_at)?;
+                let mut row = new_node_row(&key, &event, event_at)?;
+                self.offload_node_literals(&mut row).await?;
                 if self.store.insert_node_execution(&row).await? {
                     return Ok(NodeExecutionEventResponse {});
                 }
@@ -303,6 +324,7 @@ impl AdminApi {
             }
             let (from_phase, from_at) = (row.phase.clone(), row.last_event_at);
             apply_node_event(&mut row, &event, event_at, &what)?;
+            self.offload_node_literals(&mut row).await?;
             if self
                 .store
                 .update_node_execution(&row, &from_phase, from_at)
@@ -312,6 +334,36 @@ impl AdminApi {
             }
         }
         Err(contended(&what))
+    }
+
+    /// Moves a node's inline inputs or outputs that are too large for the row to storage.
+    async fn offload_node_literals(&self, row: &mut NodeExecutionRow) -> AdminResult<()> {
+        let key = row.key.clone();
+        self.offload_inline(&mut row.inputs, &mut row.inputs_uri, || {
+            literals::keys::node(&key, "inputs.pb")
+        })
+        .await?;
+        self.offload_inline(&mut row.outputs, &mut row.outputs_uri, || {
+            literals::keys::node(&key, "outputs.pb")
+        })
+        .await
+    }
+
+    /// Replaces inline literal bytes larger than the inline limit by the URI they were stored
+    /// under; small ones stay.
+    pub(super) async fn offload_inline(
+        &self,
+        inline: &mut Vec<u8>,
+        uri: &mut String,
+        key: impl FnOnce() -> String,
+    ) -> AdminResult<()> {
+        if inline.len() <= self.config.max_inline_literal_bytes {
+            return Ok(());
+        }
+        let placed = self.place_literals(&key(), std::mem::take(inline)).await?;
+        *inline = placed.inline;
+        *uri = placed.uri;
+        Ok(())
     }
 }
 
@@ -376,6 +428,7 @@ fn apply_node_event(
         Some(node_execution_event::InputValue::InputUri(uri)) => row.input_uri = uri.clone(),
         Some(node_execution_event::InputValue::InputData(data)) => {
             row.inputs = data.encode_to_vec();
+            row.inputs_uri.clear();
         }
         None => {}
     }
@@ -385,6 +438,8 @@ fn apply_node_event(
         Some(node_execution_event::OutputResult::OutputUri(uri)) => {
             closure.output_result =
                 Some(node_execution_closure::OutputResult::OutputUri(uri.clone()));
+            row.outputs.clear();
+            row.outputs_uri = uri.clone();
         }
         Some(node_execution_event::OutputResult::Error(error)) => {
             closure.output_result =
@@ -392,6 +447,7 @@ fn apply_node_event(
         }
         Some(node_execution_event::OutputResult::OutputData(data)) => {
             row.outputs = data.encode_to_vec();
+            row.outputs_uri.clear();
         }
         None => {}
     }

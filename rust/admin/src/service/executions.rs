@@ -22,6 +22,7 @@ use super::launch_plans::launch_plan_of;
 use super::{decode, entity_id, list_params, named_id, timestamp, AdminApi};
 use crate::error::{AdminError, AdminResult};
 use crate::inputs::resolve_inputs;
+use crate::literals::{self, ForClient, Placed};
 use crate::store::{now_micros, Entity, EntityKey, ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
 
 /// Kubernetes-safe characters without vowels (no accidental words), as flyteadmin uses.
@@ -197,6 +198,19 @@ impl AdminApi {
             domain: req.domain.clone(),
             name,
         };
+        // Above the inline limit the inputs go to storage; the gRPC message limit bounds them.
+        let inputs = self
+            .place_literals(
+                &literals::keys::execution(&key, "inputs.pb"),
+                inputs.encode_to_vec(),
+            )
+            .await?;
+        let user_inputs = self
+            .place_literals(
+                &literals::keys::execution(&key, "user_inputs.pb"),
+                user_inputs.encode_to_vec(),
+            )
+            .await?;
         let metadata = spec.metadata.get_or_insert_with(ExecutionMetadata::default);
         let mode = i64::from(metadata.mode);
         let now = now_micros();
@@ -237,8 +251,10 @@ impl AdminApi {
             mode,
             spec: spec.encode_to_vec(),
             closure: closure.encode_to_vec(),
-            inputs: inputs.encode_to_vec(),
-            user_inputs: user_inputs.encode_to_vec(),
+            inputs: inputs.inline,
+            inputs_uri: inputs.uri,
+            user_inputs: user_inputs.inline,
+            user_inputs_uri: user_inputs.uri,
             created_at: now,
             updated_at: now,
         };
@@ -290,28 +306,50 @@ impl AdminApi {
     ) -> AdminResult<WorkflowExecutionGetDataResponse> {
         let key = execution_key(req.id.as_ref())?;
         let row = self.execution_row(&key).await?;
-        let inputs: LiteralMap = decode(&row.inputs, || {
-            format!("inputs of execution {}", display_exec(&key))
-        })?;
-        // Outputs arrive inline with the SUCCEEDED event (or only as a URI in the closure).
-        let outputs = self
+        let inputs = self
+            .literals_for_client(
+                &row.inputs,
+                &row.inputs_uri,
+                &format!("inputs of execution {}", display_exec(&key)),
+            )
+            .await?;
+        // Outputs arrive with the SUCCEEDED event, inline or as a URI.
+        let state = self
             .store
             .get_execution_event_state(&key)
             .await?
-            .map(|state| state.outputs)
             .unwrap_or_default();
-        let full_outputs = if outputs.is_empty() {
-            None
-        } else {
-            Some(decode::<LiteralMap>(&outputs, || {
-                format!("outputs of execution {}", display_exec(&key))
-            })?)
-        };
+        let outputs = self
+            .literals_for_client(
+                &state.outputs,
+                &state.outputs_uri,
+                &format!("outputs of execution {}", display_exec(&key)),
+            )
+            .await?;
+        #[allow(deprecated)]
         Ok(WorkflowExecutionGetDataResponse {
-            full_inputs: Some(inputs),
-            full_outputs,
-            ..Default::default()
+            inputs: inputs.blob,
+            outputs: outputs.blob,
+            full_inputs: inputs.full,
+            full_outputs: outputs.full,
         })
+    }
+
+    /// An encoded literal map for a row: inline when small, else written under `key`.
+    pub(super) async fn place_literals(&self, key: &str, encoded: Vec<u8>) -> AdminResult<Placed> {
+        let limit = self.config.max_inline_literal_bytes;
+        Ok(literals::place(&self.config.storage, limit, key, encoded).await?)
+    }
+
+    /// A row's literal map (inline, or stored under `uri`) as the Get*Data calls return it.
+    pub(super) async fn literals_for_client(
+        &self,
+        inline: &[u8],
+        uri: &str,
+        what: &str,
+    ) -> AdminResult<ForClient> {
+        let max = self.config.max_download_bytes;
+        Ok(literals::for_client(&self.config.storage, max, inline, uri, what).await?)
     }
 
     /// Archives or restores an execution (`state`); recorded in the closure's

@@ -11,7 +11,7 @@ use alula_idl::flyteidl::admin::{
     TaskExecutionList, TaskExecutionListRequest,
 };
 use alula_idl::flyteidl::core::{
-    CompiledWorkflowClosure, Identifier, LiteralMap, NodeExecutionIdentifier, ResourceType,
+    CompiledWorkflowClosure, Identifier, NodeExecutionIdentifier, ResourceType,
     TaskExecutionIdentifier, WorkflowExecutionIdentifier,
 };
 
@@ -73,14 +73,6 @@ fn node_list(list: &ListParams, rows: &[NodeExecutionRow]) -> AdminResult<NodeEx
             .map(node_execution_of)
             .collect::<AdminResult<_>>()?,
     })
-}
-
-/// Inline data, or none when the events carried only URIs (empty bytes).
-fn literal_map(bytes: &[u8], what: impl FnOnce() -> String) -> AdminResult<Option<LiteralMap>> {
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    decode(bytes, what).map(Some)
 }
 
 impl AdminApi {
@@ -215,11 +207,23 @@ impl AdminApi {
                 dynamic_job_spec_uri: String::new(),
             })
         };
+        let what = display_node(&key);
+        let inputs = self
+            .literals_for_client(&row.inputs, &row.inputs_uri, &format!("inputs of {what}"))
+            .await?;
+        let outputs = self
+            .literals_for_client(
+                &row.outputs,
+                &row.outputs_uri,
+                &format!("outputs of {what}"),
+            )
+            .await?;
+        #[allow(deprecated)]
         Ok(NodeExecutionGetDataResponse {
-            full_inputs: literal_map(&row.inputs, || format!("inputs of {}", display_node(&key)))?,
-            full_outputs: literal_map(&row.outputs, || {
-                format!("outputs of {}", display_node(&key))
-            })?,
+            inputs: inputs.blob,
+            outputs: outputs.blob,
+            full_inputs: inputs.full,
+            full_outputs: outputs.full,
             dynamic_workflow,
             ..Default::default()
         })
@@ -264,11 +268,23 @@ impl AdminApi {
     ) -> AdminResult<TaskExecutionGetDataResponse> {
         let key = task_key(req.id.as_ref())?;
         let row = self.task_row(&key).await?;
+        let what = display_task(&key);
+        let inputs = self
+            .literals_for_client(&row.inputs, &row.inputs_uri, &format!("inputs of {what}"))
+            .await?;
+        let outputs = self
+            .literals_for_client(
+                &row.outputs,
+                &row.outputs_uri,
+                &format!("outputs of {what}"),
+            )
+            .await?;
+        #[allow(deprecated)]
         Ok(TaskExecutionGetDataResponse {
-            full_inputs: literal_map(&row.inputs, || format!("inputs of {}", display_task(&key)))?,
-            full_outputs: literal_map(&row.outputs, || {
-                format!("outputs of {}", display_task(&key))
-            })?,
+            inputs: inputs.blob,
+            outputs: outputs.blob,
+            full_inputs: inputs.full,
+            full_outputs: outputs.full,
             ..Default::default()
         })
     }

@@ -5,7 +5,7 @@ use alula_idl::flyteidl::admin::{
     execution_metadata::ExecutionMode, ExecutionCreateRequest, ExecutionCreateResponse,
     ExecutionMetadata, ExecutionRecoverRequest, ExecutionRelaunchRequest, ExecutionSpec,
 };
-use alula_idl::flyteidl::core::{LiteralMap, WorkflowExecutionIdentifier};
+use alula_idl::flyteidl::core::WorkflowExecutionIdentifier;
 
 use super::executions::{display_exec, execution_key};
 use super::{decode, AdminApi};
@@ -29,9 +29,14 @@ impl AdminApi {
         let what = || format!("execution {}", display_exec(&key));
         let mut spec: ExecutionSpec = decode(&row.spec, what)?;
         // The caller's inputs, not the resolved ones: defaults are applied again on creation.
-        let user_inputs: LiteralMap = decode(&row.user_inputs, || {
-            format!("inputs of execution {}", display_exec(&key))
-        })?;
+        let user_inputs = crate::literals::load(
+            &self.config.storage,
+            &row.user_inputs,
+            &row.user_inputs_uri,
+            &format!("inputs of execution {}", display_exec(&key)),
+        )
+        .await?
+        .unwrap_or_default();
         let mut metadata = metadata
             .or_else(|| spec.metadata.take())
             .unwrap_or_default();

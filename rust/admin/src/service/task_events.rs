@@ -16,6 +16,7 @@ use super::events::{
 };
 use super::{decode, timestamp, AdminApi};
 use crate::error::{AdminError, AdminResult};
+use crate::literals;
 use crate::store::{now_micros, TaskExecutionKey, TaskExecutionRow};
 
 pub(super) fn task_key(id: Option<&TaskExecutionIdentifier>) -> AdminResult<TaskExecutionKey> {
@@ -110,6 +111,7 @@ impl AdminApi {
                     ..Default::default()
                 };
                 apply_task_event(&mut row, &event, event_at, &what)?;
+                self.offload_task_literals(&mut row).await?;
                 if self.store.insert_task_execution(&row).await? {
                     return Ok(TaskExecutionEventResponse {});
                 }
@@ -134,11 +136,25 @@ impl AdminApi {
             }
             let mut row = stored_row.clone();
             apply_task_event(&mut row, &event, event_at, &what)?;
+            self.offload_task_literals(&mut row).await?;
             if self.store.update_task_execution(&row, &stored_row).await? {
                 return Ok(TaskExecutionEventResponse {});
             }
         }
         Err(contended(&what))
+    }
+
+    /// Moves an attempt's inline inputs or outputs that are too large for the row to storage.
+    async fn offload_task_literals(&self, row: &mut TaskExecutionRow) -> AdminResult<()> {
+        let key = row.key.clone();
+        self.offload_inline(&mut row.inputs, &mut row.inputs_uri, || {
+            literals::keys::task(&key, "inputs.pb")
+        })
+        .await?;
+        self.offload_inline(&mut row.outputs, &mut row.outputs_uri, || {
+            literals::keys::task(&key, "outputs.pb")
+        })
+        .await
     }
 }
 
@@ -195,6 +211,7 @@ fn apply_task_event(
         Some(task_execution_event::InputValue::InputUri(uri)) => row.input_uri = uri.clone(),
         Some(task_execution_event::InputValue::InputData(data)) => {
             row.inputs = data.encode_to_vec();
+            row.inputs_uri.clear();
         }
         None => {}
     }
@@ -204,6 +221,8 @@ fn apply_task_event(
         Some(task_execution_event::OutputResult::OutputUri(uri)) => {
             closure.output_result =
                 Some(task_execution_closure::OutputResult::OutputUri(uri.clone()));
+            row.outputs.clear();
+            row.outputs_uri = uri.clone();
         }
         Some(task_execution_event::OutputResult::Error(error)) => {
             closure.output_result =
@@ -211,6 +230,7 @@ fn apply_task_event(
         }
         Some(task_execution_event::OutputResult::OutputData(data)) => {
             row.outputs = data.encode_to_vec();
+            row.outputs_uri.clear();
         }
         None => {}
     }

@@ -1,12 +1,14 @@
 //! Tasks, workflows and launch plans: versioned entities keyed by project/domain/name/version,
 //! stored as protobuf bytes with a digest of what registration compiled.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use alula_idl::flyteidl::core::{Identifier, ResourceType};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyPool, Executor, Row};
 
 use super::query::{Param, Sql};
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 use crate::list::{Field, FieldKind, FieldSet, ListParams};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +118,43 @@ impl Entity {
             _ => None,
         }
     }
+}
+
+/// Inserts since startup from which an entity table is analyzed (then at every doubling).
+const FIRST_ANALYZE_AT: u64 = 64;
+
+/// Keeps PostgreSQL's statistics of the entity tables current as they grow.
+///
+/// PostgreSQL picks a lookup's index from table statistics, and a table that has only grown
+/// since it was last analyzed (autovacuum off, or its first minute) has none. Without them the
+/// planner rates `(project, domain, created_at)` as good as the primary key for a lookup by full
+/// key, and caches that plan on every pooled connection; each CreateWorkflow then reads every
+/// version in the project and domain to find each task it uses, and registration slows down as
+/// versions accumulate (about 300/s with a few thousand task versions, CPU-bound in PostgreSQL).
+/// So the store analyzes a table itself when its inserts reach 64, 128, 256, ...: a handful of
+/// cheap ANALYZEs over a process's life, each of which also invalidates the cached plans.
+#[derive(Debug, Default)]
+pub(super) struct EntityGrowth {
+    inserts: [AtomicU64; 3],
+}
+
+impl EntityGrowth {
+    /// Counts one insert into `entity`'s table; true when the table should be analyzed now.
+    fn inserted(&self, entity: Entity) -> bool {
+        let n = self.inserts[entity as usize].fetch_add(1, Ordering::Relaxed) + 1;
+        n >= FIRST_ANALYZE_AT && n.is_power_of_two()
+    }
+}
+
+/// Analyzes `entity`'s table in the background: the registration that crossed the threshold
+/// need not wait for it, and a failure only leaves the statistics as they were.
+fn analyze_in_background(pool: AnyPool, entity: Entity) {
+    tokio::spawn(async move {
+        let table = entity.table();
+        if let Err(error) = pool.execute(format!("ANALYZE {table}").as_str()).await {
+            tracing::warn!(%error, table, "refreshing the table's statistics failed");
+        }
+    });
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -232,6 +271,9 @@ impl Store {
         }
         sql.push(") ON CONFLICT DO NOTHING");
         if sql.query().execute(&self.pool).await?.rows_affected() == 1 {
+            if self.backend == Backend::Postgres && self.entity_growth.inserted(entity) {
+                analyze_in_background(self.pool.clone(), entity);
+            }
             return Ok(InsertOutcome::Inserted);
         }
         match self.get_entity(entity, k).await? {
@@ -347,5 +389,22 @@ impl Store {
             tx.rollback().await?;
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_analyzed_at_each_doubling_from_the_first_threshold() {
+        let growth = EntityGrowth::default();
+        let analyzed: Vec<u64> = (1..=300)
+            .filter(|_| growth.inserted(Entity::Task))
+            .collect();
+        assert_eq!(analyzed, vec![64, 128, 256]);
+        // Each table counts its own inserts.
+        assert!(!(1..FIRST_ANALYZE_AT).any(|_| growth.inserted(Entity::Workflow)));
+        assert!(growth.inserted(Entity::Workflow));
     }
 }

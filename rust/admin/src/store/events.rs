@@ -67,7 +67,8 @@ pub struct NodeExecutionKey {
 
 /// A node execution. `closure`/`metadata` are an encoded `admin.NodeExecutionClosure` /
 /// `NodeExecutionMetaData`; `inputs`/`outputs` an encoded `core.LiteralMap`, empty when the
-/// events carried none inline.
+/// events carried none inline or when it was too large for the row: then `inputs_uri` /
+/// `outputs_uri` name it in object storage.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeExecutionRow {
     pub key: NodeExecutionKey,
@@ -81,7 +82,9 @@ pub struct NodeExecutionRow {
     pub closure: Vec<u8>,
     pub metadata: Vec<u8>,
     pub inputs: Vec<u8>,
+    pub inputs_uri: String,
     pub outputs: Vec<u8>,
+    pub outputs_uri: String,
     /// The `core.CompiledWorkflowClosure` of a dynamic node, or empty.
     pub dynamic_workflow: Vec<u8>,
     /// `occurred_at` of the last event applied, in microseconds.
@@ -120,7 +123,8 @@ impl TaskExecutionKey {
     }
 }
 
-/// A task execution (one attempt); `closure` is an encoded `admin.TaskExecutionClosure`.
+/// A task execution (one attempt); `closure` is an encoded `admin.TaskExecutionClosure`;
+/// `inputs`/`outputs` as on [`NodeExecutionRow`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TaskExecutionRow {
     pub key: TaskExecutionKey,
@@ -130,7 +134,9 @@ pub struct TaskExecutionRow {
     pub input_uri: String,
     pub closure: Vec<u8>,
     pub inputs: Vec<u8>,
+    pub inputs_uri: String,
     pub outputs: Vec<u8>,
+    pub outputs_uri: String,
     pub last_event_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -156,6 +162,8 @@ pub struct ExecutionEventState {
     /// An encoded `admin.ExecutionClosure`.
     pub closure: Vec<u8>,
     pub outputs: Vec<u8>,
+    /// Where the outputs are when they are not inline.
+    pub outputs_uri: String,
     pub last_event_at: i64,
 }
 
@@ -164,17 +172,18 @@ pub struct ExecutionEventUpdate<'a> {
     pub phase: &'a str,
     pub closure: Vec<u8>,
     pub outputs: Vec<u8>,
+    pub outputs_uri: String,
     pub event_at: i64,
     pub now: i64,
 }
 
 const NODE_COLUMNS: &str = "project, domain, name, node_id, phase, parent_id, parent_task, \
-    input_uri, closure, metadata, inputs, outputs, dynamic_workflow, last_event_at, created_at, \
-    updated_at";
+    input_uri, closure, metadata, inputs, inputs_uri, outputs, outputs_uri, dynamic_workflow, \
+    last_event_at, created_at, updated_at";
 
 const TASK_COLUMNS: &str = "project, domain, name, node_id, task_project, task_domain, \
     task_name, task_version, retry_attempt, phase, phase_version, input_uri, closure, inputs, \
-    outputs, last_event_at, created_at, updated_at";
+    inputs_uri, outputs, outputs_uri, last_event_at, created_at, updated_at";
 
 fn execution_key(row: &AnyRow) -> Result<ExecutionKey, sqlx::Error> {
     Ok(ExecutionKey {
@@ -197,7 +206,9 @@ fn decode_node(row: &AnyRow) -> Result<NodeExecutionRow, sqlx::Error> {
         closure: row.try_get("closure")?,
         metadata: row.try_get("metadata")?,
         inputs: row.try_get("inputs")?,
+        inputs_uri: row.try_get("inputs_uri")?,
         outputs: row.try_get("outputs")?,
+        outputs_uri: row.try_get("outputs_uri")?,
         dynamic_workflow: row.try_get("dynamic_workflow")?,
         last_event_at: row.try_get("last_event_at")?,
         created_at: row.try_get("created_at")?,
@@ -223,7 +234,9 @@ fn decode_task(row: &AnyRow) -> Result<TaskExecutionRow, sqlx::Error> {
         input_uri: row.try_get("input_uri")?,
         closure: row.try_get("closure")?,
         inputs: row.try_get("inputs")?,
+        inputs_uri: row.try_get("inputs_uri")?,
         outputs: row.try_get("outputs")?,
+        outputs_uri: row.try_get("outputs_uri")?,
         last_event_at: row.try_get("last_event_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -276,7 +289,8 @@ impl Store {
         &self,
         key: &ExecutionKey,
     ) -> Result<Option<ExecutionEventState>, StoreError> {
-        let mut sql = Sql::new("SELECT phase, closure, outputs, last_event_at FROM executions");
+        let mut sql =
+            Sql::new("SELECT phase, closure, outputs, outputs_uri, last_event_at FROM executions");
         execution_condition(&mut sql, key);
         let Some(row) = sql.query().fetch_optional(&self.pool).await? else {
             return Ok(None);
@@ -285,6 +299,7 @@ impl Store {
             phase: row.try_get("phase")?,
             closure: row.try_get("closure")?,
             outputs: row.try_get("outputs")?,
+            outputs_uri: row.try_get("outputs_uri")?,
             last_event_at: row.try_get("last_event_at")?,
         }))
     }
@@ -304,6 +319,8 @@ impl Store {
             .bind(update.closure)
             .push(", outputs = ")
             .bind(update.outputs)
+            .push(", outputs_uri = ")
+            .bind(update.outputs_uri)
             .push(", last_event_at = ")
             .bind(update.event_at)
             .push(", updated_at = ")
@@ -334,7 +351,9 @@ impl Store {
                 row.closure.clone().into(),
                 row.metadata.clone().into(),
                 row.inputs.clone().into(),
+                row.inputs_uri.as_str().into(),
                 row.outputs.clone().into(),
+                row.outputs_uri.as_str().into(),
                 row.dynamic_workflow.clone().into(),
                 row.last_event_at.into(),
                 row.created_at.into(),
@@ -362,8 +381,12 @@ impl Store {
             .bind(row.metadata.clone())
             .push(", inputs = ")
             .bind(row.inputs.clone())
+            .push(", inputs_uri = ")
+            .bind(row.inputs_uri.as_str())
             .push(", outputs = ")
             .bind(row.outputs.clone())
+            .push(", outputs_uri = ")
+            .bind(row.outputs_uri.as_str())
             .push(", dynamic_workflow = ")
             .bind(row.dynamic_workflow.clone())
             .push(", last_event_at = ")
@@ -434,7 +457,9 @@ impl Store {
                 row.input_uri.as_str().into(),
                 row.closure.clone().into(),
                 row.inputs.clone().into(),
+                row.inputs_uri.as_str().into(),
                 row.outputs.clone().into(),
+                row.outputs_uri.as_str().into(),
                 row.last_event_at.into(),
                 row.created_at.into(),
                 row.updated_at.into(),
@@ -459,8 +484,12 @@ impl Store {
             .bind(row.closure.clone())
             .push(", inputs = ")
             .bind(row.inputs.clone())
+            .push(", inputs_uri = ")
+            .bind(row.inputs_uri.as_str())
             .push(", outputs = ")
             .bind(row.outputs.clone())
+            .push(", outputs_uri = ")
+            .bind(row.outputs_uri.as_str())
             .push(", last_event_at = ")
             .bind(row.last_event_at)
             .push(", updated_at = ")

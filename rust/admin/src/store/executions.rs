@@ -48,7 +48,8 @@ pub struct ExecutionKey {
 
 /// One execution. `spec`/`closure` are an encoded `admin.ExecutionSpec`/`ExecutionClosure`;
 /// `inputs` the resolved `core.LiteralMap` (defaults and fixed inputs applied), `user_inputs`
-/// what the caller sent.
+/// what the caller sent. A literal map too large for the row is in object storage instead: its
+/// bytes column is empty and its `*_uri` names it (see `crate::literals`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecutionRow {
     pub key: ExecutionKey,
@@ -66,7 +67,9 @@ pub struct ExecutionRow {
     pub spec: Vec<u8>,
     pub closure: Vec<u8>,
     pub inputs: Vec<u8>,
+    pub inputs_uri: String,
     pub user_inputs: Vec<u8>,
+    pub user_inputs_uri: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -74,7 +77,7 @@ pub struct ExecutionRow {
 const COLUMNS: &str =
     "project, domain, name, launch_entity, launch_plan_name, launch_plan_version, \
     workflow_name, workflow_version, task_name, task_version, phase, mode, spec, closure, inputs, \
-    user_inputs, created_at, updated_at";
+    inputs_uri, user_inputs, user_inputs_uri, created_at, updated_at";
 
 fn decode(row: &AnyRow) -> Result<ExecutionRow, sqlx::Error> {
     Ok(ExecutionRow {
@@ -95,7 +98,9 @@ fn decode(row: &AnyRow) -> Result<ExecutionRow, sqlx::Error> {
         spec: row.try_get("spec")?,
         closure: row.try_get("closure")?,
         inputs: row.try_get("inputs")?,
+        inputs_uri: row.try_get("inputs_uri")?,
         user_inputs: row.try_get("user_inputs")?,
+        user_inputs_uri: row.try_get("user_inputs_uri")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -114,7 +119,7 @@ impl Store {
     /// Returns false when an execution with this key exists already.
     pub async fn insert_execution(&self, row: &ExecutionRow) -> Result<bool, StoreError> {
         let mut sql = Sql::new(&format!("INSERT INTO executions ({COLUMNS}) VALUES ("));
-        let values: [Param; 18] = [
+        let values: [Param; 20] = [
             row.key.project.as_str().into(),
             row.key.domain.as_str().into(),
             row.key.name.as_str().into(),
@@ -130,7 +135,9 @@ impl Store {
             row.spec.clone().into(),
             row.closure.clone().into(),
             row.inputs.clone().into(),
+            row.inputs_uri.as_str().into(),
             row.user_inputs.clone().into(),
+            row.user_inputs_uri.as_str().into(),
             row.created_at.into(),
             row.updated_at.into(),
         ];

@@ -13,6 +13,7 @@ mod runs;
 mod signals;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -20,6 +21,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use attributes::AttributesKey;
+use entities::EntityGrowth;
 pub use entities::NAME_FIELDS;
 pub use entities::{Entity, EntityKey, EntityRow, InsertOutcome};
 pub use events::{
@@ -72,6 +74,7 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    entity_growth: Arc<EntityGrowth>,
 }
 
 impl Store {
@@ -111,11 +114,21 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            entity_growth: Arc::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// One round trip to the database, for readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     pub async fn close(&self) {

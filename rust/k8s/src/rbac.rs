@@ -1,0 +1,199 @@
+//! The Kubernetes permissions the pod plugin needs: what a deployment must grant propeller's
+//! service account in the tasks namespace, and no more.
+//!
+//! The Helm chart's Role (`deploy/helm/alula/templates/rbac.yaml`) is checked against these
+//! constants (`tests/deploy_chart.rs`), and the constants against the plugin's real API calls
+//! (the test below), so the chart, this file and the code cannot drift apart.
+
+/// The API group of pods: the core group, written `""` in RBAC rules.
+pub const POD_API_GROUP: &str = "";
+
+/// The one resource the plugin touches.
+pub const POD_RESOURCE: &str = "pods";
+
+/// The verbs the plugin uses on pods: `create` to start an attempt, `get` to check (and adopt)
+/// it, `delete` to abort or finalize it, `list` + `watch` for the watcher that wakes drivers.
+pub const REQUIRED_POD_VERBS: &[&str] = &["create", "get", "list", "watch", "delete"];
+
+#[cfg(test)]
+mod tests {
+    //! Drives every API call of the plugin against a mock API server that answers whatever it
+    //! is asked, records each request as the RBAC (group, resource, verb) the API server would
+    //! authorize, and compares the verbs with [`REQUIRED_POD_VERBS`].
+
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+
+    use alula_propeller::{Plugin, PluginError, Waker};
+    use http::{Method, Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::testutil::{attempt, config, task};
+    use crate::PodPlugin;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    /// What the API server's authorizer sees of one request.
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+    struct Access {
+        group: String,
+        resource: String,
+        verb: &'static str,
+    }
+
+    /// The authorizer's view of a request: `/api/v1/namespaces/{ns}/{resource}[/{name}]` (core)
+    /// or `/apis/{group}/{version}/namespaces/{ns}/{resource}[/{name}]`, and the verb its method
+    /// means on a collection or on one named object.
+    fn access(method: &Method, path: &str, query: &str) -> Access {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (group, rest) = match parts.as_slice() {
+            ["api", _version, rest @ ..] => (String::new(), rest),
+            ["apis", group, _version, rest @ ..] => (group.to_string(), rest),
+            _ => panic!("not a Kubernetes API path: {path}"),
+        };
+        let (resource, named) = match rest {
+            ["namespaces", _ns, resource] => (resource.to_string(), false),
+            ["namespaces", _ns, resource, _name] => (resource.to_string(), true),
+            _ => panic!("not a namespaced resource path (subresources included): {path}"),
+        };
+        let watch = query
+            .split('&')
+            .any(|kv| kv == "watch=true" || kv == "watch=1");
+        let verb = match (method.as_str(), named, watch) {
+            ("GET", _, true) => "watch",
+            ("GET", false, false) => "list",
+            ("GET", true, false) => "get",
+            ("POST", false, _) => "create",
+            ("PUT", true, _) => "update",
+            ("PATCH", true, _) => "patch",
+            ("DELETE", true, _) => "delete",
+            ("DELETE", false, _) => "deletecollection",
+            _ => panic!("unexpected request {method} {path}?{query}"),
+        };
+        Access {
+            group,
+            resource,
+            verb,
+        }
+    }
+
+    /// Answers every request with a plausible success (the first create with 201, later ones
+    /// with 409 so that the adopt path runs too), records its access, and reports each one on
+    /// `seen`.
+    async fn serve_everything(
+        mut handle: Handle,
+        log: Arc<Mutex<BTreeSet<Access>>>,
+        seen: mpsc::UnboundedSender<Access>,
+    ) {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p-d-e1-n0-0", "namespace": "flyte", "resourceVersion": "11"},
+            "spec": {"containers": [{"name": "task", "image": "python:3.12"}]},
+            "status": {"phase": "Running"}});
+        let mut creates = 0;
+        while let Some((request, send)) = handle.next_request().await {
+            let query = request.uri().query().unwrap_or_default().to_string();
+            let access = access(request.method(), request.uri().path(), &query);
+            let (status, body) = match access.verb {
+                "create" => {
+                    creates += 1;
+                    if creates == 1 {
+                        (201, pod.clone())
+                    } else {
+                        (
+                            409,
+                            json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                   "status": "Failure", "reason": "AlreadyExists", "code": 409}),
+                        )
+                    }
+                }
+                "list" => (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "PodList",
+                           "metadata": {"resourceVersion": "10"}, "items": []}),
+                ),
+                "watch" => (200, json!({"type": "MODIFIED", "object": pod})),
+                _ => (200, pod.clone()),
+            };
+            log.lock().expect("access log").insert(access.clone());
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                    .expect("response"),
+            );
+            if seen.send(access).is_err() {
+                return;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_plugin_uses_exactly_the_required_verbs_on_pods() {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let plugin = PodPlugin::new(kube::Client::new(service, "flyte"), config());
+        let log = Arc::new(Mutex::new(BTreeSet::new()));
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        let server = tokio::spawn(serve_everything(handle, log.clone(), seen_tx));
+
+        let a = attempt(task(&["run"], &[]));
+        let (wake_tx, _wakes) = mpsc::unbounded_channel();
+        let waker = Waker::new(wake_tx, 1);
+        plugin.start(&a, waker.clone()).await.expect("create");
+        match plugin.start(&a, waker.clone()).await {
+            Err(PluginError::AlreadyStarted(_)) => {}
+            other => panic!("a second start adopts the pod, got {other:?}"),
+        }
+        plugin.check(&a, waker).await.expect("get");
+        plugin.abort(&a).await.expect("delete");
+        plugin.finalize(&a).await.expect("delete again");
+
+        let watcher = plugin.spawn_watcher();
+        while let Some(access) = seen.recv().await {
+            if access.verb == "watch" {
+                break;
+            }
+        }
+        watcher.abort();
+        server.abort();
+
+        let log = log.lock().expect("access log").clone();
+        for a in &log {
+            assert_eq!(
+                (a.group.as_str(), a.resource.as_str()),
+                (POD_API_GROUP, POD_RESOURCE),
+                "the plugin called the API on something other than pods: {a:?}"
+            );
+        }
+        let used: BTreeSet<&str> = log.iter().map(|a| a.verb).collect();
+        let required: BTreeSet<&str> = REQUIRED_POD_VERBS.iter().copied().collect();
+        assert_eq!(
+            used, required,
+            "REQUIRED_POD_VERBS (and the chart's Role) must match the plugin's calls"
+        );
+    }
+
+    #[test]
+    fn requests_map_to_rbac_verbs() {
+        let pods = "/api/v1/namespaces/flyte/pods";
+        let one = "/api/v1/namespaces/flyte/pods/x";
+        let verb = |m: Method, p: &str, q: &str| access(&m, p, q).verb;
+        assert_eq!(
+            verb(Method::GET, pods, "watch=true&labelSelector=a"),
+            "watch"
+        );
+        assert_eq!(verb(Method::GET, pods, "labelSelector=a"), "list");
+        assert_eq!(verb(Method::GET, one, ""), "get");
+        assert_eq!(verb(Method::POST, pods, ""), "create");
+        assert_eq!(verb(Method::DELETE, one, ""), "delete");
+        assert_eq!(verb(Method::DELETE, pods, ""), "deletecollection");
+        assert_eq!(verb(Method::PATCH, one, ""), "patch");
+        let jobs = access(&Method::GET, "/apis/batch/v1/namespaces/n/jobs", "");
+        assert_eq!(
+            (jobs.group.as_str(), jobs.resource.as_str()),
+            ("batch", "jobs")
+        );
+    }
+}
