@@ -88,8 +88,8 @@ impl Default for PodPluginConfig {
             delete_on_completion: true,
             default_env_vars: BTreeMap::new(),
             default_env_from_secrets: Vec::new(),
-            api_qps: 20.0,
-            api_burst: 40,
+            api_qps: 100.0,
+            api_burst: 200,
         }
     }
 }
@@ -160,6 +160,6 @@ mod tests {
         assert_eq!(config.image_pull_grace, Duration::from_secs(5));
         assert!(config.delete_on_completion);
         assert_eq!(config.api_qps, 5.0);
-        assert_eq!(config.api_burst, 40);
+        assert_eq!(config.api_burst, 200);
     }
 }
