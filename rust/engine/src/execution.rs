@@ -409,9 +409,20 @@ impl Execution {
         self.state.nodes[*n as usize].inputs.as_ref()
     }
 
-    /// Whether `poll` has something to do right away (ready nodes or array slots).
+    /// Whether `poll` would do something right away: queued actions, or ready nodes and waiting
+    /// array elements that may start now. Work held back by `max_parallelism` is not pending:
+    /// only a finished attempt frees a slot, so a driver that polled again would spin.
     pub fn has_pending_work(&self) -> bool {
-        !self.ready.is_empty() || !self.actions.is_empty()
+        if !self.actions.is_empty() {
+            return true;
+        }
+        if self.state.phase.is_terminal() {
+            return false;
+        }
+        if self.has_slot() {
+            return !self.ready.is_empty() || !self.waiting_arrays.is_empty();
+        }
+        self.ready.front().is_some_and(|&n| !self.needs_slot(n))
     }
 
     /// Events recorded since the last call (empty unless `record_events`).
@@ -657,7 +668,7 @@ impl Execution {
             .nodes
             .push(new_node(format!("{prefix}{id}"), scope, graph as u32, 0, 0));
         self.state.scopes[scope as usize].failure_node = Some(n);
-        self.start_node(n);
+        self.ready.push_front(n);
     }
 
     fn abort_scope(&mut self, scope: u32, reason: &str) {
@@ -728,6 +739,14 @@ impl Execution {
         self.settings.max_parallelism == 0 || self.running < self.settings.max_parallelism
     }
 
+    /// Task and array nodes run attempts, so they wait for a free slot; other kinds start at once.
+    fn needs_slot(&self, n: u32) -> bool {
+        matches!(
+            self.spec(n).target,
+            Some(node::Target::TaskNode(_)) | Some(node::Target::ArrayNode(_))
+        )
+    }
+
     fn schedule(&mut self) {
         if self.state.phase.is_terminal() {
             return;
@@ -742,12 +761,7 @@ impl Execution {
                 progressed = true;
             }
             while let Some(&n) = self.ready.front() {
-                if !self.has_slot()
-                    && matches!(
-                        self.spec(n).target,
-                        Some(node::Target::TaskNode(_)) | Some(node::Target::ArrayNode(_))
-                    )
-                {
+                if !self.has_slot() && self.needs_slot(n) {
                     break;
                 }
                 self.ready.pop_front();
@@ -1011,7 +1025,9 @@ impl Execution {
                 state.branch_parent = Some(n);
                 self.state.nodes.push(state);
                 self.state.nodes[n as usize].kind = KindState::Branch { child: Some(child) };
-                self.start_node(child);
+                // Next in line, but through the scheduler: a case that runs a task needs a slot
+                // like any other (starting it here let branches exceed max_parallelism).
+                self.ready.push_front(child);
             }
             Ok(Decision::Fail(message)) => self.fail_node(
                 n,

@@ -225,6 +225,11 @@ impl Driver {
                 self.poll_outside().await?;
                 next_poll = Instant::now() + POLL;
             }
+            if self.exec.has_pending_work() {
+                // Starting attempts decided something at once (a start refused for good):
+                // decide again now rather than after the next wake-up.
+                continue;
+            }
             // Sleep until something happens: an attempt changes, a notice, a deadline, a
             // pending save, the next poll or the next lease renewal.
             let mut until = next_poll.min(last_renew + lease_every);
@@ -316,13 +321,7 @@ impl Driver {
                     }
                 }
             }
-            let events = self.exec.take_events();
-            if !events.is_empty() {
-                self.dirty = true;
-                for event in &events {
-                    self.pending_events.push(encode_event(event));
-                }
-            }
+            self.collect_events();
             if let Some(t) = self.wake_at {
                 if t <= SystemTime::now() {
                     self.wake_at = None;
@@ -701,8 +700,22 @@ impl Driver {
         self.dirty = true;
         match self.exec.task_finished(id, outcome, SystemTime::now()) {
             // Aborted or timed out meanwhile: the engine has moved on.
-            Err(alula_engine::EngineError::UnknownAttempt(_)) => Ok(()),
-            other => Ok(other?),
+            Err(alula_engine::EngineError::UnknownAttempt(_)) => {}
+            other => other?,
+        }
+        // Taken now, not at the next advance: an attempt that fails while being started (no
+        // plugin, a command that does not exist) may end the execution before another advance,
+        // and its terminal events must be saved with the state that records the end.
+        self.collect_events();
+        Ok(())
+    }
+
+    /// Moves the events the engine recorded into the ones the next save writes to the outbox.
+    fn collect_events(&mut self) {
+        let events = self.exec.take_events();
+        if !events.is_empty() {
+            self.dirty = true;
+            self.pending_events.extend(events.iter().map(encode_event));
         }
     }
 
@@ -886,7 +899,7 @@ pub(crate) fn exec_name(key: &ExecutionKey) -> String {
 
 /// One event into admin's ingestion. Refusals that mean "already recorded" or "the execution
 /// is over" are final answers, not failures: the event is dropped, as flytepropeller does.
-async fn deliver(ctx: &Context, kind: i64, bytes: &[u8]) -> Result<(), DriveError> {
+pub(crate) async fn deliver(ctx: &Context, kind: i64, bytes: &[u8]) -> Result<(), DriveError> {
     let corrupt = |e: prost::DecodeError| DriveError::Corrupt(format!("outbox event: {e}"));
     let result = match kind {
         0 => {

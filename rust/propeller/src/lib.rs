@@ -5,6 +5,7 @@
 
 mod children;
 mod driver;
+mod give_up;
 pub mod launch;
 pub mod metrics;
 pub mod outcome;
@@ -47,6 +48,12 @@ pub struct PropellerConfig {
     /// How long a stopping instance lets its drivers finish the round (and save) before it
     /// cuts them off and releases its leases. Below Kubernetes' default 30 s termination grace.
     pub shutdown_grace: Duration,
+    /// A driver that stops on a store or storage error is tried again after this delay,
+    /// doubling each time (at most 30 s)...
+    pub driver_retry_backoff: Duration,
+    /// ...until it failed this many times in a row; then the execution fails with a system
+    /// error. Damaged data fails it at once.
+    pub max_driver_failures: u32,
 }
 
 impl PropellerConfig {
@@ -62,6 +69,8 @@ impl PropellerConfig {
             max_parallelism: 0,
             max_system_retries: 3,
             shutdown_grace: Duration::from_secs(10),
+            driver_retry_backoff: Duration::from_secs(1),
+            max_driver_failures: 10,
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::driver::{exec_name, Driver};
+use crate::give_up::{fail_execution, DriverFailures};
 use crate::metrics::PropellerMetrics;
 use crate::{Context, DriveError, Notice, Plugin, PropellerConfig};
 
@@ -74,8 +75,9 @@ impl Propeller {
         // Marks the loop dead however `run` ends (an error, a panic, a dropped future).
         let _alive = self.heartbeat.alive_guard();
         let mut notices = ctx.api.subscribe();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ExecutionKey>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<DriverEnd>();
         let mut drivers: HashMap<ExecutionKey, DriverHandle> = HashMap::new();
+        let mut failures = DriverFailures::default();
         let mut scan = tokio::time::interval(ctx.config.scan_interval);
         scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -86,7 +88,19 @@ impl Propeller {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = scan.tick() => claim = true,
-                Some(key) = done_rx.recv() => { drivers.remove(&key); }
+                Some((key, error)) = done_rx.recv() => {
+                    drivers.remove(&key);
+                    match error {
+                        None => failures.clear(&key),
+                        Some(e) => {
+                            if let Some(tries) = failures.record(&key, &e, &ctx.config) {
+                                if let Err(err) = fail_execution(&ctx, &key, &e, tries).await {
+                                    tracing::error!(execution = %exec_name(&key), error = %err, "cannot fail the execution either; its lease will expire");
+                                }
+                            }
+                        }
+                    }
+                }
                 notice = notices.recv() => match notice {
                     Ok(notice) => claim |= forward(notice, &drivers),
                     // Missed notices: the scan finds what they were about.
@@ -115,7 +129,7 @@ impl Propeller {
                 };
                 for record in claimed {
                     // Its own leases come back too (renewed): only new ones count as claims.
-                    if drivers.contains_key(&record.key) {
+                    if drivers.contains_key(&record.key) || failures.waiting(&record.key) {
                         continue;
                     }
                     ctx.metrics.lease_claimed();
@@ -146,7 +160,7 @@ impl Propeller {
 async fn stop_drivers(
     ctx: &Context,
     mut drivers: HashMap<ExecutionKey, DriverHandle>,
-    done: &mut mpsc::UnboundedReceiver<ExecutionKey>,
+    done: &mut mpsc::UnboundedReceiver<DriverEnd>,
 ) {
     for driver in drivers.values() {
         let _ = driver.notices.send(Notice::Stop);
@@ -154,7 +168,7 @@ async fn stop_drivers(
     let deadline = tokio::time::Instant::now() + ctx.config.shutdown_grace;
     while !drivers.is_empty() {
         match tokio::time::timeout_at(deadline, done.recv()).await {
-            Ok(Some(key)) => {
+            Ok(Some((key, _))) => {
                 drivers.remove(&key);
             }
             Ok(None) | Err(_) => break,
@@ -271,11 +285,14 @@ fn forward(notice: ExecutionNotice, drivers: &HashMap<ExecutionKey, DriverHandle
     }
 }
 
+/// A driver that ended: its execution, and the error it stopped on (not a lost lease).
+type DriverEnd = (ExecutionKey, Option<DriveError>);
+
 fn spawn_driver(
     ctx: Arc<Context>,
     record: RunRecord,
     notices: mpsc::UnboundedReceiver<Notice>,
-    done: mpsc::UnboundedSender<ExecutionKey>,
+    done: mpsc::UnboundedSender<DriverEnd>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let key = record.key.clone();
@@ -283,19 +300,21 @@ fn spawn_driver(
             Ok(driver) => driver.run().await,
             Err(e) => Err(e),
         };
-        match result {
-            Ok(()) => {}
+        let error = match result {
+            Ok(()) => None,
             Err(DriveError::LeaseLost) => {
                 ctx.metrics.lease_lost();
-                tracing::warn!(execution = %exec_name(&key), "lease lost; another instance drives it now")
+                tracing::warn!(execution = %exec_name(&key), "lease lost; another instance drives it now");
+                None
             }
             Err(e) => {
-                // Left leased: it is retried when the lease expires (a transient database or
-                // storage failure), and the error stays visible in the log meanwhile.
+                // Left leased: the reconciler tries again after a backoff, and fails the
+                // execution when the error is final or keeps coming back (see `give_up`).
                 tracing::error!(execution = %exec_name(&key), error = %e, "driver stopped");
+                Some(e)
             }
-        }
-        let _ = done.send(key);
+        };
+        let _ = done.send((key, error));
     })
 }
 

@@ -9,13 +9,18 @@
 //! tells a restarted propeller that an attempt it cannot find in memory was lost with its
 //! worker (a system error, retried under the next attempt number).
 //!
+//! A pool with no work for `idle_timeout` stops its workers: every registration makes a new
+//! bundle, so pools kept forever would pile up Python processes. The next task for that bundle
+//! starts a pool again.
+//!
 //! The workers read inputs and write outputs as local files: the plugin serves local storage
 //! only (the server leaves it out when execution data lives in a bucket, and Alula's tasks then
 //! run through the process plugin).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use alula_idl::flyteidl::core::{task_template, TaskTemplate};
 use async_trait::async_trait;
@@ -31,8 +36,10 @@ use crate::process::{command_line, environment, log_tail};
 
 const STARTED_MARKER: &str = ".alula-started";
 const ENTRYPOINTS: [&str; 2] = ["alula-execute", "alula-map-execute"];
+/// How long a pool may go without work before its workers stop, unless configured.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WarmConfig {
     /// Holds unpacked code bundles and the workers' logs.
     pub work_root: PathBuf,
@@ -41,6 +48,19 @@ pub struct WarmConfig {
     pub path_prefix: Vec<PathBuf>,
     /// Workers per code bundle.
     pub workers: usize,
+    /// A pool with no attempt queued or running for this long stops its workers.
+    pub idle_timeout: Duration,
+}
+
+impl Default for WarmConfig {
+    fn default() -> Self {
+        Self {
+            work_root: PathBuf::new(),
+            path_prefix: Vec::new(),
+            workers: 0,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
 }
 
 /// An Alula task's command line, split: the fast-registration bundle (if any), the entrypoint
@@ -118,14 +138,56 @@ struct Job {
 }
 
 type Slots = Arc<Mutex<HashMap<String, Slot>>>;
+type Pools = tokio::sync::Mutex<HashMap<PathBuf, Pool>>;
 
 struct Pool {
     jobs: mpsc::UnboundedSender<Job>,
+    activity: Arc<Activity>,
+}
+
+/// A pool's attempts in flight (sent and not yet finished, queued ones included) and since
+/// when it has had none: what decides that it is idle.
+struct Activity(Mutex<(usize, Instant)>);
+
+impl Activity {
+    fn new() -> Self {
+        Self(Mutex::new((0, Instant::now())))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, (usize, Instant)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn begin(&self) {
+        self.state().0 += 1;
+    }
+
+    fn end(&self) {
+        let mut state = self.state();
+        state.0 = state.0.saturating_sub(1);
+        state.1 = Instant::now();
+    }
+
+    /// How much longer the pool must stay idle to have been idle for `timeout`: zero when it
+    /// has, `None` while it has work.
+    fn idle_remaining(&self, timeout: Duration) -> Option<Duration> {
+        let (in_flight, since) = *self.state();
+        (in_flight == 0).then(|| timeout.saturating_sub(since.elapsed()))
+    }
+}
+
+/// Ends one attempt's share of the pool's activity however the worker is done with it.
+struct Finished(Arc<Activity>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.end();
+    }
 }
 
 pub struct WarmPlugin {
     config: WarmConfig,
-    pools: tokio::sync::Mutex<HashMap<PathBuf, Pool>>,
+    pools: Arc<Pools>,
     slots: Slots,
 }
 
@@ -137,7 +199,7 @@ impl WarmPlugin {
     pub fn new(config: WarmConfig) -> Self {
         Self {
             config,
-            pools: tokio::sync::Mutex::new(HashMap::new()),
+            pools: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             slots: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -184,6 +246,7 @@ impl WarmPlugin {
     fn spawn_pool(&self, dir: &Path) -> Pool {
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let activity = Arc::new(Activity::new());
         let mut path = self
             .config
             .path_prefix
@@ -200,9 +263,56 @@ impl WarmPlugin {
                 path: path.join(":"),
                 log: dir.join(format!(".alula-worker-{i}.log")),
             };
-            tokio::spawn(worker_loop(worker, rx.clone(), self.slots.clone()));
+            tokio::spawn(worker_loop(
+                worker,
+                rx.clone(),
+                self.slots.clone(),
+                activity.clone(),
+            ));
         }
-        Pool { jobs: tx }
+        tokio::spawn(stop_when_idle(
+            Arc::downgrade(&self.pools),
+            dir.to_path_buf(),
+            activity.clone(),
+            self.config.idle_timeout,
+        ));
+        Pool { jobs: tx, activity }
+    }
+}
+
+/// Removes the pool of `dir` once it has had no work for `timeout`. Its job queue closes with
+/// it, so its workers finish and stop their processes; a later task makes a new pool.
+async fn stop_when_idle(
+    pools: Weak<Pools>,
+    dir: PathBuf,
+    activity: Arc<Activity>,
+    timeout: Duration,
+) {
+    loop {
+        let wait = match activity.idle_remaining(timeout) {
+            Some(left) if left.is_zero() => {
+                let Some(pools) = pools.upgrade() else {
+                    return; // the plugin is gone, and its pools with it
+                };
+                let mut pools = pools.lock().await;
+                // Checked again under the lock `start` sends under: no job can slip into a
+                // queue that is closing.
+                if activity.idle_remaining(timeout) == Some(Duration::ZERO) {
+                    if pools
+                        .get(&dir)
+                        .is_some_and(|p| Arc::ptr_eq(&p.activity, &activity))
+                    {
+                        pools.remove(&dir);
+                    }
+                    tracing::debug!(bundle = %dir.display(), "idle warm pool stopped");
+                    return;
+                }
+                continue;
+            }
+            Some(left) => left,
+            None => timeout,
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -301,13 +411,20 @@ async fn worker_loop(
     spec: WorkerSpec,
     jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
     slots: Slots,
+    activity: Arc<Activity>,
 ) {
     let mut process: Option<Process> = None;
     let mut next_id = 0u64;
     loop {
         let Some(job) = jobs.lock().await.recv().await else {
-            return; // the plugin is gone
+            // The pool was stopped (idle) or the plugin is gone: so is the worker. Killing
+            // also waits for it, so no zombie is left behind.
+            if let Some(mut p) = process.take() {
+                let _ = p.child.kill().await;
+            }
+            return;
         };
+        let _finished = Finished(activity.clone());
         if !matches!(lock(&slots).get(&job.name), Some(Slot::Queued)) {
             continue; // aborted while queued
         }
@@ -403,9 +520,11 @@ impl Plugin for WarmPlugin {
         let pool = pools
             .entry(dir.clone())
             .or_insert_with(|| self.spawn_pool(&dir));
-        pool.jobs
-            .send(job)
-            .map_err(|_| PluginError::Transient("the warm pool is gone".into()))
+        pool.activity.begin();
+        pool.jobs.send(job).map_err(|_| {
+            pool.activity.end();
+            PluginError::Transient("the warm pool is gone".into())
+        })
     }
 
     async fn check(&self, attempt: &Attempt, _waker: Waker) -> Result<AttemptStatus, PluginError> {

@@ -1,24 +1,16 @@
 //! A plugin whose start fails for infrastructure reasons (an API server hiccup) is asked again
 //! after a backoff, and the task keeps its attempt budget: the execution succeeds on attempt 0.
 
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alula_admin::{AdminApi, AdminConfig, Store};
-use alula_idl::flyteidl::admin::{
-    ExecutionCreateRequest, ExecutionSpec, ObjectGetRequest, TaskCreateRequest, TaskSpec,
-    WorkflowExecutionGetRequest,
-};
-use alula_idl::flyteidl::core::{
-    task_template, workflow_execution, Container, Identifier, LiteralMap, ResourceType,
-    TaskTemplate, TypedInterface, VariableMap, WorkflowExecutionIdentifier,
-};
-use alula_idl::flyteidl::service::admin_service_server::AdminService;
+use alula_idl::flyteidl::core::{workflow_execution::Phase, TaskTemplate};
 use alula_propeller::plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
-use alula_propeller::{Propeller, PropellerConfig};
 use async_trait::async_trait;
-use tonic::Request;
+use support::Harness;
 
 /// Refuses the first `failures` starts as transient, then "runs" (exits 0 at once).
 #[derive(Default)]
@@ -65,119 +57,23 @@ impl Plugin for Flaky {
     }
 }
 
-fn task_id() -> Identifier {
-    Identifier {
-        resource_type: ResourceType::Task as i32,
-        project: "flytesnacks".into(),
-        domain: "development".into(),
-        name: "flaky".into(),
-        version: "v1".into(),
-        org: String::new(),
-    }
-}
-
 #[tokio::test]
 async fn transient_start_failures_do_not_use_up_attempts() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let store = Store::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("alula.db").display()
-    ))
-    .await?;
-    let config = AdminConfig::new(dir.path().into(), "http://unused".into(), b"k".to_vec());
-    let api = AdminApi::new(store, Arc::new(config));
-    api.ensure_default_projects().await?;
-
-    let empty = || VariableMap {
-        variables: Default::default(),
-    };
-    api.create_task(Request::new(TaskCreateRequest {
-        id: Some(task_id()),
-        spec: Some(TaskSpec {
-            template: Some(TaskTemplate {
-                id: Some(task_id()),
-                r#type: "python-task".into(),
-                interface: Some(TypedInterface {
-                    inputs: Some(empty()),
-                    outputs: Some(empty()),
-                }),
-                target: Some(task_template::Target::Container(Container {
-                    image: "img".into(),
-                    args: vec!["run".into()],
-                    ..Default::default()
-                })),
-                ..Default::default()
-            }),
-            description: None,
-        }),
-    }))
-    .await?;
-    api.get_task(Request::new(ObjectGetRequest {
-        id: Some(task_id()),
-    }))
-    .await?;
-    api.create_execution(Request::new(ExecutionCreateRequest {
-        project: "flytesnacks".into(),
-        domain: "development".into(),
-        name: "flaky-run".into(),
-        spec: Some(ExecutionSpec {
-            launch_plan: Some(task_id()),
-            ..Default::default()
-        }),
-        inputs: Some(LiteralMap::default()),
-        org: String::new(),
-    }))
-    .await?;
+    let h = Harness::new().await?;
+    let task = h.task("flaky", &[]).await?;
+    h.launch("flaky-run", &task, 0).await?;
 
     let plugin = Arc::new(Flaky {
         failures: 2,
         ..Default::default()
     });
-    let propeller = Propeller::new(
-        api.clone(),
-        vec![plugin.clone()],
-        PropellerConfig::new("test", dir.path()),
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(propeller.run(async move {
-        let _ = stopped.await;
-    }));
+    let running = h.propeller(vec![plugin.clone()], h.config());
+    let phase = h
+        .wait_terminal("flaky-run", Duration::from_secs(30))
+        .await?;
+    running.stop().await?;
 
-    let id = WorkflowExecutionIdentifier {
-        project: "flytesnacks".into(),
-        domain: "development".into(),
-        name: "flaky-run".into(),
-        org: String::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let phase = loop {
-        let execution = api
-            .get_execution(Request::new(WorkflowExecutionGetRequest {
-                id: Some(id.clone()),
-            }))
-            .await?
-            .into_inner();
-        let phase = execution.closure.map(|c| c.phase).unwrap_or_default();
-        let terminal = [
-            workflow_execution::Phase::Succeeded,
-            workflow_execution::Phase::Failed,
-            workflow_execution::Phase::Aborted,
-            workflow_execution::Phase::TimedOut,
-        ]
-        .map(|p| p as i32);
-        if terminal.contains(&phase) || Instant::now() > deadline {
-            break phase;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let _ = stop.send(());
-    running.await??;
-
-    assert_eq!(
-        phase,
-        workflow_execution::Phase::Succeeded as i32,
-        "the execution did not succeed"
-    );
+    assert_eq!(phase, Phase::Succeeded, "the execution did not succeed");
     let started = plugin.started.lock().expect("lock").clone();
     // Three calls to start, all for attempt 0, the later ones after a growing backoff.
     assert_eq!(

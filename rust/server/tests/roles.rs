@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use alula_admin::store::{now_micros, ExecutionKey, ExecutionRow};
+use alula_admin::store::{now_micros, ExecutionKey};
 use alula_admin::Store;
 use alula_server::{Endpoints, FileConfig, Role};
 use anyhow::{bail, Context, Result};
@@ -156,29 +156,79 @@ async fn admin_role_serves_the_api_and_no_propeller() -> Result<()> {
     server.stop().await
 }
 
-/// An execution row the propeller leases (its spec is not one it can drive: the driver fails
-/// and the lease stays, which is all this test needs).
-async fn insert_execution(store: &Store, name: &str) -> Result<ExecutionKey> {
-    let key = ExecutionKey {
-        project: "p".into(),
-        domain: "d".into(),
-        name: name.into(),
+/// An execution the propeller leases and drives: a task that sleeps, so the lease is held while
+/// it runs.
+async fn sleeping_execution(
+    store: &Store,
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<ExecutionKey> {
+    use alula_idl::flyteidl::admin::{
+        ExecutionCreateRequest, ExecutionSpec, TaskCreateRequest, TaskSpec,
     };
-    let now = now_micros();
-    let inserted = store
-        .insert_execution(&ExecutionRow {
-            key: key.clone(),
-            launch_entity: 3,
-            launch_plan_name: "lp".into(),
-            launch_plan_version: "v1".into(),
-            phase: "QUEUED".into(),
-            created_at: now,
-            updated_at: now,
+    use alula_idl::flyteidl::core::{
+        task_template, Container, Identifier, LiteralMap, ResourceType, TaskTemplate,
+        TypedInterface, VariableMap,
+    };
+    use alula_idl::flyteidl::service::admin_service_server::AdminService;
+    let api = alula_admin::AdminApi::new(
+        store.clone(),
+        std::sync::Arc::new(alula_admin::AdminConfig::new(
+            dir.into(),
+            "http://unused".into(),
+            b"k".to_vec(),
+        )),
+    );
+    api.ensure_default_projects().await?;
+    let id = Identifier {
+        resource_type: ResourceType::Task as i32,
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        name: "sleeps".into(),
+        version: "v1".into(),
+        org: String::new(),
+    };
+    let empty = || VariableMap {
+        variables: Default::default(),
+    };
+    api.create_task(tonic::Request::new(TaskCreateRequest {
+        id: Some(id.clone()),
+        spec: Some(TaskSpec {
+            template: Some(TaskTemplate {
+                id: Some(id.clone()),
+                r#type: "raw-container".into(),
+                interface: Some(TypedInterface {
+                    inputs: Some(empty()),
+                    outputs: Some(empty()),
+                }),
+                target: Some(task_template::Target::Container(Container {
+                    image: "img".into(),
+                    command: vec!["sleep".into(), "3".into()],
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }),
+            description: None,
+        }),
+    }))
+    .await?;
+    api.create_execution(tonic::Request::new(ExecutionCreateRequest {
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        name: name.into(),
+        spec: Some(ExecutionSpec {
+            launch_plan: Some(id),
             ..Default::default()
-        })
-        .await?;
-    assert!(inserted);
-    Ok(key)
+        }),
+        inputs: Some(LiteralMap::default()),
+        org: String::new(),
+    }))
+    .await?;
+    Ok(ExecutionKey {
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        name: name.into(),
+    })
 }
 
 /// SIGTERM's path: a stopping replica releases its leases, so another one takes its executions
@@ -194,7 +244,7 @@ async fn a_stopped_replica_hands_its_executions_over_at_once() -> Result<()> {
         dir.path().join("alula.db").display()
     ))
     .await?;
-    let key = insert_execution(&store, "handover").await?;
+    let key = sleeping_execution(&store, dir.path(), "handover").await?;
 
     // Leased by replica-a (its scan runs every second).
     let mut leased = false;

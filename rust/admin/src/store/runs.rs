@@ -5,9 +5,12 @@
 //! instance that lost its lease (paused past its expiry, say) cannot overwrite the work of the
 //! instance that took over.
 
+use std::collections::HashSet;
+
 use sqlx::Row;
 
 use super::query::Sql;
+use super::spill::Spill;
 use super::{ExecutionKey, Store, StoreError};
 
 /// Workflow phases in which an execution still needs a propeller.
@@ -111,9 +114,13 @@ impl Store {
             let mut read = Sql::new("SELECT state, generation, next_event FROM propeller_runs");
             key_condition(&mut read, &key);
             let row = read.query().fetch_one(&self.pool).await?;
+            let mut state: Vec<u8> = row.try_get("state")?;
+            if let Some(spill) = &self.spill {
+                state = spill.get_state(&key, state).await?;
+            }
             claimed.push(RunRecord {
                 key,
-                state: row.try_get("state")?,
+                state,
                 generation: row.try_get("generation")?,
                 next_event: row.try_get("next_event")?,
             });
@@ -148,6 +155,44 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
+        // Large values go to storage first: the row then refers to objects that exist.
+        let (state, events, spilled_events) = match &self.spill {
+            None => (state, events.to_vec(), Vec::new()),
+            Some(spill) => {
+                let state = spill.put_state(key, state).await?;
+                let mut rows = Vec::with_capacity(events.len());
+                let mut objects = Vec::new();
+                for (kind, event) in events {
+                    match spill.put_event(key, event).await? {
+                        Some(row) => {
+                            objects.extend(Spill::event_object(&row));
+                            rows.push((*kind, row));
+                        }
+                        None => rows.push((*kind, event.clone())),
+                    }
+                }
+                (state, rows, objects)
+            }
+        };
+        let new_objects = match &self.spill {
+            Some(_) => Spill::state_objects(key, &state),
+            None => HashSet::new(),
+        };
+        // Read before the transaction: only the owner writes the row (every write is fenced on
+        // it), and on SQLite a transaction that reads before it writes fails at once with
+        // SQLITE_BUSY_SNAPSHOT when another connection committed in between.
+        let old_objects = match &self.spill {
+            Some(_) => {
+                let mut read = Sql::new("SELECT state FROM propeller_runs");
+                key_condition(&mut read, key);
+                read.push(" AND owner = ").bind(owner);
+                match read.query().fetch_optional(&self.pool).await? {
+                    Some(row) => Spill::state_objects(key, &row.try_get::<Vec<u8>, _>("state")?),
+                    None => HashSet::new(),
+                }
+            }
+            None => HashSet::new(),
+        };
         let mut tx = self.pool.begin().await?;
         let mut sql = Sql::new("UPDATE propeller_runs SET state = ");
         sql.bind(state)
@@ -161,6 +206,9 @@ impl Store {
         sql.push(" AND owner = ").bind(owner);
         if sql.query().execute(&mut *tx).await?.rows_affected() != 1 {
             tx.rollback().await?;
+            if let Some(spill) = &self.spill {
+                spill.forget(spilled_events).await;
+            }
             return Ok(false);
         }
         for (i, (kind, event)) in events.iter().enumerate() {
@@ -183,6 +231,12 @@ impl Store {
             insert.query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        if let Some(spill) = &self.spill {
+            // Values the previous state held and this one no longer does.
+            spill
+                .forget(old_objects.difference(&new_objects).cloned())
+                .await;
+        }
         Ok(true)
     }
 
@@ -196,24 +250,42 @@ impl Store {
         key_condition(&mut sql, key);
         sql.push(" ORDER BY seq LIMIT ").bind(limit);
         let rows = sql.query().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxEvent {
-                    seq: r.try_get("seq")?,
-                    kind: r.try_get("kind")?,
-                    event: r.try_get("event")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        let mut events = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut event: Vec<u8> = r.try_get("event")?;
+            if let Some(spill) = &self.spill {
+                event = spill.get_event(event).await?;
+            }
+            events.push(OutboxEvent {
+                seq: r.try_get("seq")?,
+                kind: r.try_get("kind")?,
+                event,
+            });
+        }
+        Ok(events)
     }
 
     /// Forgets delivered events (every one up to `last_seq`).
     pub async fn ack_outbox(&self, key: &ExecutionKey, last_seq: i64) -> Result<(), StoreError> {
+        let mut spilled = Vec::new();
+        if self.spill.is_some() {
+            // Only short rows can be references; inline events stay unread.
+            let mut read = Sql::new("SELECT event FROM propeller_outbox");
+            key_condition(&mut read, key);
+            read.push(" AND seq <= ")
+                .bind(last_seq)
+                .push(" AND LENGTH(event) < 1024");
+            for row in read.query().fetch_all(&self.pool).await? {
+                spilled.extend(Spill::event_object(&row.try_get::<Vec<u8>, _>("event")?));
+            }
+        }
         let mut sql = Sql::new("DELETE FROM propeller_outbox");
         key_condition(&mut sql, key);
         sql.push(" AND seq <= ").bind(last_seq);
         sql.query().execute(&self.pool).await?;
+        if let Some(spill) = &self.spill {
+            spill.forget(spilled).await;
+        }
         Ok(())
     }
 
@@ -225,13 +297,31 @@ impl Store {
         owner: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let objects = match &self.spill {
+            Some(_) => {
+                let mut read = Sql::new("SELECT state FROM propeller_runs");
+                key_condition(&mut read, key);
+                read.push(" AND owner = ").bind(owner);
+                match read.query().fetch_optional(&self.pool).await? {
+                    Some(row) => Spill::state_objects(key, &row.try_get::<Vec<u8>, _>("state")?),
+                    None => HashSet::new(),
+                }
+            }
+            None => HashSet::new(),
+        };
         let mut sql = Sql::new("UPDATE propeller_runs SET done = 1, owner = '', state = ");
         sql.bind(Vec::<u8>::new())
             .push(", lease_until = 0, updated_at = ")
             .bind(now);
         key_condition(&mut sql, key);
         sql.push(" AND owner = ").bind(owner);
-        Ok(sql.query().execute(&self.pool).await?.rows_affected() == 1)
+        let finished = sql.query().execute(&self.pool).await?.rows_affected() == 1;
+        if finished {
+            if let Some(spill) = &self.spill {
+                spill.forget(objects).await;
+            }
+        }
+        Ok(finished)
     }
 
     /// Gives up every lease of `owner` (a clean shutdown), so another instance, or this one
