@@ -55,8 +55,67 @@ fn main() -> Result<(), BoxError> {
         .btree_map(["."])
         .build(&[".flyteidl", ".datacatalog", ".google.api"])?;
 
+    patch_float_fields(&fds, &out_dir)?;
     write_module_tree(&fds, &out_dir)?;
     write_registry(&fds, &out_dir)?;
+    Ok(())
+}
+
+/// pbjson hands a float field to serde as is, and serde_json writes NaN and infinities as
+/// `null`, which reads back as 0 (found by the fuzz suite). The proto3 JSON mapping spells them
+/// `"NaN"`, `"Infinity"` and `"-Infinity"`: each float field is routed through
+/// `wkt_json::ProtoFloat`. Fails the build when pbjson's output changes shape, rather than
+/// silently leaving a field unpatched.
+fn patch_float_fields(fds: &FileDescriptorSet, out_dir: &Path) -> Result<(), BoxError> {
+    use prost_types::field_descriptor_proto::Type;
+    fn floats(msg: &DescriptorProto, out: &mut Vec<(String, String)>) {
+        for f in &msg.field {
+            if matches!(f.r#type(), Type::Float | Type::Double) {
+                out.push((f.json_name().to_string(), f.name().to_string()));
+            }
+        }
+        for nested in &msg.nested_type {
+            floats(nested, out);
+        }
+    }
+    let mut by_package: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for file in &fds.file {
+        if file.package().starts_with("google.") {
+            continue;
+        }
+        let fields = by_package.entry(file.package().to_string()).or_default();
+        for msg in &file.message_type {
+            floats(msg, fields);
+        }
+    }
+    for (package, mut fields) in by_package {
+        fields.sort();
+        fields.dedup();
+        if fields.is_empty() {
+            continue;
+        }
+        let path = out_dir.join(format!("{package}.serde.rs"));
+        let mut code = std::fs::read_to_string(&path)?;
+        for (json, name) in fields {
+            let mut found = false;
+            // A oneof member, then a plain field.
+            for value in ["v".to_string(), format!("&self.{name}")] {
+                let from = format!("struct_ser.serialize_field(\"{json}\", {value})?;");
+                let to = format!(
+                    "struct_ser.serialize_field(\"{json}\", &crate::wkt_json::ProtoFloat({value}))?;"
+                );
+                found |= code.contains(&from);
+                code = code.replace(&from, &to);
+            }
+            if !found {
+                return Err(format!(
+                    "{package}: pbjson's serialization of float field {name} not found"
+                )
+                .into());
+            }
+        }
+        std::fs::write(&path, code)?;
+    }
     Ok(())
 }
 

@@ -35,10 +35,15 @@ fn fraction(nanos: u32) -> String {
 
 // ---- Timestamp: "1972-01-01T10:00:20.021Z" ------------------------------------------------
 
+const NANOS_PER_SECOND: u32 = 1_000_000_000;
+
 impl Timestamp {
     /// The RFC 3339 form used by the JSON mapping, or `None` outside years 1..=9999.
     pub fn to_rfc3339(&self) -> Option<String> {
-        let nanos = u32::try_from(self.nanos).ok()?;
+        // chrono takes nanos of 1e9 and more as a leap second; a Timestamp never holds one.
+        let nanos = u32::try_from(self.nanos)
+            .ok()
+            .filter(|n| *n < NANOS_PER_SECOND)?;
         let dt = DateTime::<Utc>::from_timestamp(self.seconds, nanos)?;
         if !(1..=9999).contains(&dt.year()) {
             return None;
@@ -50,12 +55,16 @@ impl Timestamp {
         ))
     }
 
-    /// Parses any RFC 3339 timestamp (with `Z` or an offset).
+    /// Parses any RFC 3339 timestamp (with `Z` or an offset). A leap second (`23:59:60.5`) is
+    /// read as the next second's start plus its fraction: chrono reports it as nanos past 1e9,
+    /// which no Timestamp may hold (and which rendered as `60.1500Z`).
     pub fn from_rfc3339(text: &str) -> Option<Self> {
         let dt = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
+        let nanos = dt.timestamp_subsec_nanos();
+        let (carry, nanos) = (nanos / NANOS_PER_SECOND, nanos % NANOS_PER_SECOND);
         Some(Timestamp {
-            seconds: dt.timestamp(),
-            nanos: i32::try_from(dt.timestamp_subsec_nanos()).ok()?,
+            seconds: dt.timestamp().checked_add(i64::from(carry))?,
+            nanos: i32::try_from(nanos).ok()?,
         })
     }
 }
@@ -80,6 +89,32 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+// ---- float and double fields: "NaN", "Infinity", "-Infinity" ------------------------------
+
+/// A float field as the proto3 JSON mapping writes it (`build.rs` routes pbjson's output of
+/// every float field through this): serde_json would write a non-finite value as `null`, which
+/// reads back as 0.
+pub(crate) struct ProtoFloat<'a, T>(pub &'a T);
+
+macro_rules! proto_float {
+    ($t:ty, $serialize:ident) => {
+        impl Serialize for ProtoFloat<'_, $t> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let v = *self.0;
+                if v.is_nan() {
+                    s.serialize_str("NaN")
+                } else if v.is_infinite() {
+                    s.serialize_str(if v > 0.0 { "Infinity" } else { "-Infinity" })
+                } else {
+                    s.$serialize(v)
+                }
+            }
+        }
+    };
+}
+proto_float!(f32, serialize_f32);
+proto_float!(f64, serialize_f64);
+
 // ---- Duration: "-1.500s" ------------------------------------------------------------------
 
 impl Duration {
@@ -92,6 +127,15 @@ impl Duration {
             self.seconds.unsigned_abs(),
             fraction(self.nanos.unsigned_abs())
         )
+    }
+
+    /// Whether the JSON mapping can render it: protobuf's range (about ±10,000 years), nanos
+    /// below a second and of the same sign as the seconds. Others are refused as protobuf's
+    /// runtimes refuse them; rendering them anyway gave text that did not parse back.
+    pub fn is_valid(&self) -> bool {
+        self.seconds.unsigned_abs() <= MAX_DURATION_SECONDS
+            && self.nanos.unsigned_abs() < NANOS_PER_SECOND
+            && !(self.seconds < 0 && self.nanos > 0 || self.seconds > 0 && self.nanos < 0)
     }
 
     /// Parses the JSON form (`"3s"`, `"-0.000001s"`).
@@ -115,15 +159,25 @@ impl Duration {
             format!("{frac:0<9}").parse().ok()?
         };
         let sign = if negative { -1 } else { 1 };
-        Some(Duration {
+        let duration = Duration {
             seconds: sign * seconds,
             nanos: sign as i32 * nanos,
-        })
+        };
+        duration.is_valid().then_some(duration)
     }
 }
 
+/// protobuf's `Duration` bound: 10,000 years of 365.25 days.
+const MAX_DURATION_SECONDS: u64 = 315_576_000_000;
+
 impl Serialize for Duration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !self.is_valid() {
+            return Err(S::Error::custom(format!(
+                "Duration {{seconds: {}, nanos: {}}} is out of the JSON range",
+                self.seconds, self.nanos
+            )));
+        }
         s.serialize_str(&self.to_json_string())
     }
 }
@@ -556,6 +610,47 @@ mod tests {
         })
         .is_err());
         assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
+    }
+
+    /// Found by `fuzz_wire` (`damaged_json_parses_or_fails_cleanly`): a leap second parsed to
+    /// nanos of 1.1e9 and rendered as `23:59:60.1100Z`, a different instant.
+    #[test]
+    fn fuzz_regression_leap_second_is_the_next_second() {
+        let ts = Timestamp::from_rfc3339("2016-12-31T23:59:60.1Z").unwrap();
+        assert_eq!(ts.nanos, 100_000_000);
+        assert_eq!(ts.to_rfc3339().unwrap(), "2017-01-01T00:00:00.100Z");
+        let leap = Timestamp {
+            seconds: ts.seconds - 1,
+            nanos: 1_100_000_000,
+        };
+        assert_eq!(leap.to_rfc3339(), None);
+        // The last leap second of year 9999 would fall in year 10000: refused when rendered.
+        let last = Timestamp::from_rfc3339("9999-12-31T23:59:60.1Z").unwrap();
+        assert!(serde_json::to_string(&last).is_err());
+    }
+
+    /// Found by `fuzz_wire` (`random_messages_round_trip`): a Duration with nanos past a second
+    /// (or of the other sign than its seconds) rendered as text that does not parse back.
+    #[test]
+    fn fuzz_regression_invalid_durations_are_refused() {
+        for (seconds, nanos) in [
+            (0, i32::MAX),
+            (0, 1_000_000_000),
+            (1, -5),
+            (-1, 5),
+            (315_576_000_001, 0),
+            (i64::MIN, 0),
+        ] {
+            let d = Duration { seconds, nanos };
+            assert!(!d.is_valid(), "{d:?}");
+            assert!(serde_json::to_string(&d).is_err(), "{d:?}");
+        }
+        assert_eq!(Duration::from_json_string("315576000001s"), None);
+        let max = Duration {
+            seconds: -315_576_000_000,
+            nanos: -999_999_999,
+        };
+        assert_eq!(Duration::from_json_string(&max.to_json_string()), Some(max));
     }
 
     #[test]
