@@ -21,8 +21,9 @@ use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 
 use crate::auth::NoAuth;
-use crate::config::AdminConfig;
+use crate::config::{AdminConfig, HttpAccess};
 use crate::dataproxy::DataProxy;
+use crate::guard;
 use crate::metrics::{AdminMetrics, GrpcMetrics, GrpcMetricsLayer, MetricsSource};
 use crate::service::AdminApi;
 use crate::store::Store;
@@ -118,6 +119,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 pub async fn serve_probes(
     store: Store,
     http: TcpListener,
+    access: HttpAccess,
     mut instrumentation: Instrumentation,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -125,7 +127,7 @@ pub async fn serve_probes(
     instrumentation
         .readiness
         .push(Arc::new(ShuttingDown(stop.clone())));
-    let router = probe_router(store, instrumentation);
+    let router = guard::protect(probe_router(store, instrumentation), access);
     axum::serve(http, router)
         .with_graceful_shutdown(stopped(stop))
         .await?;
@@ -196,6 +198,8 @@ pub async fn serve_api(
             api.clone(),
             DataProxy::new(config.clone(), api.clone()),
         )?);
+    // Every route, probes included: what a web page may not do (see `guard`).
+    let http_router = guard::protect(http_router, config.http_access.clone());
     let data_proxy = DataProxy::new(config.clone(), api.clone());
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -216,6 +220,8 @@ pub async fn serve_api(
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .layer(GrpcMetricsLayer(metrics))
+        // Inside the metrics layer, so requests it answers INVALID_ARGUMENT are counted so.
+        .layer(crate::decode_errors::DecodeErrorLayer)
         .add_service(health)
         .add_service(reflection)
         .add_service(

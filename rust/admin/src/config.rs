@@ -18,6 +18,8 @@ pub struct AdminConfig {
     pub public_http_url: String,
     /// HMAC key signing upload URLs; URLs signed with another key are refused.
     pub signing_key: Vec<u8>,
+    /// Which `Host` and `Origin` headers the HTTP port answers (see [`crate::guard`]).
+    pub http_access: HttpAccess,
     /// The longest validity a client may ask of an upload URL (flyteadmin: 1 hour).
     pub max_upload_expiry: Duration,
     /// Largest upload body accepted by the HTTP endpoint.
@@ -40,12 +42,56 @@ impl AdminConfig {
             default_projects: vec!["flytesnacks".to_string()],
             storage: alula_storage::Storage::local(&storage_root),
             storage_root,
+            http_access: HttpAccess::for_public_url(&public_http_url),
             public_http_url,
             signing_key,
             max_upload_expiry: Duration::from_secs(3600),
             max_upload_bytes: 1 << 30,
             max_inline_literal_bytes: 1 << 20,
             max_download_bytes: 10 << 20,
+        }
+    }
+}
+
+/// The names and origins the HTTP port serves. A web page can send requests to any address, and
+/// a DNS-rebinding page does so under its own host name, so the port answers only names it was
+/// configured for and refuses cross-origin callers (see [`crate::guard`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpAccess {
+    /// Host names the `Host` header may carry, with any port, compared without case; `*` allows
+    /// any. Loopback names and IP addresses are always allowed (see [`crate::guard`]).
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`scheme://host[:port]`) whose pages may call the API besides the server's own
+    /// (a request whose `Origin` is its own `Host`); `*` allows any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl HttpAccess {
+    /// The host and the origin of the public URL (signed URLs point there, so it must answer).
+    pub fn for_public_url(public_http_url: &str) -> Self {
+        let mut access = Self {
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+        };
+        access.allow_url(public_http_url);
+        access
+    }
+
+    /// Adds the host and origin of `url` (`scheme://host[:port][/...]`); ignores anything else.
+    pub fn allow_url(&mut self, url: &str) {
+        let Ok(uri) = url.parse::<axum::http::Uri>() else {
+            return;
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return;
+        };
+        let host = authority.host().to_ascii_lowercase();
+        if !self.allowed_hosts.contains(&host) {
+            self.allowed_hosts.push(host);
+        }
+        let origin = format!("{scheme}://{}", authority.as_str().to_ascii_lowercase());
+        if !self.allowed_origins.contains(&origin) {
+            self.allowed_origins.push(origin);
         }
     }
 }

@@ -14,63 +14,15 @@ use alula_idl::flyteidl::admin::{
 };
 use alula_idl::flyteidl::core::{ResourceType, SimpleType};
 use common::builders::*;
+use common::http::{send, Reply, BINARY, JSON};
 use common::server::TestServer;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use prost::Message;
 use serde_json::Value;
 
-const BINARY: &str = "application/octet-stream";
-const JSON: &str = "application/json";
-
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        assert_eq!(self.content_type, JSON);
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
+/// `encoding` is both the body's content type and the accepted one.
 async fn call(s: &TestServer, method: &str, path: &str, encoding: &str, body: Vec<u8>) -> Reply {
-    let host = s.http_url.strip_prefix("http://").unwrap();
-    let stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", host)
-        .header("content-type", encoding)
-        .header("accept", encoding)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Reply {
-        status,
-        content_type,
-        body,
-    }
+    let headers = [("content-type", encoding), ("accept", encoding)];
+    send(&s.http_url, method, path, &headers, body).await
 }
 
 async fn get_json(s: &TestServer, path: &str) -> Value {

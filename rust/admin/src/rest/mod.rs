@@ -3,8 +3,9 @@
 //! `google.api.http` option is served under its template (`/api/v1/...`, `/me`,
 //! `/.well-known/oauth-authorization-server`, `/config/v1/flyte_client`), taking and returning
 //! proto3 JSON or, when the client says `application/octet-stream` (as FlyteConsole does), binary
-//! protobuf. Path variables and query parameters fill request fields; errors are `{code,
-//! message}` with the HTTP status matching the gRPC code.
+//! protobuf; mutating calls must say one or the other ([`crate::guard`]). Path variables and
+//! query parameters fill request fields; errors are `{code, message}` with the HTTP status
+//! matching the gRPC code.
 
 mod dispatch;
 mod routes;
@@ -26,6 +27,7 @@ pub use routes::RouteError;
 use routes::{kind_of, Route, Routes, ValueKind};
 
 use crate::dataproxy::DataProxy;
+use crate::guard::BodyEncoding;
 use crate::service::AdminApi;
 use dispatch::Handlers;
 
@@ -54,7 +56,7 @@ pub fn router(api: AdminApi, data_proxy: DataProxy) -> Result<Router<()>, RouteE
         },
         routes: Arc::new(routes),
     };
-    Ok(router
+    Ok(crate::guard::require_api_body(router)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(gateway))
 }
@@ -106,14 +108,20 @@ impl From<tonic::Status> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "code": self.code as i32, "message": self.message });
-        (
-            http_status(self.code),
-            [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
-            body.to_string(),
-        )
-            .into_response()
+        error_response(http_status(self.code), self.code, self.message)
     }
+}
+
+/// The gateway's error body, `{code, message}`, with `status`; the HTTP guard answers with it
+/// too.
+pub(crate) fn error_response(status: StatusCode, code: Code, message: String) -> Response {
+    let body = serde_json::json!({ "code": code as i32, "message": message });
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn wants(headers: &HeaderMap, name: header::HeaderName, mime: &str) -> bool {
@@ -157,7 +165,7 @@ async fn serve(
             message: format!("{method} {path} {what}"),
         });
     };
-    let binary_in = wants(headers, header::CONTENT_TYPE, BINARY);
+    let binary_in = BodyEncoding::of(headers) == Some(BodyEncoding::Protobuf);
     let mut request = request_body(&gateway.routes, route, body, binary_in)?;
     if route.body != "*" {
         for (name, value) in query {

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset of the helpers
 
 pub mod builders;
+pub mod http;
 pub mod server;
 
 use alula_admin::Store;

@@ -16,13 +16,19 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(store: Store) -> Self {
+        Self::start_with(store, |_| {}).await
+    }
+
+    /// Starts a server whose configuration `configure` adjusts first.
+    pub async fn start_with(store: Store, configure: impl FnOnce(&mut AdminConfig)) -> Self {
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
         let http = TcpListener::bind("127.0.0.1:0").await.expect("bind HTTP");
         let grpc_url = format!("http://{}", grpc.local_addr().expect("gRPC address"));
         let http_url = format!("http://{}", http.local_addr().expect("HTTP address"));
         let storage =
             std::env::temp_dir().join(format!("alula-admin-test-{:x}", rand::random::<u64>()));
-        let config = AdminConfig::new(storage.clone(), http_url.clone(), b"test-key".to_vec());
+        let mut config = AdminConfig::new(storage.clone(), http_url.clone(), b"test-key".to_vec());
+        configure(&mut config);
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(app::serve(
             store,
