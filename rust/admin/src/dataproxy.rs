@@ -25,6 +25,7 @@ use tonic::{Request, Response, Status};
 use crate::config::AdminConfig;
 use crate::error::{AdminError, AdminResult};
 use crate::service::AdminApi;
+use crate::validate;
 
 const RANDOM_NAME_LEN: usize = 20;
 const RANDOM_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -71,22 +72,19 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Object keys are built from client-chosen names; only plain path segments are allowed, so a
-/// key can never leave the storage root.
-fn check_segment(value: &str, field: &str) -> AdminResult<()> {
-    let ok = !value.is_empty()
-        && value != "."
-        && value != ".."
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(AdminError::invalid(format!(
-            "{field} {value:?} must be a non-empty name of letters, digits, '.', '_' and '-'"
-        )))
+/// `key` for the path of a URL: every byte but unreserved ones and `/` percent-encoded, so
+/// names with spaces, `#` or `?` (flytekit uploads files under their own names) survive the
+/// trip; the HTTP port decodes the path before checking the signature over the key.
+pub(crate) fn url_path(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
     }
+    out
 }
 
 #[derive(Clone)]
@@ -108,8 +106,8 @@ impl DataProxy {
         &self,
         req: CreateUploadLocationRequest,
     ) -> AdminResult<CreateUploadLocationResponse> {
-        check_segment(&req.project, "project")?;
-        check_segment(&req.domain, "domain")?;
+        validate::project(&req.project, "project")?;
+        validate::domain(&req.domain, "domain")?;
         if req.content_md5.is_empty() && req.filename_root.is_empty() {
             return Err(AdminError::invalid(
                 "content_md5 or filename_root is required to place the upload",
@@ -119,9 +117,8 @@ impl DataProxy {
         let root = if req.filename_root.is_empty() {
             md5_hex.clone()
         } else {
-            for part in req.filename_root.split('/') {
-                check_segment(part, "filename_root segment")?;
-            }
+            // flytekit sends the base32 MD5 of the content, `=` padded.
+            validate::relative_path(&req.filename_root, "filename_root")?;
             req.filename_root.clone()
         };
         let filename = if req.filename.is_empty() {
@@ -130,7 +127,8 @@ impl DataProxy {
                 .map(|_| char::from(RANDOM_ALPHABET[rng.random_range(0..RANDOM_ALPHABET.len())]))
                 .collect()
         } else {
-            check_segment(&req.filename, "filename")?;
+            // A FlyteDirectory's files come with their paths inside it.
+            validate::relative_path(&req.filename, "filename")?;
             req.filename.clone()
         };
         let expires_in = match req.expires_in {
@@ -168,8 +166,9 @@ impl DataProxy {
                         AdminError::Internal("the upload signing key was refused".into())
                     })?;
                 format!(
-                    "{}/upload/{object}?expires={expires}&md5={md5_hex}&signature={signature}",
-                    self.config.public_http_url.trim_end_matches('/')
+                    "{}/upload/{}?expires={expires}&md5={md5_hex}&signature={signature}",
+                    self.config.public_http_url.trim_end_matches('/'),
+                    url_path(&object)
                 )
             }
         };
@@ -211,6 +210,9 @@ pub(crate) fn storage_error(err: StorageError) -> AdminError {
     match err {
         StorageError::InvalidKey { .. } | StorageError::InvalidUrl { .. } => {
             AdminError::invalid(err.to_string())
+        }
+        StorageError::Backend { .. } if crate::error::out_of_space(&err) => {
+            AdminError::ResourceExhausted(err.to_string())
         }
         StorageError::Backend { .. } => AdminError::Internal(err.to_string()),
     }
@@ -275,10 +277,11 @@ mod tests {
     }
 
     #[test]
-    fn rejects_path_escapes() {
-        assert!(check_segment("..", "filename").is_err());
-        assert!(check_segment("a/b", "filename").is_err());
-        assert!(check_segment("", "filename").is_err());
-        assert!(check_segment("fast123.tar.gz", "filename").is_ok());
+    fn url_paths_encode_all_but_plain_characters() {
+        assert_eq!(
+            url_path("uploads/p/d/AB==/a b#?.txt"),
+            "uploads/p/d/AB%3D%3D/a%20b%23%3F.txt"
+        );
+        assert_eq!(url_path("é"), "%C3%A9");
     }
 }

@@ -4,6 +4,8 @@
 //! the storage only while the HMAC over the object key and the expiry holds. The
 //! MAC input starts with `download\n`, which no upload MAC input can (those start with the
 //! object key), so an upload URL never works as a download URL or the other way round.
+//! Only data objects are signed or served, and never through a symbolic link
+//! ([`crate::objects`]): the storage root of a local deployment also holds the database.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use alula_idl::flyteidl::service::{
     PreSignedUrLs,
 };
 use alula_idl::wkt::Timestamp;
-use alula_storage::{SignedMethod, Storage, StorageError};
+use alula_storage::{SignedMethod, StorageError};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,8 +28,9 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::config::AdminConfig;
-use crate::dataproxy::{hex, storage_error, unhex, DataProxy};
+use crate::dataproxy::{hex, storage_error, unhex, url_path, DataProxy};
 use crate::error::{AdminError, AdminResult};
+use crate::objects::{check_key, data_object, KeyError};
 
 /// flyteadmin's default validity of a download URL.
 const DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
@@ -48,31 +51,6 @@ fn verify(key: &[u8], object: &str, expires: i64, signature: &str) -> bool {
     }
 }
 
-/// The object key of a URL of the configured storage (`s3://bucket/prefix/...`, or for a local
-/// folder its plain path or `file://` URL); anything else cannot be served.
-fn object_of(storage: &Storage, native_url: &str) -> AdminResult<String> {
-    let object = storage.key_of(native_url).ok_or_else(|| {
-        AdminError::invalid(format!(
-            "{native_url:?} is outside Alula's storage {}",
-            storage.root_uri()
-        ))
-    })?;
-    if object.is_empty() {
-        return Err(AdminError::invalid(format!(
-            "{native_url:?} names no object"
-        )));
-    }
-    if object
-        .split('/')
-        .any(|part| part.is_empty() || part == "." || part == "..")
-    {
-        return Err(AdminError::invalid(format!(
-            "{native_url:?} is not a plain object path"
-        )));
-    }
-    Ok(object)
-}
-
 impl DataProxy {
     /// A signed GET URL for `native_url` and when it expires: presigned by the store when it
     /// can sign, else a URL of Alula's own download endpoint.
@@ -82,7 +60,8 @@ impl DataProxy {
         expires_in: Option<&alula_idl::wkt::Duration>,
     ) -> AdminResult<(String, Timestamp)> {
         let config = &self.config;
-        let object = object_of(&config.storage, native_url)?;
+        // The database and other state share a local root with the data; links lead anywhere.
+        let object = data_object(&config.storage, native_url)?;
         let expires_in = match expires_in {
             Some(d) if d.seconds > 0 => Duration::from_secs(d.seconds.unsigned_abs()),
             _ => DEFAULT_EXPIRY,
@@ -108,8 +87,9 @@ impl DataProxy {
                     .map(|m| hex(&m.finalize().into_bytes()))
                     .ok_or_else(|| AdminError::Internal("the signing key was refused".into()))?;
                 format!(
-                    "{}/download/{object}?expires={expires}&signature={signature}",
-                    config.public_http_url.trim_end_matches('/')
+                    "{}/download/{}?expires={expires}&signature={signature}",
+                    config.public_http_url.trim_end_matches('/'),
+                    url_path(&object)
                 )
             }
         };
@@ -218,6 +198,31 @@ async fn serve(
     if chrono::Utc::now().timestamp() > signed.expires {
         return (StatusCode::FORBIDDEN, "download URL has expired").into_response();
     }
+    // Checked again when serving: a link may have appeared since the URL was signed.
+    match check_key(&config.storage, &object) {
+        Ok(()) => {}
+        Err(KeyError::NotPlain) => {
+            return (StatusCode::BAD_REQUEST, "not a plain object path").into_response()
+        }
+        Err(KeyError::NotData) => {
+            return (
+                StatusCode::FORBIDDEN,
+                format!("{object} is not a data object"),
+            )
+                .into_response()
+        }
+        Err(KeyError::Link(e @ StorageError::InvalidKey { .. })) => {
+            return (StatusCode::FORBIDDEN, e.to_string()).into_response()
+        }
+        Err(KeyError::Link(e)) => {
+            tracing::error!(error = %e, object, "download check failed");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read {object}"),
+            )
+                .into_response();
+        }
+    }
     match config.storage.get(&object).await {
         Ok(Some(bytes)) => {
             ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
@@ -256,28 +261,5 @@ mod tests {
         // An upload signature of the same object is no download signature.
         let upload = crate::dataproxy::sign(b"k", "a/b", 10, "").unwrap();
         assert!(!verify(b"k", "a/b", 10, &upload));
-    }
-
-    #[test]
-    fn only_objects_under_the_storage_root_are_signed() {
-        let local = Storage::local("/data");
-        assert_eq!(
-            object_of(&local, "file:///data/a/b.html").unwrap(),
-            "a/b.html"
-        );
-        assert_eq!(object_of(&local, "/data/a/b.html").unwrap(), "a/b.html");
-        assert!(object_of(&local, "file:///etc/passwd").is_err());
-        assert!(object_of(&local, "file:///data/../etc/passwd").is_err());
-        assert!(object_of(&local, "s3://bucket/a").is_err());
-        assert!(object_of(&local, "file:///data").is_err());
-
-        let bucket = Storage::from_url("s3://bucket/prefix").unwrap();
-        assert_eq!(
-            object_of(&bucket, "s3://bucket/prefix/a/b.html").unwrap(),
-            "a/b.html"
-        );
-        assert!(object_of(&bucket, "s3://bucket/other/a").is_err());
-        assert!(object_of(&bucket, "s3://bucket/prefix/a/../../x").is_err());
-        assert!(object_of(&bucket, "file:///data/a").is_err());
     }
 }

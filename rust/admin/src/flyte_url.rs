@@ -25,6 +25,7 @@ use prost::Message;
 
 use crate::dataproxy::{storage_error, DataProxy};
 use crate::error::{AdminError, AdminResult};
+use crate::objects::data_object;
 
 const PREFIX: &str = "flyte://v1/";
 /// The largest literal map read from storage for one answer: well under the 64 MiB messages
@@ -248,11 +249,11 @@ impl DataProxy {
     /// Reads a literal map admin knows only by URI, from the configured storage.
     async fn read_literal_map(&self, uri: &str, what: &str) -> AdminResult<LiteralMap> {
         let storage = &self.config.storage;
-        let key = storage.key_of(uri).ok_or_else(|| {
-            AdminError::FailedPrecondition(format!(
-                "{what} are at {uri}, outside Alula's storage {}",
-                storage.root_uri()
-            ))
+        let key = data_object(storage, uri).map_err(|e| match AdminError::from(e) {
+            AdminError::InvalidArgument(why) => {
+                AdminError::FailedPrecondition(format!("{what} are not readable: {why}"))
+            }
+            other => other,
         })?;
         let size = storage.head(&key).await.map_err(storage_error)?;
         let missing = || {

@@ -11,6 +11,8 @@ use alula_idl::flyteidl::core::{
     ParameterMap, SimpleType, VariableMap,
 };
 
+use alula_storage::Storage;
+
 use crate::error::{AdminError, AdminResult};
 
 /// True when `value` may be passed where `expected` is declared.
@@ -58,6 +60,53 @@ fn names<'a>(it: impl Iterator<Item = &'a String>) -> String {
         "none".to_string()
     } else {
         v.join(", ")
+    }
+}
+
+/// `map` with the `file://` URIs of objects in a local `storage` (what `CreateUploadLocation`
+/// hands out, so what `pyflyte run --remote` puts in a FlyteFile input) given as the plain paths
+/// tasks see for every other object: flytekit reads a `file://` FlyteFile as neither remote nor
+/// an existing local file and refuses it.
+pub fn plain_local_uris(storage: &Storage, map: &mut LiteralMap) {
+    if storage.local_root().is_none() {
+        return;
+    }
+    for value in map.literals.values_mut() {
+        plain_uris_of(storage, value);
+    }
+}
+
+fn plain_uris_of(storage: &Storage, value: &mut Literal) {
+    let plain = |uri: &mut String| {
+        if uri.starts_with("file://") {
+            if let Some(key) = storage.key_of(uri) {
+                *uri = storage.uri(&key);
+            }
+        }
+    };
+    match &mut value.value {
+        Some(literal::Value::Scalar(scalar)) => match &mut scalar.value {
+            Some(scalar::Value::Blob(blob)) => plain(&mut blob.uri),
+            Some(scalar::Value::Schema(schema)) => plain(&mut schema.uri),
+            Some(scalar::Value::StructuredDataset(dataset)) => plain(&mut dataset.uri),
+            Some(scalar::Value::Union(union)) => {
+                if let Some(inner) = union.value.as_deref_mut() {
+                    plain_uris_of(storage, inner);
+                }
+            }
+            _ => {}
+        },
+        Some(literal::Value::Collection(collection)) => {
+            for item in &mut collection.literals {
+                plain_uris_of(storage, item);
+            }
+        }
+        Some(literal::Value::Map(map)) => {
+            for item in map.literals.values_mut() {
+                plain_uris_of(storage, item);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -314,5 +363,49 @@ mod tests {
         assert!(err.contains("unknown input \"z\""), "{err}");
         assert!(err.contains("required input \"b\" is missing"), "{err}");
         assert!(err.contains("\"c\" is fixed"), "{err}");
+    }
+
+    #[test]
+    fn file_uris_of_local_objects_become_plain_paths() {
+        use alula_idl::flyteidl::core::{Blob, LiteralCollection};
+        let blob = |uri: &str| Literal {
+            value: Some(literal::Value::Scalar(Box::new(Scalar {
+                value: Some(scalar::Value::Blob(Blob {
+                    metadata: None,
+                    uri: uri.into(),
+                })),
+            }))),
+            ..Default::default()
+        };
+        let uploaded = "file:///data/uploads/p/d/AB==/data.txt";
+        let mut map = LiteralMap {
+            literals: [
+                ("f".to_string(), blob(uploaded)),
+                ("elsewhere".to_string(), blob("file:///home/me/x.txt")),
+                ("remote".to_string(), blob("s3://bucket/x")),
+                (
+                    "files".to_string(),
+                    Literal {
+                        value: Some(literal::Value::Collection(LiteralCollection {
+                            literals: vec![blob(uploaded)],
+                        })),
+                        ..Default::default()
+                    },
+                ),
+            ]
+            .into(),
+        };
+        let unchanged = map.clone();
+        plain_local_uris(&Storage::memory(), &mut map);
+        assert_eq!(map, unchanged);
+        plain_local_uris(&Storage::local("/data"), &mut map);
+        let plain = blob("/data/uploads/p/d/AB==/data.txt");
+        assert_eq!(map.literals["f"], plain);
+        assert_eq!(map.literals["elsewhere"], unchanged.literals["elsewhere"]);
+        assert_eq!(map.literals["remote"], unchanged.literals["remote"]);
+        let Some(literal::Value::Collection(files)) = &map.literals["files"].value else {
+            panic!("a collection");
+        };
+        assert_eq!(files.literals, vec![plain]);
     }
 }

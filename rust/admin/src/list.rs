@@ -8,6 +8,7 @@ use alula_idl::flyteidl::admin::{sort::Direction, Sort};
 use alula_idl::flyteidl::core::workflow_execution::Phase;
 use alula_idl::flyteidl::core::{node_execution, task_execution};
 
+use crate::error::quote;
 use crate::store::query::Param;
 
 /// How a filter value is read before it is compared with the column.
@@ -178,28 +179,35 @@ pub fn parse_filters(fields: &FieldSet, text: &str) -> Result<Vec<Filter>, Strin
 }
 
 fn parse_term(fields: &FieldSet, term: &str) -> Result<Filter, String> {
-    let malformed =
-        || format!("malformed filter {term:?}: expected fn(field,value), e.g. eq(name,x)");
+    let malformed = || {
+        format!(
+            "malformed filter {}: expected fn(field,value), e.g. eq(name,x)",
+            quote(term)
+        )
+    };
     let (op_name, rest) = term.split_once('(').ok_or_else(malformed)?;
     let args = rest.strip_suffix(')').ok_or_else(malformed)?;
     let (key, value) = args.split_once(',').ok_or_else(malformed)?;
     let op = FilterOp::parse(op_name.trim()).ok_or_else(|| {
         format!(
-            "unknown filter function {:?} in {term:?}; use eq, ne, gt, gte, lt, lte, contains, value_in or value_not_in",
-            op_name.trim()
+            "unknown filter function {} in {}; use eq, ne, gt, gte, lt, lte, contains, value_in or value_not_in",
+            quote(op_name.trim()),
+            quote(term)
         )
     })?;
     let key = key.trim();
     let field = fields.find(key).ok_or_else(|| {
         format!(
-            "cannot filter {} on unknown field {key:?}; fields: {}",
+            "cannot filter {} on unknown field {}; fields: {}",
             fields.entity,
+            quote(key),
             fields.names()
         )
     })?;
     if op == FilterOp::Contains && field.kind != FieldKind::Text {
         return Err(format!(
-            "contains() applies to text fields only, not {key:?}"
+            "contains() applies to text fields only, not {}",
+            quote(key)
         ));
     }
     let raw: Vec<&str> = match op {
@@ -219,34 +227,38 @@ fn typed_value(field: &Field, value: &str) -> Result<Param, String> {
         FieldKind::Integer => value
             .parse::<i64>()
             .map(Param::Int)
-            .map_err(|_| format!("filter on {} needs an integer, got {value:?}", field.name)),
+            .map_err(|_| format!("filter on {} needs an integer, got {}", field.name, quote(value))),
         FieldKind::Timestamp => chrono::DateTime::parse_from_rfc3339(value)
             .map(|t| Param::Int(t.timestamp_micros()))
             .map_err(|e| {
                 format!(
-                    "filter on {} needs an RFC 3339 timestamp such as 2024-01-01T00:00:00Z, got {value:?}: {e}",
-                    field.name
+                    "filter on {} needs an RFC 3339 timestamp such as 2024-01-01T00:00:00Z, got {}: {e}",
+                    field.name,
+                    quote(value)
                 )
             }),
         FieldKind::WorkflowPhase => Phase::from_str_name(value)
             .map(|p| Param::Text(p.as_str_name().to_string()))
             .ok_or_else(|| {
                 format!(
-                    "unknown execution phase {value:?}; phases: UNDEFINED, QUEUED, RUNNING, SUCCEEDING, SUCCEEDED, FAILING, FAILED, ABORTED, TIMED_OUT, ABORTING"
+                    "unknown execution phase {}; phases: UNDEFINED, QUEUED, RUNNING, SUCCEEDING, SUCCEEDED, FAILING, FAILED, ABORTED, TIMED_OUT, ABORTING",
+                    quote(value)
                 )
             }),
         FieldKind::NodePhase => node_execution::Phase::from_str_name(value)
             .map(|p| Param::Text(p.as_str_name().to_string()))
             .ok_or_else(|| {
                 format!(
-                    "unknown node execution phase {value:?}; phases: UNDEFINED, QUEUED, RUNNING, SUCCEEDED, FAILING, FAILED, ABORTED, SKIPPED, TIMED_OUT, DYNAMIC_RUNNING, RECOVERED"
+                    "unknown node execution phase {}; phases: UNDEFINED, QUEUED, RUNNING, SUCCEEDED, FAILING, FAILED, ABORTED, SKIPPED, TIMED_OUT, DYNAMIC_RUNNING, RECOVERED",
+                    quote(value)
                 )
             }),
         FieldKind::TaskPhase => task_execution::Phase::from_str_name(value)
             .map(|p| Param::Text(p.as_str_name().to_string()))
             .ok_or_else(|| {
                 format!(
-                    "unknown task execution phase {value:?}; phases: UNDEFINED, QUEUED, RUNNING, SUCCEEDED, ABORTED, FAILED, INITIALIZING, WAITING_FOR_RESOURCES, RETRYABLE_FAILED"
+                    "unknown task execution phase {}; phases: UNDEFINED, QUEUED, RUNNING, SUCCEEDED, ABORTED, FAILED, INITIALIZING, WAITING_FOR_RESOURCES, RETRYABLE_FAILED",
+                    quote(value)
                 )
             }),
     }

@@ -63,6 +63,10 @@ async fn receive(
     if chrono::Utc::now().timestamp() > signed.expires {
         return reply(StatusCode::FORBIDDEN, "upload URL has expired");
     }
+    // A link on the way would take the write out of the storage root.
+    if let Err(e) = config.storage.refuse_links(&object) {
+        return reply(StatusCode::FORBIDDEN, e.to_string());
+    }
     let expected_md5 = if signed.md5.is_empty() {
         None
     } else {

@@ -603,6 +603,81 @@ async fn uploads_land_under_the_storage_root(store: Store) {
     let _ = std::fs::remove_dir_all(&s.storage);
 }
 
+/// flytekit places uploads by the base32 MD5 of their content (`=` padded) and names files
+/// of a FlyteDirectory by their relative path; both are taken, path escapes are not.
+async fn flytekit_upload_names_are_accepted(store: Store) {
+    let s = start(store).await;
+    let mut proxy = DataProxyServiceClient::connect(s.grpc_url.clone())
+        .await
+        .unwrap();
+    let body = b"hello from a FlyteFile".to_vec();
+    let md5 = <md5::Md5 as md5::Digest>::digest(&body).to_vec();
+    let request = |filename_root: &str, filename: &str| {
+        alula_idl::flyteidl::service::CreateUploadLocationRequest {
+            project: PROJECT.into(),
+            domain: DOMAIN.into(),
+            filename: filename.into(),
+            filename_root: filename_root.into(),
+            content_md5: md5.clone(),
+            ..Default::default()
+        }
+    };
+    let root = "NBSWY3DPEB3W64TMMQQGC3TEEBWW65LO======";
+    for filename in [
+        "data.txt",
+        "my data (1).txt",
+        "sub/dir/file.csv",
+        "ünïcode.txt",
+    ] {
+        let loc = proxy
+            .create_upload_location(request(root, filename))
+            .await
+            .unwrap_or_else(|e| panic!("{filename}: {e:?}"))
+            .into_inner();
+        let path = loc.native_url.strip_prefix("file://").unwrap().to_string();
+        assert_eq!(
+            path,
+            s.storage
+                .join(format!("uploads/{PROJECT}/{DOMAIN}/{root}/{filename}"))
+                .display()
+                .to_string()
+        );
+        assert_eq!(put(&loc.signed_url, &body, &md5).await, 200, "{filename}");
+        assert_eq!(std::fs::read(&path).unwrap(), body, "{filename}");
+    }
+    for (filename_root, filename, field) in [
+        ("..", "data.txt", "filename_root"),
+        ("../../x", "data.txt", "filename_root"),
+        ("/etc", "data.txt", "filename_root"),
+        ("a\\..\\b", "data.txt", "filename_root"),
+        ("a\0b", "data.txt", "filename_root"),
+        ("a\nb", "data.txt", "filename_root"),
+        ("a//b", "data.txt", "filename_root"),
+        (root, "../data.txt", "filename"),
+        (root, "/etc/passwd", "filename"),
+        (root, "sub/../../x", "filename"),
+        (root, "a\\b", "filename"),
+        (root, "a\0b", "filename"),
+        (root, ".", "filename"),
+    ] {
+        let err = proxy
+            .create_upload_location(request(filename_root, filename))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{filename_root:?} {filename:?}"
+        );
+        assert!(
+            err.message().starts_with(field),
+            "{filename_root:?} {filename:?}: {}",
+            err.message()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&s.storage);
+}
+
 /// A bare HTTP/1.1 PUT (the test needs no HTTP client dependency); returns the status code.
 async fn put(url: &str, body: &[u8], md5: &[u8]) -> u16 {
     use base64::Engine;
@@ -629,4 +704,5 @@ on_both_backends!(
     lists_filter_sort_and_paginate,
     executions_are_created_listed_and_terminated,
     uploads_land_under_the_storage_root,
+    flytekit_upload_names_are_accepted,
 );

@@ -299,6 +299,47 @@ impl Storage {
         }
     }
 
+    /// Fails with [`StorageError::InvalidKey`] when a folder or file on the way to `key` (below
+    /// the root) is a symbolic link. Object stores have no links; a local folder may (a task or
+    /// a user with access to it can make them), and the file system would follow one out of
+    /// the root. Callers that hand objects to clients check this before reading or writing.
+    /// A link made between the check and the access is not caught: that takes write access
+    /// to the storage root, which is the server's own.
+    pub fn refuse_links(&self, key: &str) -> Result<(), StorageError> {
+        let Kind::Local { root } = &self.inner.kind else {
+            return Ok(());
+        };
+        let mut path = root.clone();
+        for part in key.split('/').filter(|p| !p.is_empty()) {
+            path.push(part);
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(StorageError::InvalidKey {
+                        key: key.to_string(),
+                        reason: format!(
+                            "{} is a symbolic link, and links are not followed",
+                            path.strip_prefix(root).unwrap_or(&path).display()
+                        ),
+                    })
+                }
+                Ok(_) => {}
+                // Nothing further exists, so nothing further can be a link.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => {
+                    return Err(StorageError::Backend {
+                        op: "stat",
+                        uri: path.display().to_string(),
+                        source: object_store::Error::Generic {
+                            store: "LocalFileSystem",
+                            source: Box::new(e),
+                        },
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the object under `key`; a missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let location = self.location(key)?;
@@ -470,6 +511,29 @@ mod tests {
             let err = Storage::from_url(url).expect_err(url).to_string();
             assert!(err.contains(url), "{err}");
         }
+    }
+
+    #[test]
+    fn links_under_a_local_root_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("metadata/a")).expect("folders");
+        std::fs::write(root.join("metadata/a/file"), b"x").expect("file");
+        std::os::unix::fs::symlink(dir.path(), root.join("metadata/out")).expect("link");
+        std::os::unix::fs::symlink(root.join("metadata/a/file"), root.join("metadata/f"))
+            .expect("link");
+        let storage = Storage::local(&root);
+        assert!(storage.refuse_links("metadata/a/file").is_ok());
+        assert!(storage.refuse_links("metadata/a/missing/deeper").is_ok());
+        for key in [
+            "metadata/out",
+            "metadata/out/root/metadata/a/file",
+            "metadata/f",
+        ] {
+            let err = storage.refuse_links(key).expect_err(key).to_string();
+            assert!(err.contains("symbolic link"), "{err}");
+        }
+        assert!(Storage::memory().refuse_links("metadata/out").is_ok());
     }
 
     #[tokio::test]

@@ -21,14 +21,14 @@ use rand::Rng;
 use super::launch_plans::launch_plan_of;
 use super::{decode, entity_id, list_params, named_id, timestamp, AdminApi};
 use crate::error::{AdminError, AdminResult};
-use crate::inputs::resolve_inputs;
+use crate::inputs::{plain_local_uris, resolve_inputs};
 use crate::literals::{self, ForClient, Placed};
 use crate::store::{now_micros, Entity, EntityKey, ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
+use crate::validate;
 
 /// Kubernetes-safe characters without vowels (no accidental words), as flyteadmin uses.
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 const GENERATED_NAME_LEN: usize = 20;
-const MAX_NAME_LEN: usize = 63;
 
 /// A fresh name: a letter, then random characters (20 in all, like flyteadmin's).
 fn generate_name() -> String {
@@ -40,23 +40,6 @@ fn generate_name() -> String {
         name.push(char::from(NAME_ALPHABET[i]));
     }
     name
-}
-
-/// Execution names become Kubernetes object names: a DNS-1123 label.
-fn check_name(name: &str) -> AdminResult<()> {
-    let ok = name.len() <= MAX_NAME_LEN
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(AdminError::invalid(format!(
-            "execution name {name:?} is invalid: use at most {MAX_NAME_LEN} lowercase letters, digits and '-', starting with a letter and not ending with '-'"
-        )))
-    }
 }
 
 pub(super) fn is_terminal(phase: Phase) -> bool {
@@ -72,13 +55,10 @@ pub(super) fn display_exec(id: &ExecutionKey) -> String {
 
 pub(super) fn execution_key(id: Option<&WorkflowExecutionIdentifier>) -> AdminResult<ExecutionKey> {
     let id = id.ok_or_else(|| AdminError::invalid("missing execution id"))?;
-    for (value, part) in [
-        (&id.project, "project"),
-        (&id.domain, "domain"),
-        (&id.name, "name"),
-    ] {
-        super::require(value, &format!("execution id {part}"))?;
-    }
+    validate::project(&id.project, "execution id project")?;
+    validate::domain(&id.domain, "execution id domain")?;
+    // Lookups take any name that could have been stored; new names are checked strictly.
+    validate::name(&id.name, "execution id name")?;
     Ok(ExecutionKey {
         project: id.project.clone(),
         domain: id.domain.clone(),
@@ -181,16 +161,17 @@ impl AdminApi {
         let launch = self.resolve_launch(&target).await?;
         // Older clients put the inputs in the deprecated spec.inputs.
         #[allow(deprecated)]
-        let user_inputs = req
+        let mut user_inputs = req
             .inputs
             .or_else(|| spec.inputs.take())
             .unwrap_or_default();
+        plain_local_uris(&self.config.storage, &mut user_inputs);
         let inputs = resolve_inputs(&user_inputs, &launch.expected, &launch.fixed)?;
 
         let name = if req.name.is_empty() {
             generate_name()
         } else {
-            check_name(&req.name)?;
+            validate::execution_name(&req.name, "execution name")?;
             req.name.clone()
         };
         let key = ExecutionKey {

@@ -34,6 +34,7 @@ use crate::diff::describe_differences;
 use crate::error::{AdminError, AdminResult};
 use crate::list::{FieldSet, ListParams};
 use crate::store::{Entity, EntityKey, Store, StoreError, NAME_FIELDS};
+use crate::validate;
 
 /// What happened to an execution, for a propeller in the same process to react at once
 /// (others find out by polling the store).
@@ -56,6 +57,8 @@ impl AdminApi {
     pub fn new(store: Store, config: Arc<AdminConfig>) -> Self {
         // Notices are hints: a lagging receiver loses some and falls back to polling.
         let (notices, _) = tokio::sync::broadcast::channel(1024);
+        // Propeller saves through this store too: its large values go where literals go.
+        let store = store.with_spill(config.storage.clone(), config.max_inline_literal_bytes);
         Self {
             store,
             config,
@@ -104,8 +107,8 @@ impl AdminApi {
         entity: Entity,
         req: admin::NamedEntityIdentifierListRequest,
     ) -> AdminResult<admin::NamedEntityIdentifierList> {
-        require(&req.project, "project")?;
-        require(&req.domain, "domain")?;
+        validate::project(&req.project, "project")?;
+        validate::domain(&req.domain, "domain")?;
         let list = list_params(
             &NAME_FIELDS,
             &req.filters,
@@ -146,14 +149,11 @@ fn require(value: &str, field: &str) -> AdminResult<()> {
 /// none: clients may leave it unset).
 fn entity_id(id: Option<&Identifier>, entity: Entity) -> AdminResult<&Identifier> {
     let id = id.ok_or_else(|| AdminError::invalid(format!("missing {} id", entity.noun())))?;
-    for (value, part) in [
-        (&id.project, "project"),
-        (&id.domain, "domain"),
-        (&id.name, "name"),
-        (&id.version, "version"),
-    ] {
-        require(value, &format!("{} id {part}", entity.noun()))?;
-    }
+    let noun = entity.noun();
+    validate::project(&id.project, &format!("{noun} id project"))?;
+    validate::domain(&id.domain, &format!("{noun} id domain"))?;
+    validate::name(&id.name, &format!("{noun} id name"))?;
+    validate::version(&id.version, &format!("{noun} id version"))?;
     let rt = id.resource_type;
     if rt != ResourceType::Unspecified as i32 && rt != entity.resource_type() as i32 {
         return Err(AdminError::invalid(format!(
@@ -181,10 +181,10 @@ fn named_id(
     with_name: bool,
 ) -> AdminResult<&NamedEntityIdentifier> {
     let id = id.ok_or_else(|| AdminError::invalid("missing id"))?;
-    require(&id.project, "id project")?;
-    require(&id.domain, "id domain")?;
+    validate::project(&id.project, "id project")?;
+    validate::domain(&id.domain, "id domain")?;
     if with_name {
-        require(&id.name, "id name")?;
+        validate::name(&id.name, "id name")?;
     }
     Ok(id)
 }

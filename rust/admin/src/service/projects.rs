@@ -13,18 +13,7 @@ use crate::store::{now_micros, PROJECT_FIELDS};
 /// Project ids become parts of Kubernetes namespaces (`<project>-<domain>`): DNS-1123 labels.
 fn check_project(project: &Project) -> AdminResult<()> {
     let id = &project.id;
-    let valid_id = !id.is_empty()
-        && id.len() <= 63
-        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && !id.ends_with('-')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !valid_id {
-        return Err(AdminError::invalid(format!(
-            "project id {id:?} is invalid: use at most 63 lowercase letters, digits and '-', not starting or ending with '-'"
-        )));
-    }
+    crate::validate::project(id, "project id")?;
     if project.name.is_empty() {
         return Err(AdminError::invalid(format!("project {id:?} needs a name")));
     }
