@@ -29,6 +29,13 @@ pub enum LiteralsError {
         uri: String,
         root: String,
     },
+    /// A recorded URI under the storage that names no data object (see [`crate::objects`]).
+    #[error("{what}: {source}")]
+    Refused {
+        what: String,
+        #[source]
+        source: crate::objects::ObjectError,
+    },
     #[error("{what} at {uri} is missing from storage")]
     Missing { what: String, uri: String },
     #[error("{what} is not a valid literal map: {source}")]
@@ -41,8 +48,16 @@ pub enum LiteralsError {
 
 impl From<LiteralsError> for crate::AdminError {
     fn from(e: LiteralsError) -> Self {
-        // Stored data the row points at is gone or broken: the server's fault, not the caller's.
-        Self::Internal(e.to_string())
+        match e {
+            // A recorded URI that names no data object: the call is fine, the record is not.
+            LiteralsError::Refused { .. } => Self::FailedPrecondition(e.to_string()),
+            LiteralsError::Storage(ref s) if crate::error::out_of_space(s) => {
+                Self::ResourceExhausted(e.to_string())
+            }
+            // Stored data the row points at is gone or broken: the server's fault, not the
+            // caller's.
+            _ => Self::Internal(e.to_string()),
+        }
     }
 }
 
@@ -89,7 +104,13 @@ pub mod keys {
 }
 
 /// Keeps `encoded` (a `core.LiteralMap`) inline when it is at most `limit` bytes; otherwise
-/// writes it under `key` and returns its URI.
+/// stores it and returns its URI.
+///
+/// Stored maps are named by their content within the execution `key` belongs to
+/// (`metadata/<p>/<d>/<n>/literals/<sha256>.pb`): one execution's inputs, user inputs, node
+/// inputs, task inputs and the outputs passed up are often the same map, and each of those
+/// events repeats it, so naming by `key` wrote a 64 MB input six times and more. A map already
+/// stored is not written again. `key` still says which execution (and so which folder).
 pub async fn place(
     storage: &Storage,
     limit: usize,
@@ -102,11 +123,34 @@ pub async fn place(
             uri: String::new(),
         });
     }
-    storage.put(key, Bytes::from(encoded)).await?;
+    let stored = content_key(key, &encoded);
+    if storage.head(&stored).await? != Some(encoded.len() as u64) {
+        storage.put(&stored, Bytes::from(encoded)).await?;
+    }
     Ok(Placed {
         inline: Vec::new(),
-        uri: storage.uri(key),
+        uri: storage.uri(&stored),
     })
+}
+
+/// `metadata/<p>/<d>/<n>/literals/<sha256 of encoded>.pb` for a key under that execution's
+/// folder; other keys (not from [`keys`]) get the hash beside them.
+fn content_key(key: &str, encoded: &[u8]) -> String {
+    use sha2::Digest;
+    let hash: String = sha2::Sha256::digest(encoded)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let parts: Vec<&str> = key.split('/').collect();
+    match parts.as_slice() {
+        ["metadata", project, domain, name, _, ..] => {
+            format!("metadata/{project}/{domain}/{name}/literals/{hash}.pb")
+        }
+        _ => match key.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/{hash}.pb"),
+            None => format!("{hash}.pb"),
+        },
+    }
 }
 
 fn decode(bytes: &[u8], what: &str) -> Result<LiteralMap, LiteralsError> {
@@ -117,10 +161,22 @@ fn decode(bytes: &[u8], what: &str) -> Result<LiteralMap, LiteralsError> {
 }
 
 fn key_of(storage: &Storage, uri: &str, what: &str) -> Result<String, LiteralsError> {
-    storage.key_of(uri).ok_or_else(|| LiteralsError::Outside {
+    if storage.key_of(uri).is_none() {
+        return Err(LiteralsError::Outside {
+            what: what.to_string(),
+            uri: uri.to_string(),
+            root: storage.root_uri(),
+        });
+    }
+    data_object(storage, uri, what)
+}
+
+/// The key of `uri` when it names a data object; recorded URIs come from events, so they are
+/// checked like a client's before anything is read or signed.
+fn data_object(storage: &Storage, uri: &str, what: &str) -> Result<String, LiteralsError> {
+    crate::objects::data_object(storage, uri).map_err(|source| LiteralsError::Refused {
         what: what.to_string(),
-        uri: uri.to_string(),
-        root: storage.root_uri(),
+        source,
     })
 }
 
@@ -201,7 +257,7 @@ pub async fn for_client(
             blob: None,
         });
     }
-    let Some(key) = storage.key_of(uri) else {
+    if storage.key_of(uri).is_none() {
         // A reference elsewhere (a propeller writing to its own bucket): passed on as it is,
         // with the size unknown.
         return Ok(ForClient {
@@ -211,7 +267,8 @@ pub async fn for_client(
                 bytes: 0,
             }),
         });
-    };
+    }
+    let key = data_object(storage, uri, what)?;
     let size = storage
         .head(&key)
         .await?
@@ -261,18 +318,28 @@ mod tests {
     async fn small_maps_stay_inline_and_large_ones_are_stored() {
         let storage = Storage::memory();
         let small = map_of("x").encode_to_vec();
-        let placed = place(&storage, 100, "a/small.pb", small.clone())
+        let placed = place(&storage, 100, "metadata/a/small.pb", small.clone())
             .await
             .unwrap();
         assert_eq!((placed.inline, placed.uri.as_str()), (small, ""));
-        assert_eq!(storage.head("a/small.pb").await.unwrap(), None);
+        assert_eq!(storage.head("metadata/a/small.pb").await.unwrap(), None);
 
         let large = map_of(&"y".repeat(500));
-        let placed = place(&storage, 100, "a/large.pb", large.encode_to_vec())
+        let placed = place(&storage, 100, "metadata/a/large.pb", large.encode_to_vec())
             .await
             .unwrap();
         assert!(placed.inline.is_empty());
-        assert_eq!(placed.uri, "memory:///a/large.pb");
+        let hash = "memory:///metadata/a/";
+        assert!(
+            placed.uri.starts_with(hash) && placed.uri.ends_with(".pb"),
+            "{}",
+            placed.uri
+        );
+        // The same map again (another node's inputs, say) is the same object.
+        let again = place(&storage, 100, "metadata/a/other.pb", large.encode_to_vec())
+            .await
+            .unwrap();
+        assert_eq!(again.uri, placed.uri);
         let back = load(&storage, &[], &placed.uri, "large").await.unwrap();
         assert_eq!(back, Some(large.clone()));
 
@@ -293,7 +360,7 @@ mod tests {
     #[tokio::test]
     async fn missing_and_foreign_objects_are_named() {
         let storage = Storage::memory();
-        let err = load(&storage, &[], "memory:///gone.pb", "inputs of x")
+        let err = load(&storage, &[], "memory:///metadata/gone.pb", "inputs of x")
             .await
             .unwrap_err()
             .to_string();

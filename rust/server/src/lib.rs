@@ -18,6 +18,8 @@
 //! | `storage_url` | `ALULA_STORAGE_URL` | the storage root (object storage: `s3://bucket/prefix` for S3-compatible stores, credentials from `AWS_*`) |
 //! | `database_url` | `ALULA_DATABASE_URL` | `sqlite://<storage_root>/alula.db?mode=rwc` |
 //! | `public_http_url` | `ALULA_PUBLIC_HTTP_URL` | `http://<host>:<http_port>` |
+//! | `allowed_hosts` | `ALULA_ALLOWED_HOSTS` (`,`-separated) | — (names the HTTP port answers besides `localhost`, IP addresses and `public_http_url`'s host; `*`: any) |
+//! | `allowed_origins` | `ALULA_ALLOWED_ORIGINS` (`,`-separated) | — (origins, `scheme://host[:port]`, whose pages may call the HTTP port besides its own and `public_http_url`'s; `*`: any) |
 //! | `signing_key` | `ALULA_SIGNING_KEY` | random at each start |
 //! | `domains` | — | development, staging, production |
 //! | `default_projects` | — | flytesnacks |
@@ -26,8 +28,13 @@
 //! | `instance_id` | `ALULA_INSTANCE_ID` | `embedded`; for role `propeller`, `$POD_NAME` or the host name |
 //! | `task_path` | `ALULA_TASK_PATH` (`:`-separated) | — (folders put first on tasks' `PATH`) |
 //! | `warm_workers` | `ALULA_WARM_WORKERS` | 2 (Python workers for Alula tasks; 0 disables) |
+//! | `warm_idle_seconds` | `ALULA_WARM_IDLE_SECONDS` | 300 (a code bundle's warm workers stop after this long without work) |
 //! | `max_parallelism` | `ALULA_MAX_PARALLELISM` | 25 (attempts in flight per execution; 0: no limit) |
 //! | `kubernetes` | `ALULA_KUBECONFIG` (a kubeconfig path; enables it) | off (see [`KubernetesConfig`]) |
+//!
+//! The HTTP port refuses what a web page could do to it (`alula_admin::guard`): a `Host` it
+//! does not answer (DNS rebinding), an `Origin` of another site, and mutating REST calls whose
+//! body is not JSON or protobuf.
 //!
 //! With `kubernetes`, container tasks run as pods (`alula_k8s::PodPlugin`, tried before the
 //! warm and process plugins, so Alula tasks become pods too):
@@ -45,6 +52,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod maintenance;
 mod role;
 
 use alula_admin::app::Instrumentation;
@@ -68,6 +76,8 @@ pub struct FileConfig {
     pub storage_url: Option<String>,
     pub database_url: Option<String>,
     pub public_http_url: Option<String>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<String>>,
     pub signing_key: Option<String>,
     pub domains: Option<Vec<String>>,
     pub default_projects: Option<Vec<String>>,
@@ -76,6 +86,7 @@ pub struct FileConfig {
     pub instance_id: Option<String>,
     pub task_path: Option<Vec<PathBuf>>,
     pub warm_workers: Option<usize>,
+    pub warm_idle_seconds: Option<u64>,
     pub max_parallelism: Option<u32>,
     pub kubernetes: Option<KubernetesConfig>,
 }
@@ -147,6 +158,12 @@ impl FileConfig {
         if let Some(v) = var("ALULA_PUBLIC_HTTP_URL") {
             self.public_http_url = Some(v);
         }
+        if let Some(v) = var("ALULA_ALLOWED_HOSTS") {
+            self.allowed_hosts = Some(comma_list(&v));
+        }
+        if let Some(v) = var("ALULA_ALLOWED_ORIGINS") {
+            self.allowed_origins = Some(comma_list(&v));
+        }
         if let Some(v) = var("ALULA_SIGNING_KEY") {
             self.signing_key = Some(v);
         }
@@ -165,6 +182,9 @@ impl FileConfig {
         if let Some(n) = parse("ALULA_WARM_WORKERS", "a number")? {
             self.warm_workers = Some(n as usize);
         }
+        if let Some(n) = parse("ALULA_WARM_IDLE_SECONDS", "a number of seconds")? {
+            self.warm_idle_seconds = Some(n);
+        }
         if let Some(n) = parse("ALULA_MAX_PARALLELISM", "a number")? {
             self.max_parallelism = Some(n as u32);
         }
@@ -175,6 +195,16 @@ impl FileConfig {
         }
         Ok(())
     }
+}
+
+/// `a, b,,c` as `[a, b, c]`: the form of the list-valued variables.
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// The arguments of `alula-server` / `alula start`: `[--config FILE]`.
@@ -230,6 +260,23 @@ async fn pod_plugin(
     Ok(Arc::new(plugin))
 }
 
+/// Marks the storage root as the server's (a Cache Directory Tagging `CACHEDIR.TAG`): `alula
+/// start` is often run in a workflow folder, and the SDK's code bundles, like backup tools,
+/// leave out a folder so tagged instead of packing every project's bundles and task data.
+/// Best effort: a read-only root (a mounted volume) is not a reason not to start.
+fn tag_storage_root(root: &std::path::Path) {
+    const TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+        # alula-server's storage root (database, code bundles, task data): not source code.\n\
+        # For information about cache directory tags see https://bford.info/cachedir/\n";
+    let path = root.join("CACHEDIR.TAG");
+    if path.exists() {
+        return;
+    }
+    if let Err(e) = std::fs::write(&path, TAG) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot tag the storage root");
+    }
+}
+
 /// Runs what the role asks for (admin, propeller or both) until `shutdown` resolves, or until
 /// one of them stops. `ready` is called once the listeners are bound.
 pub async fn run(
@@ -247,12 +294,19 @@ pub async fn run(
     let storage_root = storage_root
         .canonicalize()
         .with_context(|| format!("resolving storage root {}", storage_root.display()))?;
+    tag_storage_root(&storage_root);
     let database_url = file.database_url.unwrap_or_else(|| {
         format!(
             "sqlite://{}?mode=rwc",
             storage_root.join("alula.db").display()
         )
     });
+
+    // Before binding: a database that cannot be opened (a damaged file, say) must fail the
+    // start with its reason, not leave ports bound that answer nothing.
+    let store = Store::connect(&database_url)
+        .await
+        .with_context(|| format!("opening database {database_url}"))?;
 
     let grpc_addr: SocketAddr = format!("{host}:{}", file.grpc_port.unwrap_or(8089)).parse()?;
     let http_addr: SocketAddr = format!("{host}:{}", file.http_port.unwrap_or(8088)).parse()?;
@@ -285,6 +339,14 @@ pub async fn run(
         None => alula_storage::Storage::local(&storage_root),
     };
     config.storage = storage.clone();
+    config
+        .http_access
+        .allowed_hosts
+        .extend(file.allowed_hosts.unwrap_or_default());
+    config
+        .http_access
+        .allowed_origins
+        .extend(file.allowed_origins.unwrap_or_default());
     if let Some(domains) = file.domains {
         config.domains = domains;
     }
@@ -292,9 +354,6 @@ pub async fn run(
         config.default_projects = projects;
     }
 
-    let store = Store::connect(&database_url)
-        .await
-        .with_context(|| format!("opening database {database_url}"))?;
     let endpoints = Endpoints {
         grpc: grpc.as_ref().map(TcpListener::local_addr).transpose()?,
         http: http_bound,
@@ -313,6 +372,7 @@ pub async fn run(
 
     let config = Arc::new(config);
     let api = AdminApi::new(store.clone(), config.clone());
+    let maintenance = tokio::spawn(maintenance::run(store.clone()));
     // Set by the caller's shutdown, or by either half ending on its own (a propeller-only
     // replica whose loop died must exit, so that it is restarted, not linger half-alive).
     let stop = Arc::new(watch::channel(false).0);
@@ -351,6 +411,10 @@ pub async fn run(
                     work_root: work_root.join("warm"),
                     path_prefix: task_path.clone(),
                     workers: warm,
+                    idle_timeout: file
+                        .warm_idle_seconds
+                        .map(std::time::Duration::from_secs)
+                        .unwrap_or(alula_propeller::warm::DEFAULT_IDLE_TIMEOUT),
                 },
             )));
         }
@@ -392,7 +456,10 @@ pub async fn run(
         Some(grpc) => {
             app::serve_api(api, config, grpc, http, instrumentation, stopped(&stop)).await
         }
-        None => app::serve_probes(store.clone(), http, instrumentation, stopped(&stop)).await,
+        None => {
+            let access = config.http_access.clone();
+            app::serve_probes(store.clone(), http, access, instrumentation, stopped(&stop)).await
+        }
     };
     // A server that failed stops the propeller too (which then releases its leases).
     stop.send_replace(true);
@@ -403,6 +470,7 @@ pub async fn run(
             Ok(Ok(())) => {}
         }
     }
+    maintenance.abort();
     store.close().await;
     served?;
     Ok(())
@@ -438,5 +506,23 @@ mod tests {
             "default"
         );
         assert!(toml::from_str::<FileConfig>("[kubernetes]\nnamespace = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn http_access_lists() {
+        let config: FileConfig = toml::from_str(
+            "allowed_hosts = [\"alula.example.com\"]\nallowed_origins = [\"https://ui.example\"]\n",
+        )
+        .expect("config");
+        assert_eq!(config.allowed_hosts, Some(vec!["alula.example.com".into()]));
+        assert_eq!(
+            config.allowed_origins,
+            Some(vec!["https://ui.example".into()])
+        );
+        assert_eq!(
+            comma_list(" a.example, ,b.example:8088,"),
+            ["a.example", "b.example:8088"]
+        );
+        assert!(comma_list("").is_empty());
     }
 }

@@ -11,6 +11,8 @@ mod projects;
 pub mod query;
 mod runs;
 mod signals;
+mod spill;
+mod sqlite;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -45,6 +47,17 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file fails its integrity check (or cannot be read at all) at open.
+    #[error(
+        "database file {file} is damaged: {problem}; restore it from a backup or move it away \
+         (a new, empty database is then created)"
+    )]
+    Damaged { file: String, problem: String },
+    /// A large value could not be moved to (or read back from) object storage.
+    #[error("{0}")]
+    Spill(#[from] alula_storage::StorageError),
+    #[error("a value kept in object storage for the database is missing: {0}")]
+    SpillMissing(String),
     #[error("stored {what} cannot be decoded: {source}")]
     Corrupt {
         what: String,
@@ -75,6 +88,9 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     entity_growth: Arc<EntityGrowth>,
+    /// Where values too large for a row (engine states, outbox events) go; `None` keeps them
+    /// inline (a store used without admin's configuration, as in store tests).
+    spill: Option<Arc<spill::Spill>>,
 }
 
 impl Store {
@@ -87,6 +103,11 @@ impl Store {
             Backend::of_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_string()))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let options = AnyConnectOptions::from_str(url)?;
+        if backend == Backend::Sqlite && !in_memory {
+            // Before the pool: a pool hides a connection's failure behind a 30 s "pool timed
+            // out", and a damaged file must be refused before anything is served from it.
+            sqlite::check_and_prepare(url, &options).await?;
+        }
         let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         pool = match backend {
             Backend::Sqlite if in_memory => pool
@@ -98,10 +119,11 @@ impl Store {
                 Box::pin(async move {
                     // WAL lets readers proceed while `pyflyte register` writes tasks concurrently.
                     // NORMAL: a commit survives a crash of the process (WAL), not a power loss,
-                    // and costs no fsync per transaction.
+                    // and costs no fsync per transaction. journal_size_limit: a checkpoint
+                    // shrinks a WAL that one large transaction grew back to 16 MiB.
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA busy_timeout = 10000;",
+                         PRAGMA busy_timeout = 10000; PRAGMA journal_size_limit = 16777216;",
                     )
                     .await?;
                     Ok(())
@@ -118,16 +140,42 @@ impl Store {
             pool,
             backend,
             entity_growth: Arc::default(),
+            spill: None,
         })
+    }
+
+    /// This store with values larger than `limit` bytes (engine states' large strings, outbox
+    /// events) kept in `storage`, the row holding a reference. Admin sets it up from its
+    /// configuration, so propeller's saves of large inputs never reach the database.
+    pub fn with_spill(mut self, storage: alula_storage::Storage, limit: usize) -> Self {
+        self.spill = Some(Arc::new(spill::Spill::new(storage, limit)));
+        self
+    }
+
+    /// Gives space back: on SQLite, frees the pages deleted rows left (incremental vacuum, for
+    /// databases created with it) and checkpoints and truncates the WAL. The server calls it
+    /// periodically; a no-op on PostgreSQL (autovacuum's job).
+    pub async fn maintain(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            sqlite::maintain(&self.pool).await?;
+        }
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// One round trip to the database, for readiness probes.
+    /// A read of real pages, for readiness probes: the schema and the first row of the tables
+    /// every request and propeller round touch (`SELECT 1` would answer from a damaged file).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        for probe in [
+            "SELECT COUNT(*) AS n FROM projects",
+            "SELECT name FROM executions LIMIT 1",
+            "SELECT name FROM propeller_runs WHERE done = 0 LIMIT 1",
+        ] {
+            sqlx::query(probe).fetch_all(&self.pool).await?;
+        }
         Ok(())
     }
 
