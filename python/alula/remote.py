@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import base64
 import getpass
-import gzip
 import hashlib
-import io
 import json
 import os
-import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +24,7 @@ from typing import Any, cast
 
 from alula import _native
 from alula._native import RpcError
+from alula.bundle import bundle
 from alula.core.interface import Interface
 from alula.core.launch_plan import LaunchPlan
 from alula.core.package import load_module, module_entities
@@ -72,8 +70,6 @@ _RPCS = {
     ),
 }
 _CREATE = {TASK: "CreateTask", WORKFLOW: "CreateWorkflow", LAUNCH_PLAN: "CreateLaunchPlan"}
-# Folders never bundled, besides hidden ones and virtualenvs.
-_SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
 
 
 class ExecutionFailed(RuntimeError):
@@ -110,35 +106,6 @@ class Registration:
     version: str
     native_url: str
     entities: list[Serialized]
-
-
-def bundle(root: str | Path) -> bytes:
-    """The .py files under `root` as a reproducible tar.gz: equal sources, equal bytes (so an
-    unchanged workflow gets the same upload and the same automatic version)."""
-    root = Path(root)
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in _sources(root):
-            data = path.read_bytes()
-            info = tarfile.TarInfo(path.relative_to(root).as_posix())
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0)
-
-
-def _sources(root: Path) -> Iterator[Path]:
-    for folder, dirs, files in os.walk(root):
-        # Hidden folders, caches and virtualenvs are never the workflow's code.
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".")
-            and d not in _SKIP_DIRS
-            and not (Path(folder, d) / "pyvenv.cfg").exists()
-        )
-        for name in sorted(files):
-            if name.endswith(".py"):
-                yield Path(folder, name)
 
 
 def auto_version(code: bytes, entities: Iterable[Serialized]) -> str:

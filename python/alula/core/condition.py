@@ -139,7 +139,7 @@ class Conditional:
         self.spec = BranchSpec(name)
         self.outer = outer
         self.site = site
-        self.inner = TraceState(f"conditional '{name}'")
+        self.inner = TraceState(f"conditional '{name}' (at {site})")
         self._condition: _Expression | None = None
         self._expect = "if_"
         push(self.inner)

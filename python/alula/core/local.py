@@ -21,7 +21,7 @@ from alula.core.map_task import MapTask
 from alula.core.protojson import Json
 from alula.core.settings import SerializationSettings
 from alula.core.task import PythonFunctionTask
-from alula.core.trace import Node, TraceState, pop, push
+from alula.core.trace import Node, TraceState, trace_into
 from alula.core.workflow import Workflow, WorkflowFailurePolicy, node_json, walk_nodes
 
 LOCAL_SETTINGS = SerializationSettings("local", "development", "local", "local")
@@ -214,11 +214,8 @@ def dynamic_spec(
     """Runs a dynamic task's body with real values, tracing the nodes it creates; entity ids
     use `settings` (the registration's, in a container)."""
     state = TraceState(f"dynamic task '{task.short_name}'")
-    push(state)
-    try:
+    with trace_into(state):
         result = task.fn(**values)
-    finally:
-        pop(state)
     shim = Workflow(task.fn, WorkflowFailurePolicy.FAIL_IMMEDIATELY)
     outputs = shim._bind_outputs(result)
     holder = _traced_holder(task, state.nodes)

@@ -7,8 +7,11 @@ the innermost `TraceState` and returns promises of its outputs. Each node rememb
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,20 +38,56 @@ class TraceState:
         return node
 
 
-_STACK: list[TraceState] = []
+# The states being traced into, innermost last. Per context (so per thread): the local runner
+# traces dynamic tasks on its worker threads at the same time, and a shared stack handed one
+# task's nodes to the other's trace. Tuples, so that a context never sees another's changes.
+_STACK: contextvars.ContextVar[tuple[TraceState, ...]] = contextvars.ContextVar(
+    "alula_trace_stack", default=()
+)
 
 
 def tracing() -> TraceState | None:
-    return _STACK[-1] if _STACK else None
+    stack = _STACK.get()
+    return stack[-1] if stack else None
 
 
 def push(state: TraceState) -> None:
-    _STACK.append(state)
+    """Open `state` (a conditional's cases) inside the current trace; it stays open past the
+    call, until `pop`, and `trace_into` closes it if its trace ends first."""
+    _STACK.set((*_STACK.get(), state))
 
 
 def pop(state: TraceState) -> None:
-    assert _STACK and _STACK[-1] is state, "trace states must nest"
-    _STACK.pop()
+    stack = _STACK.get()
+    if not stack or stack[-1] is not state:
+        open_ = ", ".join(s.owner for s in stack) or "nothing"
+        raise WorkflowAuthoringError(f"{state.owner} is closed while {open_} is being traced")
+    _STACK.set(stack[:-1])
+
+
+@contextlib.contextmanager
+def trace_into(state: TraceState) -> Iterator[TraceState]:
+    """Trace what runs inside into `state` (a workflow's or a dynamic task's body).
+
+    Whatever happens inside, the stack is the caller's again afterwards: an exception raised
+    while a conditional inside was open (a subworkflow's, a branch's) propagates as itself
+    instead of leaving states behind for every later trace to trip over. A body that returns
+    with a conditional still open never gave its last case: that is the author's error.
+    """
+    outer = _STACK.get()
+    token = _STACK.set((*outer, state))
+    ok = False
+    try:
+        yield state
+        ok = True
+    finally:
+        left_open = _STACK.get()[len(outer) + 1 :] if ok else ()
+        _STACK.reset(token)
+    if left_open:
+        raise WorkflowAuthoringError(
+            f"{left_open[0].owner} has no last case: finish it with "
+            f".else_().then(...) or .else_().fail(...) inside {state.owner}"
+        )
 
 
 def call_site(depth: int = 2) -> str:

@@ -19,8 +19,7 @@ from alula.core.trace import (
     add_call_node,
     binding_data,
     call_site,
-    pop,
-    push,
+    trace_into,
     tracing,
 )
 
@@ -92,11 +91,8 @@ class Workflow:
             n: Promise(None, n, self.interface.literal_type("inputs", n), t)
             for n, t in self.interface.inputs.items()
         }
-        push(state)
-        try:
+        with trace_into(state):
             result = self.fn(**inputs)
-        finally:
-            pop(state)
         return Traced(state.nodes, self._bind_outputs(result))
 
     def _bind_outputs(self, result: Any) -> list[tuple[str, Json]]:
