@@ -180,10 +180,11 @@ def test_large_inputs_and_outputs_are_offloaded(
     assert len(result["o0"]) > len(label)
     execution = f"{PREFIX}/metadata/{PROJECT}/{DOMAIN}/{result['name']}/"
     stored = keys(s3_endpoint, bucket, execution)
-    # Admin's copies: the execution's inputs and outputs, beside the propeller's.
-    assert {execution + "inputs.pb", execution + "user_inputs.pb", execution + "outputs.pb"} <= (
-        stored
-    ), stored
+    # Admin keeps large maps once each, named by their content (issue 12: a copy per role made
+    # 2 x 64 MB inputs take 1.1 GB): the inputs (also the user inputs) and the outputs.
+    offloaded = {k for k in stored if k.startswith(execution + "literals/")}
+    assert 2 <= len(offloaded) <= 3, stored
+    assert not {execution + "inputs.pb", execution + "user_inputs.pb"} & stored, stored
 
 
 def test_alula_execute_reads_and_writes_the_bucket(
