@@ -17,10 +17,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use alula_admin::list::parse_filters;
+use alula_admin::rest::snake_case;
 use alula_admin::store::{EXECUTION_FIELDS, NAME_FIELDS, SIGNAL_FIELDS};
 use alula_fuzz::{config, mutate, Entropy, Schema};
 use alula_idl::flyteidl::admin::{NamedEntityIdentifier, ResourceListRequest, Sort};
-use fuzz_support::{call, fixture, snake_case, Outcome, SERVED};
+use fuzz_support::{call, fixture, served, Outcome};
 use proptest::prelude::*;
 use prost::Message;
 use tonic::Code;
@@ -37,8 +38,7 @@ fn schema() -> &'static Schema {
 fn rpcs() -> &'static [(String, String, String)] {
     static RPCS: OnceLock<Vec<(String, String, String)>> = OnceLock::new();
     RPCS.get_or_init(|| {
-        SERVED
-            .iter()
+        served()
             .flat_map(|name| {
                 let service = schema()
                     .service(name)

@@ -22,7 +22,7 @@ use alula_idl::registry;
 use axum::body::Body;
 use axum::http::Request;
 use axum::Router;
-use fuzz_support::{fixture, SERVED};
+use fuzz_support::{fixture, served};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use tower::ServiceExt;
@@ -50,7 +50,7 @@ fn templates() -> &'static [(String, String, String, String)] {
     static TEMPLATES: OnceLock<Vec<(String, String, String, String)>> = OnceLock::new();
     TEMPLATES.get_or_init(|| {
         let mut out = Vec::new();
-        for service in SERVED.iter().filter_map(|s| schema().service(s)) {
+        for service in served().filter_map(|s| schema().service(s)) {
             for m in &service.methods {
                 let Some(rule) = &m.http else { continue };
                 for r in std::iter::once(rule).chain(&rule.additional_bindings) {

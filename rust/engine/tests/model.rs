@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use alula_engine::{Action, AttemptId, Execution, ExecutionSettings, TaskOutcome, WorkflowPhase};
+use alula_fuzz::SeededRng as Rng;
 use alula_idl::flyteidl::core::{
     array_node, boolean_expression, comparison_expression, gate_node, if_else_block, literal_type,
     node, operand, primitive, workflow_node, ApproveCondition, ArrayNode, BooleanExpression,
@@ -30,29 +31,6 @@ use alula_idl::flyteidl::core::{
     TaskTemplate, TypedInterface, Variable, VariableMap, WorkflowNode, WorkflowTemplate,
 };
 use support::*;
-
-/// SplitMix64: a small, fast, reproducible generator (no dependency needed for a test).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
-}
 
 /// Where a node's int input comes from.
 #[derive(Clone, Copy, Debug)]
@@ -128,7 +106,7 @@ fn gen_src(rng: &mut Rng, i: usize, nodes: &[Kind]) -> Src {
 }
 
 fn gen_case(seed: u64) -> Case {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let size = match rng.range(0, 9) {
         0 => rng.range(100, 300),
         1..=3 => rng.range(20, 60),
@@ -622,7 +600,7 @@ fn run_case(seed: u64) -> Result<(), String> {
     ]);
     let mut exec =
         Execution::new(&closure, ins, settings).map_err(|e| format!("new execution: {e}"))?;
-    let mut rng = Rng(seed ^ 0xA5A5_A5A5);
+    let mut rng = Rng::new(seed ^ 0xA5A5_A5A5);
     let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let mut flights: HashMap<AttemptId, Flight> = HashMap::new();
     let mut wake: Option<SystemTime> = None;
@@ -729,7 +707,7 @@ fn run_case(seed: u64) -> Result<(), String> {
             .map(|(a, _)| *a)
             .collect();
         if !gates.is_empty() && (finishing.is_empty() || rng.chance(20)) {
-            let gate = gates.swap_remove((rng.next() % gates.len() as u64) as usize);
+            let gate = gates.swap_remove((rng.next_u64() % gates.len() as u64) as usize);
             let yes = alula_engine::literals::primitive(primitive::Value::Boolean(true));
             exec.signal(&gate, yes, now)
                 .map_err(|e| format!("signal: {e}"))?;

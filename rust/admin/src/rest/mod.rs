@@ -23,13 +23,13 @@ use axum::Router;
 use serde_json::{Map, Value};
 use tonic::Code;
 
-pub use routes::RouteError;
+pub use dispatch::Handlers;
 use routes::{kind_of, Route, Routes, ValueKind};
+pub use routes::{snake_case, RouteError, Service};
 
 use crate::dataproxy::DataProxy;
 use crate::guard::BodyEncoding;
 use crate::service::AdminApi;
-use dispatch::Handlers;
 
 const BINARY: &str = "application/octet-stream";
 const JSON: &str = "application/json";

@@ -23,7 +23,7 @@ pub enum Service {
 }
 
 impl Service {
-    const ALL: [Self; 5] = [
+    pub const ALL: [Self; 5] = [
         Self::Admin,
         Self::DataProxy,
         Self::Signal,
@@ -42,7 +42,8 @@ impl Service {
         }
     }
 
-    fn named(full_name: &str) -> Option<Self> {
+    /// The service of a full protobuf name (`None` for one admin does not serve).
+    pub fn named(full_name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.full_name() == full_name)
     }
 }
@@ -137,7 +138,8 @@ impl Route {
 /// The field values a matched path assigns, by field path.
 pub type PathValues = Vec<(Vec<String>, String)>;
 
-fn snake_case(name: &str) -> String {
+/// `CreateTask` → `create_task`, as tonic names trait methods.
+pub fn snake_case(name: &str) -> String {
     let mut out = String::new();
     for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() {

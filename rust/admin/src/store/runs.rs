@@ -181,18 +181,7 @@ impl Store {
         // Read before the transaction: only the owner writes the row (every write is fenced on
         // it), and on SQLite a transaction that reads before it writes fails at once with
         // SQLITE_BUSY_SNAPSHOT when another connection committed in between.
-        let old_objects = match &self.spill {
-            Some(_) => {
-                let mut read = Sql::new("SELECT state FROM propeller_runs");
-                key_condition(&mut read, key);
-                read.push(" AND owner = ").bind(owner);
-                match read.query().fetch_optional(&self.pool).await? {
-                    Some(row) => Spill::state_objects(key, &row.try_get::<Vec<u8>, _>("state")?),
-                    None => HashSet::new(),
-                }
-            }
-            None => HashSet::new(),
-        };
+        let old_objects = self.spilled_objects(key, owner).await?;
         let mut tx = self.pool.begin().await?;
         let mut sql = Sql::new("UPDATE propeller_runs SET state = ");
         sql.bind(state)
@@ -289,6 +278,24 @@ impl Store {
         Ok(())
     }
 
+    /// The storage objects the saved state of `owner`'s run refers to (none without a spill).
+    async fn spilled_objects(
+        &self,
+        key: &ExecutionKey,
+        owner: &str,
+    ) -> Result<HashSet<String>, StoreError> {
+        if self.spill.is_none() {
+            return Ok(HashSet::new());
+        }
+        let mut read = Sql::new("SELECT state FROM propeller_runs");
+        key_condition(&mut read, key);
+        read.push(" AND owner = ").bind(owner);
+        Ok(match read.query().fetch_optional(&self.pool).await? {
+            Some(row) => Spill::state_objects(key, &row.try_get::<Vec<u8>, _>("state")?),
+            None => HashSet::new(),
+        })
+    }
+
     /// Marks a run finished (terminal, events delivered) and drops its state: nothing will
     /// resume it, and a large workflow's state should not outlive it.
     pub async fn finish_run(
@@ -297,18 +304,7 @@ impl Store {
         owner: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let objects = match &self.spill {
-            Some(_) => {
-                let mut read = Sql::new("SELECT state FROM propeller_runs");
-                key_condition(&mut read, key);
-                read.push(" AND owner = ").bind(owner);
-                match read.query().fetch_optional(&self.pool).await? {
-                    Some(row) => Spill::state_objects(key, &row.try_get::<Vec<u8>, _>("state")?),
-                    None => HashSet::new(),
-                }
-            }
-            None => HashSet::new(),
-        };
+        let objects = self.spilled_objects(key, owner).await?;
         let mut sql = Sql::new("UPDATE propeller_runs SET done = 1, owner = '', state = ");
         sql.bind(Vec::<u8>::new())
             .push(", lease_until = 0, updated_at = ")

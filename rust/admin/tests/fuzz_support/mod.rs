@@ -7,8 +7,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use alula_admin::auth::NoAuth;
 use alula_admin::dataproxy::DataProxy;
+use alula_admin::rest::{Handlers, Service};
 use alula_admin::{AdminApi, AdminConfig, Store};
 use alula_idl::flyteidl::admin::{
     ExecutionCreateRequest, ExecutionSpec, LaunchPlanCreateRequest, LaunchPlanSpec,
@@ -16,11 +16,6 @@ use alula_idl::flyteidl::admin::{
 };
 use alula_idl::flyteidl::core::{ResourceType, SimpleType};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
-use alula_idl::flyteidl::service::auth_metadata_service_server::AuthMetadataService;
-use alula_idl::flyteidl::service::data_proxy_service_server::DataProxyService;
-use alula_idl::flyteidl::service::identity_service_server::IdentityService;
-use alula_idl::flyteidl::service::signal_service_server::SignalService;
-use prost::Message;
 use tokio::runtime::Runtime;
 use tonic::{Request, Status};
 
@@ -126,145 +121,30 @@ pub enum Outcome {
     Answered(Result<(), Status>),
 }
 
-macro_rules! table {
-    ($service:ident, $handler:expr, $rpc:expr, $bytes:expr, [$($name:ident),* $(,)?]) => {
-        match $rpc {
-            $(
-                stringify!($name) => match Message::decode($bytes) {
-                    Err(_) => Outcome::Undecodable,
-                    Ok(req) => Outcome::Answered(
-                        $service::$name(&$handler, Request::new(req)).await.map(|_| ()),
-                    ),
-                },
-            )*
-            _ => Outcome::NotInTable,
-        }
-    };
-}
-
-/// Calls `rpc` (snake case) of `service` (full name) with encoded `bytes`, as tonic would.
+/// Calls `rpc` (snake case) of `service` (full name) with encoded `bytes` through the table the
+/// REST gateway dispatches with, so an RPC missing there is caught here too.
 pub async fn call(f: (AdminApi, DataProxy), service: &str, rpc: &str, bytes: &[u8]) -> Outcome {
-    let (api, data_proxy) = f;
-    match service {
-        "flyteidl.service.AdminService" => table!(
-            AdminService,
-            api,
-            rpc,
-            bytes,
-            [
-                create_task,
-                get_task,
-                list_task_ids,
-                list_tasks,
-                create_workflow,
-                get_workflow,
-                list_workflow_ids,
-                list_workflows,
-                create_launch_plan,
-                get_launch_plan,
-                get_active_launch_plan,
-                list_active_launch_plans,
-                list_launch_plan_ids,
-                list_launch_plans,
-                update_launch_plan,
-                create_execution,
-                relaunch_execution,
-                recover_execution,
-                get_execution,
-                update_execution,
-                get_execution_data,
-                list_executions,
-                terminate_execution,
-                get_node_execution,
-                get_dynamic_node_workflow,
-                list_node_executions,
-                list_node_executions_for_task,
-                get_node_execution_data,
-                register_project,
-                update_project,
-                get_project,
-                list_projects,
-                get_domains,
-                create_workflow_event,
-                create_node_event,
-                create_task_event,
-                get_task_execution,
-                list_task_executions,
-                get_task_execution_data,
-                update_project_domain_attributes,
-                get_project_domain_attributes,
-                delete_project_domain_attributes,
-                update_project_attributes,
-                get_project_attributes,
-                delete_project_attributes,
-                update_workflow_attributes,
-                get_workflow_attributes,
-                delete_workflow_attributes,
-                list_matchable_attributes,
-                list_named_entities,
-                get_named_entity,
-                update_named_entity,
-                get_version,
-                get_description_entity,
-                list_description_entities,
-                get_execution_metrics,
-            ]
-        ),
-        "flyteidl.service.DataProxyService" => table!(
-            DataProxyService,
-            data_proxy,
-            rpc,
-            bytes,
-            [
-                create_upload_location,
-                create_download_location,
-                create_download_link,
-                get_data,
-            ]
-        ),
-        "flyteidl.service.SignalService" => table!(
-            SignalService,
-            api,
-            rpc,
-            bytes,
-            [get_or_create_signal, list_signals, set_signal,]
-        ),
-        "flyteidl.service.IdentityService" => {
-            table!(IdentityService, NoAuth, rpc, bytes, [user_info,])
+    let (admin, data_proxy) = f;
+    let Some(service) = Service::named(service) else {
+        return Outcome::NotInTable;
+    };
+    let handlers = Handlers { admin, data_proxy };
+    match handlers.call(service, rpc, bytes).await {
+        None => Outcome::NotInTable,
+        // The table's own refusal of bytes that do not decode (gRPC refuses them before the
+        // handler runs).
+        Some(Err(status))
+            if status.code() == tonic::Code::InvalidArgument
+                && status.message().contains("request cannot be decoded") =>
+        {
+            Outcome::Undecodable
         }
-        "flyteidl.service.AuthMetadataService" => table!(
-            AuthMetadataService,
-            NoAuth,
-            rpc,
-            bytes,
-            [get_o_auth2_metadata, get_public_client_config,]
-        ),
-        _ => Outcome::NotInTable,
+        Some(result) => Outcome::Answered(result.map(|_| ())),
     }
 }
 
 /// The services admin serves (gRPC and REST); the others in `proto/` (datacatalog, the cache
 /// service, external plugins) are not served by Alula.
-pub const SERVED: [&str; 5] = [
-    "flyteidl.service.AdminService",
-    "flyteidl.service.DataProxyService",
-    "flyteidl.service.SignalService",
-    "flyteidl.service.IdentityService",
-    "flyteidl.service.AuthMetadataService",
-];
-
-/// `CreateTask` → `create_task`, as tonic names trait methods.
-pub fn snake_case(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+pub fn served() -> impl Iterator<Item = &'static str> {
+    Service::ALL.into_iter().map(Service::full_name)
 }
