@@ -124,9 +124,7 @@ pub async fn place(
         });
     }
     let stored = content_key(key, &encoded);
-    if storage.head(&stored).await? != Some(encoded.len() as u64) {
-        storage.put(&stored, Bytes::from(encoded)).await?;
-    }
+    storage.put_once(&stored, Bytes::from(encoded)).await?;
     Ok(Placed {
         inline: Vec::new(),
         uri: storage.uri(&stored),
@@ -136,11 +134,7 @@ pub async fn place(
 /// `metadata/<p>/<d>/<n>/literals/<sha256 of encoded>.pb` for a key under that execution's
 /// folder; other keys (not from [`keys`]) get the hash beside them.
 fn content_key(key: &str, encoded: &[u8]) -> String {
-    use sha2::Digest;
-    let hash: String = sha2::Sha256::digest(encoded)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = alula_storage::content_name(encoded);
     let parts: Vec<&str> = key.split('/').collect();
     match parts.as_slice() {
         ["metadata", project, domain, name, _, ..] => {

@@ -49,6 +49,15 @@ pub enum StorageError {
     },
 }
 
+/// The name of an object stored by its content: the SHA-256 of its bytes, in hex.
+pub fn content_name(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[derive(Debug)]
 enum Kind {
     Local {
@@ -254,6 +263,16 @@ impl Storage {
     }
 
     /// Writes `bytes` under `key`; readers see the old object or the new one, never a part.
+    /// Writes `bytes` under `key` unless an object of that size is there already: for keys named
+    /// by their content ([`content_name`]), where the same key always holds the same bytes, so a
+    /// value written again and again (a large input every event repeats) is stored once.
+    pub async fn put_once(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {
+        if self.head(key).await? == Some(bytes.len() as u64) {
+            return Ok(());
+        }
+        self.put(key, bytes).await
+    }
+
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {
         let location = self.location(key)?;
         self.inner

@@ -14,7 +14,6 @@ use std::sync::Mutex;
 
 use alula_storage::{Storage, StorageError};
 use axum::body::Bytes;
-use sha2::{Digest, Sha256};
 
 use super::{ExecutionKey, StoreError};
 
@@ -105,11 +104,11 @@ impl Spill {
             if token.len() <= self.limit && !token[1..].starts_with(STRING_MARK) {
                 continue;
             }
-            let hash = hex(&Sha256::digest(token));
+            let hash = alula_storage::content_name(token);
             let object = format!("{dir}/{hash}.json");
-            if !self.is_known(&object) && self.storage.head(&object).await?.is_none() {
+            if !self.is_known(&object) {
                 self.storage
-                    .put(&object, Bytes::copy_from_slice(token))
+                    .put_once(&object, Bytes::copy_from_slice(token))
                     .await?;
             }
             self.remember(&object);
@@ -217,10 +216,6 @@ impl Spill {
             .ok_or_else(|| StoreError::SpillMissing(self.storage.uri(&object)))?;
         Ok(bytes.to_vec())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
