@@ -1,5 +1,5 @@
 """Scale benchmark of the Kubernetes pod plugin: a map task over N elements (5,000 by default),
-each element a pod, on a real kube-apiserver (v1.20.2 from /work/shared/tools/kube-apiserver).
+each element a pod, on a real kube-apiserver (v1.20.2 from ../shared/tools/kube-apiserver).
 
 The node is `tests/k8s/local_kubelet.py` with SIMULATE=1: it runs nothing and reports each pod
 Succeeded as soon as the scheduler binds it, so the figures are those of alula-server, the API
@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 KAS_DIR = Path(os.environ.get("KAS_DIR", Path.home() / ".cache/alula-kube-apiserver"))
 KUBECONFIG = KAS_DIR / "kubeconfig"
-TOOLS = Path(os.environ.get("KAS_TOOLS", "/work/shared/tools/kube-apiserver"))
+TOOLS = Path(os.environ.get("KAS_TOOLS", REPO.parent / "shared/tools/kube-apiserver"))
 KUBELET = REPO / "tests/k8s/local_kubelet.py"
 NODE = "alula-local-1"
 

@@ -1,5 +1,5 @@
 """What the Kubernetes end-to-end modules (`test_k8s_*.py`) share: one real kube-apiserver
-(v1.20.2 from /work/shared/tools/kube-apiserver) with `tests/k8s/local_kubelet.py` as its node,
+(v1.20.2 from ../shared/tools/kube-apiserver) with `tests/k8s/local_kubelet.py` as its node,
 started once per test session, and alula-server instances configured to run tasks as pods on it.
 
 The kubelet runs pods as local processes and shares this machine's file system, so the storage
@@ -28,7 +28,7 @@ from conftest import REPO, AlulaServer, RunningServer, _free_port, _wait_for_por
 KAS_DIR = Path(os.environ.get("KAS_DIR", Path.home() / ".cache/alula-kube-apiserver"))
 APISERVER = KAS_DIR / "kubernetes-1.20.2/_output/bin/kube-apiserver"
 KUBECONFIG = KAS_DIR / "kubeconfig"
-TOOLS = Path(os.environ.get("KAS_TOOLS", "/work/shared/tools/kube-apiserver"))
+TOOLS = Path(os.environ.get("KAS_TOOLS", REPO.parent / "shared/tools/kube-apiserver"))
 KUBELET = REPO / "tests/k8s/local_kubelet.py"
 NODE = "alula-local-1"
 SELECTOR = "app.kubernetes.io/managed-by=alula"

@@ -1,6 +1,6 @@
 """Container tasks as Kubernetes pods: workflows registered by the real flytekit run through
 alula-server's pod plugin on a real kube-apiserver (v1.20.2 from
-/work/shared/tools/kube-apiserver), whose pods `tests/k8s/local_kubelet.py` runs as local
+../shared/tools/kube-apiserver), whose pods `tests/k8s/local_kubelet.py` runs as local
 processes (the storage root is shared: the "node" is this machine).
 
 Skipped unless that kube-apiserver has been built on this machine (its build.sh, once)."""

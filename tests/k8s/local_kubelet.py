@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A kubelet that runs pods as local processes, for tests against a real kube-apiserver
-(/work/shared/tools/kube-apiserver) without a container runtime.
+(../shared/tools/kube-apiserver) without a container runtime.
 
 It registers node NODE (default `alula-local-1`, labelled `alula/local=true`, so that only pods
 selecting that label land on it: the tools' `fake_kubelet.py` keeps `fake-node-1`), heartbeats it,

@@ -122,7 +122,7 @@ mod tests {
                 "not a plain object path",
             ),
             ("file:///data/alula.db", "not a data object"),
-            ("file:///data/work/x/log", "not a data object"),
+            ("file:///data/attempts/x/log", "not a data object"),
             ("file:///data/metadata", "not a data object"),
             ("file:///data/metadataX/a", "not a data object"),
         ] {

@@ -1,4 +1,4 @@
-//! The pod plugin against a real kube-apiserver (`/work/shared/tools/kube-apiserver`: v1.20
+//! The pod plugin against a real kube-apiserver (`../shared/tools/kube-apiserver`: v1.20
 //! with a fake kubelet that moves pods Pending → Running → Succeeded/Failed as their
 //! `fake-kubelet/*` annotations say). Skipped unless `ALULA_KUBECONFIG` names its kubeconfig.
 
@@ -24,7 +24,7 @@ async fn client() -> Option<kube::Client> {
     let Ok(path) = std::env::var("ALULA_KUBECONFIG") else {
         println!(
             "SKIPPED: set ALULA_KUBECONFIG to a kubeconfig (e.g. the one written by \
-             /work/shared/tools/kube-apiserver/up.sh) to run the pod plugin against an API server"
+             ../shared/tools/kube-apiserver/up.sh) to run the pod plugin against an API server"
         );
         return None;
     };
