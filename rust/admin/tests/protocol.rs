@@ -14,49 +14,10 @@ use alula_idl::flyteidl::admin::{
 };
 use alula_idl::flyteidl::core::{Identifier, ResourceType};
 use alula_idl::flyteidl::service::admin_service_client::AdminServiceClient;
+use alula_idl::raw_codec::RawCodec;
 use common::builders::*;
 use common::server::TestServer;
-use prost::bytes::{Buf, BufMut};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
-
-/// Sends and receives raw bytes, so a test can put anything on the wire.
-#[derive(Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-    }
-}
 
 async fn raw_call(grpc_url: &str, method: &str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
     let channel = tonic::transport::Endpoint::from_shared(grpc_url.to_string())
