@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1.7
-# The default task image: Python with the alula SDK, so that the task pods' entrypoints
-# (alula-execute, alula-map-execute, alula-fast-execute) are on PATH. Build from the repository
+# The default task image (the SDK's default, ghcr.io/alula-dev/alula-task:<version>): Python with
+# the alula SDK, so that the task pods' entrypoints (alula-execute, alula-map-execute,
+# alula-fast-execute) are on PATH, and alula-copilot, the init container and sidecar of
+# raw-container tasks (the chart's tasks.copilot.image is this image). Build from the repository
 # root:
 #   docker build -f deploy/docker/task.Dockerfile -t alula-task .
 # Images of your own: `pip install alula` (or this wheel) on top of any Python >= 3.10 image.
@@ -23,12 +25,15 @@ COPY python ./python
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    /opt/maturin/bin/maturin build --release --locked --out /wheels
+    /opt/maturin/bin/maturin build --release --locked --out /wheels \
+    && cargo build --release --locked -p alula-copilot \
+    && install -D -m 0755 target/release/alula-copilot /out/alula-copilot
 
 # The same Debian release as the builder: the wheel links against its glibc.
 FROM python:${PYTHON_VERSION}-slim-bookworm
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir /wheels/alula-*.whl
+COPY --from=builder /out/alula-copilot /usr/local/bin/alula-copilot
 RUN groupadd --system --gid 10001 alula \
     && useradd --system --uid 10001 --gid alula --home-dir /home/alula --create-home alula
 USER 10001:10001

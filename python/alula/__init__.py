@@ -10,11 +10,13 @@ from alula import _native
 
 if TYPE_CHECKING:
     from alula.core.condition import conditional
+    from alula.core.container_task import ContainerTask
     from alula.core.gate import approve, sleep, wait_for_input
     from alula.core.launch_plan import CronSchedule, FixedRate, LaunchPlan
     from alula.core.map_task import map_task
     from alula.core.reference import reference_launch_plan, reference_task, reference_workflow
     from alula.core.resources import Resources, Secret
+    from alula.core.secrets import current_context
     from alula.core.settings import SerializationSettings
     from alula.core.task import Documentation, dynamic, task
     from alula.core.workflow import WorkflowFailurePolicy, workflow
@@ -24,6 +26,7 @@ __version__: str = _native.__version__
 # The authoring surface is imported on first use so that `import alula` stays cheap.
 _EXPORTS = {
     "conditional": "alula.core.condition",
+    "ContainerTask": "alula.core.container_task",
     "approve": "alula.core.gate",
     "sleep": "alula.core.gate",
     "wait_for_input": "alula.core.gate",
@@ -36,6 +39,7 @@ _EXPORTS = {
     "reference_workflow": "alula.core.reference",
     "Resources": "alula.core.resources",
     "Secret": "alula.core.resources",
+    "current_context": "alula.core.secrets",
     "SerializationSettings": "alula.core.settings",
     "Documentation": "alula.core.task",
     "dynamic": "alula.core.task",
@@ -57,6 +61,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ContainerTask",
     "CronSchedule",
     "Documentation",
     "FixedRate",
@@ -68,6 +73,7 @@ __all__ = [
     "__version__",
     "approve",
     "conditional",
+    "current_context",
     "dynamic",
     "map_task",
     "reference_launch_plan",

@@ -16,8 +16,19 @@ __all__ = [
     "RpcError",
     "grpc_unary",
     "serve",
+    "storage_get",
+    "storage_put",
+    "storage_read_range",
+    "storage_size",
+    "storage_exists",
+    "storage_list",
+    "storage_download",
+    "storage_upload",
+    "storage_download_dir",
+    "storage_upload_dir",
 ]
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -98,3 +109,39 @@ def grpc_unary(endpoint: str, method: str, request: bytes, timeout_s: float = 30
 
 def serve(args: list[str], ready: Callable[[dict[str, str]], None] | None = None) -> None:
     """Run admin + propeller until Ctrl-C; `ready` gets the bound endpoints."""
+
+# --- objects by URI (rust/py/src/storage.rs) ---
+# URIs: s3://, gs://, az:// or abfs://, memory://, file:// or a plain path. Settings come from
+# the environment (AWS_*, FLYTE_AWS_ENDPOINT / _ACCESS_KEY_ID / _SECRET_ACCESS_KEY, GOOGLE_*,
+# AZURE_*). A missing object raises FileNotFoundError, a malformed URI ValueError, other
+# failures OSError.
+
+def storage_get(uri: str) -> bytes:
+    """The whole object."""
+
+def storage_put(uri: str, data: bytes) -> None:
+    """Write `data` as the object."""
+
+def storage_read_range(uri: str, start: int, end: int) -> bytes:
+    """Bytes `start` to `end` (exclusive) of the object."""
+
+def storage_size(uri: str) -> int | None:
+    """The object's size in bytes, None when there is none."""
+
+def storage_exists(uri: str) -> bool:
+    """Whether the object exists."""
+
+def storage_list(prefix: str) -> list[tuple[str, str, int]]:
+    """(uri, path below the prefix, size) of every object under the folder `prefix`."""
+
+def storage_download(uri: str, local_path: str | os.PathLike[str]) -> int:
+    """Stream the object into a local file; returns the bytes written."""
+
+def storage_upload(local_path: str | os.PathLike[str], uri: str) -> int:
+    """Stream a local file into the object (multipart when large); returns the bytes sent."""
+
+def storage_download_dir(prefix: str, local_dir: str | os.PathLike[str]) -> int:
+    """Copy every object under the folder `prefix` into `local_dir`; returns the file count."""
+
+def storage_upload_dir(local_dir: str | os.PathLike[str], prefix: str) -> int:
+    """Copy every file under `local_dir` below the folder `prefix`; returns the file count."""

@@ -10,8 +10,9 @@ It reads the inputs (a `flyteidl.core.LiteralMap`), runs the task's function and
 `<output-prefix>/outputs.pb` — or `futures.pb` (a `DynamicJobSpec`) for a dynamic task, or
 `error.pb` (an `ErrorDocument`) when the task raises. As with flytekit, a task's own failure is
 reported through `error.pb` and the process still exits 0; bad arguments exit 2. Inputs and
-outputs are local paths, `file://` URIs or object storage URIs (`s3://`, through fsspec when it
-is installed).
+outputs are local paths, `file://` URIs or object storage URIs (`s3://`, `gs://`, `abfs://`),
+reached through Alula's native storage layer (no fsspec needed). With an object-store raw
+output prefix, the files, folders, data sets and pickles a task returns are uploaded there.
 """
 
 from __future__ import annotations
@@ -30,56 +31,16 @@ INDEX_VAR_NAME = "BATCH_JOB_ARRAY_INDEX_VAR_NAME"
 INDEX_OFFSET = "BATCH_JOB_ARRAY_INDEX_OFFSET"
 
 
-def _remote(uri: str) -> bool:
-    return "://" in uri and not uri.startswith("file://")
-
-
-def _local(uri: str) -> str:
-    if uri.startswith("file://"):
-        return uri[len("file://") :]
-    if "://" in uri:
-        raise SystemExit(f"alula-execute: {uri}: only local paths and file:// URIs are supported")
-    return uri
-
-
-def _filesystem(uri: str) -> Any:
-    """The fsspec file system for an object storage URI (`s3://...`).
-
-    fsspec is not a dependency of Alula's SDK: it comes with flytekit (and s3fs), which task
-    images that use object storage have. S3 settings are the standard `AWS_*` variables, with
-    the endpoint also taken from flytekit's `FLYTE_AWS_ENDPOINT`.
-    """
-    try:
-        fsspec = importlib.import_module("fsspec")
-    except ImportError as e:
-        raise SystemExit(
-            f"alula-execute: {uri}: object storage needs fsspec (and s3fs) installed"
-        ) from e
-    protocol = uri.split("://", 1)[0]
-    options: dict[str, Any] = {}
-    endpoint = os.environ.get("FLYTE_AWS_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
-    if protocol in ("s3", "s3a") and endpoint:
-        options["client_kwargs"] = {"endpoint_url": endpoint}
-    return fsspec.filesystem(protocol, **options)
-
-
 def _read(uri: str) -> bytes:
-    if _remote(uri):
-        with _filesystem(uri).open(uri, "rb") as f:
-            data: bytes = f.read()
-            return data
-    with open(_local(uri), "rb") as f:
-        return f.read()
+    from alula import storage
+
+    return storage.read(uri)
 
 
 def _write(prefix: str, name: str, payload: bytes) -> None:
-    if _remote(prefix):
-        uri = f"{prefix.rstrip('/')}/{name}"
-        with _filesystem(uri).open(uri, "wb") as f:
-            f.write(payload)
-        return
-    with open(os.path.join(_local(prefix), name), "wb") as f:
-        f.write(payload)
+    from alula import storage
+
+    storage.write(storage.join(prefix, name), payload)
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -126,21 +87,21 @@ def _element(values: dict[str, Any], bound: list[str]) -> dict[str, Any]:
 
 
 def run(argv: list[str], *, map_task: bool) -> int:
-    from alula import _native
+    from alula import _native, storage
     from alula.core.local import _kinds, dynamic_spec
-    from alula.types.context import set_raw_output_dir
+    from alula.types.context import set_raw_output_prefix, set_uploader
 
     prog = "alula-map-execute" if map_task else "alula-execute"
     args = _parser(prog).parse_args(argv)
     loader = [a for a in args.loader_args if a != "--"]
-    if not _remote(args.output_prefix):
-        os.makedirs(_local(args.output_prefix), exist_ok=True)
-    # Files and directories a task returns are written to a local raw-output folder; with
-    # object storage they stay in the default one (uploading them is not supported yet).
-    if args.raw_output_data_prefix and not _remote(args.raw_output_data_prefix):
-        raw = _local(args.raw_output_data_prefix)
-        os.makedirs(raw, exist_ok=True)
-        set_raw_output_dir(raw)
+    if not storage.is_remote(args.output_prefix):
+        os.makedirs(storage.local_path(args.output_prefix), exist_ok=True)
+    # Files, folders, data sets and pickles a task returns go under the raw-output prefix: a
+    # local folder, or an object store they are uploaded to.
+    if args.raw_output_data_prefix:
+        set_raw_output_prefix(args.raw_output_data_prefix)
+    else:  # the default folder; a warm worker's previous attempt may have set an uploader
+        set_uploader(None)
     loaded = _resolver(args.resolver).load_task(loader)
     task, bound = loaded if map_task else (loaded, [])
     data = _read(args.inputs)
@@ -176,6 +137,8 @@ def run(argv: list[str], *, map_task: bool) -> int:
                 _native.encode_values(outputs, _kinds(task.interface.outputs)),
             )
     except Exception as error:  # the task's own failure: reported, not raised
+        # Also in the attempt's stderr log, where a user reading the logs looks first.
+        traceback.print_exception(error, file=sys.stderr)
         name, payload = "error.pb", _error_document(error)
     _write(args.output_prefix, name, payload)
     return 0

@@ -8,14 +8,13 @@ task's container args start with this command (`pyflyte-fast-execute`'s layout):
 The bundle is unpacked into `<dir>`, which goes first on PYTHONPATH so the command imports the
 registered code rather than whatever the image holds; then the command replaces this process.
 Local paths and `file://` URIs are read directly; other URIs (`s3://...` when the server keeps
-its storage in a bucket) through fsspec, which flytekit brings along with s3fs. Alula's SDK does
-not depend on it: without fsspec such a URI is refused with a clear message.
+its storage in a bucket, `gs://`, `abfs://`) are streamed to a temporary file by Alula's native
+storage layer, so the task image needs no fsspec.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import tarfile
@@ -25,23 +24,23 @@ PROG = "alula-fast-execute"
 
 
 def _open_remote(uri: str) -> IO[bytes]:
-    """The bundle at a remote `uri`, read into memory (bundles are source code: small)."""
-    try:
-        import fsspec  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:
-        raise SystemExit(
-            f"{PROG}: {uri}: reading remote bundles needs fsspec (and s3fs for s3://); "
-            "install them in the task image, or use a local path or file:// URI"
-        ) from None
-    try:
-        with fsspec.open(uri, "rb") as remote:
-            return io.BytesIO(remote.read())
-    except FileNotFoundError:
-        raise SystemExit(f"{PROG}: {uri}: no such bundle") from None
-    except (ImportError, ValueError) as e:  # no filesystem for the scheme (s3fs missing, ...)
-        raise SystemExit(f"{PROG}: {uri}: cannot read this kind of URI: {e}") from None
-    except OSError as e:
-        raise SystemExit(f"{PROG}: {uri}: cannot download the bundle: {e}") from None
+    """The bundle at a remote `uri`, downloaded to an unnamed temporary file."""
+    import tempfile
+
+    from alula import storage
+
+    with tempfile.TemporaryDirectory(prefix="alula-bundle-") as folder:
+        local = os.path.join(folder, "bundle")
+        try:
+            storage.download(uri, local)
+        except FileNotFoundError:
+            raise SystemExit(f"{PROG}: {uri}: no such bundle") from None
+        except ValueError as e:  # a URI no store answers to
+            raise SystemExit(f"{PROG}: {uri}: cannot read this kind of URI: {e}") from None
+        except OSError as e:
+            raise SystemExit(f"{PROG}: {uri}: cannot download the bundle: {e}") from None
+        # Open before the folder goes: the file lives on until it is closed.
+        return open(local, "rb")
 
 
 def _open(uri: str) -> IO[bytes]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import getpass
 import hashlib
+import io
 import json
 import os
 import time
@@ -20,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from alula import _native
 from alula._native import RpcError
@@ -62,6 +63,11 @@ _RPCS = {
         _ADMIN,
         "admin.ExecutionTerminateRequest",
         "admin.ExecutionTerminateResponse",
+    ),
+    "ListTaskExecutions": (
+        _ADMIN,
+        "admin.TaskExecutionListRequest",
+        "admin.TaskExecutionList",
     ),
     "CreateUploadLocation": (
         _DATA_PROXY,
@@ -187,27 +193,70 @@ class Remote:
     def upload(self, data: bytes, filename: str | None = None) -> str:
         """Upload `data` through the data proxy; returns its native URL."""
         md5 = hashlib.md5(data).digest()
+        name = filename or f"fast{md5.hex()}.tar.gz"
+        return self._put(name, md5, io.BytesIO(data), len(data))
+
+    def upload_file(self, path: str | os.PathLike[str], filename: str | None = None) -> str:
+        """Upload a local file through the data proxy, streamed from disk (a file of any size
+        costs a buffer of memory); returns its native URL."""
+        path = os.fspath(path)
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            md5 = _file_md5(f)
+            f.seek(0)
+            return self._put(filename or os.path.basename(path), md5, f, size)
+
+    def upload_directory(self, path: str | os.PathLike[str]) -> str:
+        """Upload every file of a local folder through the data proxy under one root named by
+        the folder's content; returns the folder's native URL."""
+        path = os.fspath(path)
+        files: list[tuple[str, bytes]] = []
+        for folder, _, names in os.walk(path):
+            for name in names:
+                full = os.path.join(folder, name)
+                with open(full, "rb") as f:
+                    files.append((os.path.relpath(full, path).replace(os.sep, "/"), _file_md5(f)))
+        if not files:
+            raise ValueError(f"cannot upload {path!r}: the folder has no files")
+        files.sort()
+        root = hashlib.md5(b"".join(n.encode() + b"\0" + m for n, m in files)).hexdigest()
+        native = ""
+        for relative, md5 in files:
+            full = os.path.join(path, *relative.split("/"))
+            with open(full, "rb") as f:
+                url = self._put(relative, md5, f, os.path.getsize(full), root=root)
+            native = url[: -len(relative) - 1]
+        return native
+
+    def _upload_value(self, local: str, is_dir: bool) -> str:
+        """What the type engine calls for a local file or folder among an execution's inputs:
+        the server's tasks read it from the server's storage, as flytekit arranges too."""
+        return self.upload_directory(local) if is_dir else self.upload_file(local)
+
+    def _put(self, filename: str, md5: bytes, body: IO[bytes], size: int, root: str = "") -> str:
         md5_b64 = base64.b64encode(md5).decode()
-        location = self.call(
-            "CreateUploadLocation",
-            {
-                "project": self.project,
-                "domain": self.domain,
-                "filename": filename or f"fast{md5.hex()}.tar.gz",
-                "contentMd5": md5_b64,
-                "expiresIn": duration_json(600),
-            },
-        )
+        request: Json = {
+            "project": self.project,
+            "domain": self.domain,
+            "filename": filename,
+            "contentMd5": md5_b64,
+            "expiresIn": duration_json(600),
+        }
+        if root:
+            request["filenameRoot"] = root
+        location = self.call("CreateUploadLocation", request)
         # The URL may be presigned by S3: only headers outside its signature may be added. An
         # explicit Content-Type keeps urllib from announcing a form, which some S3-compatible
-        # servers then parse instead of storing; urllib sets Content-Length itself.
+        # servers then parse instead of storing; Content-Length keeps a streamed body from
+        # being sent chunked, which presigned PUTs refuse.
         headers = {
             "Content-MD5": md5_b64,
             "Content-Type": "application/octet-stream",
+            "Content-Length": str(size),
             **location.get("headers", {}),
         }
         put = urllib.request.Request(
-            location["signedUrl"], data=data, headers=headers, method="PUT"
+            location["signedUrl"], data=body, headers=headers, method="PUT"
         )
         try:
             with urllib.request.urlopen(put, timeout=self.timeout) as response:
@@ -256,9 +305,12 @@ class Remote:
         if unknown:
             raise ValueError(f"{lp_name} has no input(s) {unknown}: {list(interface.inputs)}")
         from alula.core.local import value_kind
+        from alula.types.context import uploading
 
         kinds = [(n, value_kind(t)) for n, t in interface.inputs.items() if n in values]
-        literals = _native.encode_values(values, kinds)
+        # Local files, folders, data sets and pickles among the inputs go to the server.
+        with uploading(self._upload_value):
+            literals = _native.encode_values(values, kinds)
         request: Json = {
             "project": self.project,
             "domain": self.domain,
@@ -353,6 +405,58 @@ class Remote:
 
     def terminate(self, execution: Execution, cause: str = "terminated by alula") -> None:
         self.call("TerminateExecution", {"id": execution.id_json(), "cause": cause})
+
+    def logs(
+        self,
+        execution: Execution,
+        node_id: str,
+        attempt: int | None = None,
+        stream: str = "stderr",
+    ) -> str:
+        """What attempt `attempt` (default: the last) of node `node_id` printed to `stream`
+        ("stdout" or "stderr"), read through the log link its task events carry. A pod keeps
+        one combined log (Kubernetes does not separate the streams): it answers either."""
+        listed = self.call(
+            "ListTaskExecutions",
+            {
+                "nodeExecutionId": {"nodeId": node_id, "executionId": execution.id_json()},
+                "limit": 1000,
+            },
+        )
+        attempts = {
+            int(t.get("id", {}).get("retryAttempt", 0)): t for t in listed.get("taskExecutions", [])
+        }
+        if not attempts:
+            raise LookupError(f"node {node_id} of execution {execution} has no task attempts")
+        chosen = max(attempts) if attempt is None else attempt
+        if chosen not in attempts:
+            raise LookupError(
+                f"node {node_id} of execution {execution} has no attempt {chosen} "
+                f"(attempts: {sorted(attempts)})"
+            )
+        links = {
+            log.get("name", ""): log.get("uri", "")
+            for log in attempts[chosen].get("closure", {}).get("logs", [])
+        }
+        uri = links.get(stream) or links.get("output")
+        if not uri:
+            raise LookupError(
+                f"attempt {chosen} of node {node_id} links no {stream} log (links: {sorted(links)})"
+            )
+        try:
+            with urllib.request.urlopen(uri, timeout=self.timeout) as response:
+                body: bytes = response.read()
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace").strip()
+            raise RuntimeError(f"reading {uri} failed: HTTP {e.code}: {detail or e.reason}") from e
+        return body.decode(errors="replace")
+
+
+def _file_md5(f: IO[bytes]) -> bytes:
+    digest = hashlib.md5()
+    while chunk := f.read(1 << 20):
+        digest.update(chunk)
+    return digest.digest()
 
 
 def _principal() -> str:

@@ -1,7 +1,7 @@
 """Alula's SDK through pods: workflows registered with `alula.remote.Remote` run on an
 alula-server whose pod plugin takes every container task (Alula's tasks included, which would
 otherwise go to warm workers), each attempt a pod on the local kubelet's node, with the outputs a
-local run gives. Skipped unless the kube-apiserver is built here (see k8s_support)."""
+local run gives. The kube-apiserver and the bucket are k8s_support's."""
 
 from __future__ import annotations
 
@@ -18,16 +18,12 @@ from k8s_support import (
     ConfiguredServer,
     node_executions,
     shared_cluster,
-    skip_reason,
     start_k8s_server,
     stop_server,
 )
 
-if reason := skip_reason():
-    pytest.skip(reason, allow_module_level=True)
-
-from alula.core.package import load_module  # noqa: E402
-from alula.remote import Remote  # noqa: E402
+from alula.core.package import load_module
+from alula.remote import Remote
 
 FLOWS = Path(__file__).parent / "flows" / "k8s_alula.py"
 
@@ -41,7 +37,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def server(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ConfiguredServer]:
-    running = start_k8s_server(tmp_path_factory.mktemp("alula-k8s-sdk"), keep_pods=True)
+    running = start_k8s_server(cluster, tmp_path_factory.mktemp("alula-k8s-sdk"), keep_pods=True)
     try:
         yield running
     finally:

@@ -1,9 +1,8 @@
-"""Container tasks as Kubernetes pods: workflows registered by the real flytekit run through
-alula-server's pod plugin on a real kube-apiserver (v1.20.2 from
-../shared/tools/kube-apiserver), whose pods `tests/k8s/local_kubelet.py` runs as local
-processes (the storage root is shared: the "node" is this machine).
-
-Skipped unless that kube-apiserver has been built on this machine (its build.sh, once)."""
+"""Container tasks as Kubernetes pods: workflows registered by the real flytekit (`pyflyte
+register`, a fast-registered code bundle) run through alula-server's pod plugin on a real
+kube-apiserver (v1.20.2 from ../shared/tools/kube-apiserver), whose pods
+`tests/k8s/local_kubelet.py` runs as local processes sharing nothing with the server: inputs,
+outputs and the code bundle travel through the S3 bucket (see k8s_support)."""
 
 from __future__ import annotations
 
@@ -16,23 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flytekit.configuration import Config
+from flytekit.models.core.execution import WorkflowExecutionPhase
+from flytekit.remote import FlyteRemote
 from k8s_support import (
     NODE,
     TIMEOUT_S,
+    Cluster,
     ConfiguredServer,
     Kube,
     shared_cluster,
-    skip_reason,
     start_k8s_server,
     stop_server,
 )
-
-if reason := skip_reason():
-    pytest.skip(reason, allow_module_level=True)
-
-from flytekit.configuration import Config  # noqa: E402
-from flytekit.models.core.execution import WorkflowExecutionPhase  # noqa: E402
-from flytekit.remote import FlyteRemote  # noqa: E402
 
 FLOWS = Path(__file__).parent / "flows"
 PYFLYTE = Path(sys.executable).parent / "pyflyte"
@@ -40,14 +35,19 @@ PROJECT, DOMAIN, VERSION = "flytesnacks", "development", "k8s-v1"
 
 
 @pytest.fixture(scope="module")
-def kube(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Kube:
-    return shared_cluster(request, tmp_path_factory).kube
+def k8s(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    return shared_cluster(request, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def cluster(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServer]:
+def kube(k8s: Cluster) -> Kube:
+    return k8s.kube
+
+
+@pytest.fixture(scope="module")
+def cluster(k8s: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServer]:
     # Finished pods are deleted, as by default.
-    running = start_k8s_server(tmp_path_factory.mktemp("alula-k8s"))
+    running = start_k8s_server(k8s, tmp_path_factory.mktemp("alula-k8s"))
     try:
         yield running
     finally:

@@ -1,8 +1,8 @@
 """Failures and crashes with tasks as pods: a pod that fails recoverably is followed by a pod for
 the next attempt, and a propeller killed while a pod runs adopts that pod when it comes back
 (the pod's name is the attempt's: the restarted server finds it instead of creating another).
-Workflows from flows/k8s_alula.py, registered with Alula's SDK. Skipped unless the
-kube-apiserver is built here (see k8s_support)."""
+Workflows from flows/k8s_alula.py, registered with Alula's SDK. The kube-apiserver and
+the bucket are k8s_support's."""
 
 from __future__ import annotations
 
@@ -18,17 +18,13 @@ from k8s_support import (
     ConfiguredServer,
     node_executions,
     shared_cluster,
-    skip_reason,
     start_k8s_server,
     stop_server,
     task_attempts,
     wait_for,
 )
 
-if reason := skip_reason():
-    pytest.skip(reason, allow_module_level=True)
-
-from alula.remote import Remote  # noqa: E402
+from alula.remote import Remote
 
 FLOWS = Path(__file__).parent / "flows" / "k8s_alula.py"
 
@@ -42,7 +38,9 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def server(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ConfiguredServer]:
-    running = start_k8s_server(tmp_path_factory.mktemp("alula-k8s-recovery"), keep_pods=True)
+    running = start_k8s_server(
+        cluster, tmp_path_factory.mktemp("alula-k8s-recovery"), keep_pods=True
+    )
     try:
         yield running
     finally:

@@ -7,13 +7,20 @@ selecting that label land on it: the tools' `fake_kubelet.py` keeps `fake-node-1
 watches the pods bound to it with the label `app.kubernetes.io/managed-by=alula` (one list, then
 a watch; a re-list only when the watch expires), and for each such pod:
 
-- runs the first container's `command + args` (the image is ignored; a `--dest-dir` value
-  becomes `.`) as a local process in its own process group, with this process's environment
-  plus the container's `env`, in a fresh working folder under WORK (default: a temporary
-  folder), output in `<folder>/log`;
-- reports the pod Running, then Succeeded/Failed with the exit code in `containerStatuses`
-  (`terminated`, the log tail as the message of a failure, as `FallbackToLogsOnError` would);
-- kills the process group when the pod is deleted, and completes the deletion (what a kubelet
+- sets it up as `pod_runtime.py` describes: a folder of its own under WORK, per-container HOME and
+  TMPDIR, an environment from the pod spec only, volumes as folders whose `mountPath`s are
+  rewritten in the containers' command, args and env (the image is ignored: its commands are
+  IMAGE_PATH's); a missing secret or config map leaves the pod Pending with
+  `CreateContainerConfigError`, tried again every few seconds, as a kubelet does;
+- runs its `initContainers` one after another, then all its `containers` at once, each as a local
+  process in its own process group with output in `<pod folder>/<container>.log`;
+- reports the phase as Kubernetes does (Pending during init; Running; Succeeded when every
+  container exited 0, else Failed; a failed init container fails the pod), with per-container
+  statuses (`terminated`: exit code, the termination message file or, for
+  `FallbackToLogsOnError`, the log tail), and writes `<pod folder>/<container>.json` with the exit
+  code, the peak resident memory (`maxRssBytes`, from wait4), argv and environment when a
+  container ends: how tests check memory use and isolation;
+- kills the process groups when the pod is deleted, and completes the deletion (what a kubelet
   does once the containers are gone).
 
 With SIMULATE=1 nothing is run: each pod is reported Succeeded (exit 0) as soon as it is bound,
@@ -24,7 +31,8 @@ Status updates then go through a few connections in parallel.
 Standard library only. Settings from the environment: KUBECONFIG (server, CA data and bearer
 token are read from it; default: the one up.sh writes), NODE, WORK, NAMESPACE (default: all),
 SIMULATE, START_LOG (a file that gets `<uid> <namespace>/<name>` for every pod started: how
-tests count starts), CAPACITY (the node's, default `cpu=16,memory=64Gi,pods=110`).
+tests count starts), CAPACITY (the node's, default `cpu=16,memory=64Gi,pods=110`), IMAGE_PATH
+(the folder of the containers' commands; default: this interpreter's).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import queue
 import re
 import signal
 import ssl
-import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -47,6 +55,9 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pod_runtime import ConfigError, Container, PodSetup, default_image_path  # noqa: E402
 
 SELECTOR = "app.kubernetes.io/managed-by=alula"
 NODE_LABEL = ("alula/local", "true")
@@ -57,6 +68,8 @@ WATCH_TIMEOUT_S = 240
 # How often running processes are checked for exit (a local `poll`, no API call).
 REAP_INTERVAL_S = 0.1
 SIMULATE_CONNECTIONS = 4
+# How often a pod whose setup failed (CreateContainerConfigError) is tried again.
+CONFIG_RETRY_S = 2.0
 
 
 def read_kubeconfig(path: str) -> tuple[str, str, str]:
@@ -153,6 +166,107 @@ def parse_capacity(spec: str) -> dict[str, str]:
     return dict(kv.split("=", 1) for kv in spec.split(",") if kv)
 
 
+def container_status(
+    spec: dict[str, Any], state: dict[str, Any], *, started: bool = False
+) -> dict[str, Any]:
+    return {
+        "name": spec["name"],
+        "ready": "running" in state,
+        "restartCount": 0,
+        "image": spec.get("image", ""),
+        "imageID": "local",
+        "started": started,
+        "state": state,
+    }
+
+
+def kill_group(c: Container) -> None:
+    """SIGTERM to the container's process group, SIGKILL after the grace period; reaped."""
+    assert c.proc is not None
+    try:
+        os.killpg(c.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + TERM_GRACE_S
+        while not c.reap(now()):
+            if time.monotonic() > deadline:
+                os.killpg(c.proc.pid, signal.SIGKILL)
+                os.waitpid(c.proc.pid, 0)
+                break
+            time.sleep(0.05)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+class PodRun:
+    """One pod's containers as they run, and the pod status they make."""
+
+    def __init__(
+        self,
+        pod: dict[str, Any],
+        folder: Path,
+        inits: list[Container],
+        mains: list[Container],
+        started: str,
+    ) -> None:
+        self.pod, self.folder, self.inits, self.mains = pod, folder, inits, mains
+        self.started = started
+
+    @staticmethod
+    def state(c: Container, waiting: str) -> dict[str, Any]:
+        if c.exit_code is not None:
+            terminated: dict[str, Any] = {
+                "exitCode": c.exit_code,
+                "reason": c.extra.get("reason") or ("Completed" if c.exit_code == 0 else "Error"),
+                "startedAt": c.started_at,
+                "finishedAt": c.finished_at,
+            }
+            if message := c.message():
+                terminated["message"] = message
+            return {"terminated": terminated}
+        if c.proc is not None:
+            return {"running": {"startedAt": c.started_at}}
+        return {"waiting": {"reason": waiting}}
+
+    def status(self, done: bool) -> dict[str, Any]:
+        initialized = all(c.exit_code == 0 for c in self.inits)
+        if not done:
+            phase = "Running" if initialized else "Pending"
+        elif initialized and all(c.exit_code == 0 for c in self.mains):
+            phase = "Succeeded"
+        else:
+            phase = "Failed"
+        ready = phase == "Running" and all(c.exit_code is None for c in self.mains)
+        t = now()
+        bool_s = {True: "True", False: "False"}
+        return {
+            "phase": phase,
+            "startTime": self.started,
+            "hostIP": "127.0.0.1",
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "conditions": [
+                {"type": "Initialized", "status": bool_s[initialized], "lastTransitionTime": t},
+                {"type": "Ready", "status": bool_s[ready], "lastTransitionTime": t},
+                {"type": "ContainersReady", "status": bool_s[ready], "lastTransitionTime": t},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": self.started},
+            ],
+            "initContainerStatuses": [
+                container_status(
+                    c.spec, self.state(c, "PodInitializing"), started=c.proc is not None
+                )
+                for c in self.inits
+            ]
+            or None,
+            "containerStatuses": [
+                container_status(
+                    c.spec,
+                    self.state(c, "PodInitializing"),
+                    started=c.proc is not None and c.exit_code is None,
+                )
+                for c in self.mains
+            ],
+        }
+
+
 class Kubelet:
     def __init__(
         self,
@@ -164,14 +278,18 @@ class Kubelet:
         simulate: bool = False,
         start_log: Path | None = None,
         capacity: dict[str, str] | None = None,
+        image_path: str | None = None,
     ) -> None:
         self.api, self.node, self.work, self.namespace = api, node, work, namespace
+        self.image_path = image_path or default_image_path()
         self.simulate, self.start_log = simulate, start_log
         self.capacity = capacity or parse_capacity("cpu=16,memory=64Gi,pods=110")
         # uid -> the pod as last seen
         self.pods: dict[str, dict[str, Any]] = {}
-        # uid -> (process, working folder, start time)
-        self.running: dict[str, tuple[subprocess.Popen[bytes], Path, str]] = {}
+        # uid -> what runs of the pod
+        self.running: dict[str, PodRun] = {}
+        # uid -> when to try again to set up a pod that could not be (a missing secret ...)
+        self.retry_at: dict[str, float] = {}
         # uids started (whatever became of them): a pod runs once
         self.started: set[str] = set()
         # uids whose deletion we completed
@@ -179,6 +297,8 @@ class Kubelet:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stopping = threading.Event()
         self.last_heartbeat = 0.0
+        # Where kubelet_logs.py serves containers' logs (advertised in the node status).
+        self.log_port: int | None = None
         # Simulated pods' status updates run here, so that a burst is not one call at a time.
         self.calls = (
             concurrent.futures.ThreadPoolExecutor(SIMULATE_CONNECTIONS) if simulate else None
@@ -236,6 +356,10 @@ class Kubelet:
             ],
             "nodeInfo": info,
         }
+        if self.log_port is not None:
+            # Where kube-apiserver proxies `pods/<name>/log` to.
+            status["addresses"] = [{"type": "InternalIP", "address": "127.0.0.1"}]
+            status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": self.log_port}}
         self.api("PATCH", f"/api/v1/nodes/{self.node}/status", {"status": status})
         self.last_heartbeat = time.monotonic()
 
@@ -283,13 +407,11 @@ class Kubelet:
         if kind == "DELETED":
             self.pods.pop(uid, None)
             self.deleted.discard(uid)
-            if uid in self.running:
-                self.kill(uid)
+            self.kill(uid)
             return
         self.pods[uid] = pod
         if m.get("deletionTimestamp"):
-            if uid in self.running:
-                self.kill(uid)
+            self.kill(uid)  # whatever runs, and any retry of its setup
             if uid not in self.deleted:
                 self.deleted.add(uid)
                 path = f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}"
@@ -297,7 +419,7 @@ class Kubelet:
                 self.call_later(lambda: self.api("DELETE", path, body, "application/json"))
             return
         phase = (pod.get("status") or {}).get("phase")
-        if phase == "Pending" and uid not in self.started:
+        if phase == "Pending" and uid not in self.started and uid not in self.retry_at:
             self.start(pod)
 
     def sync(self, pods: list[dict[str, Any]]) -> None:
@@ -325,130 +447,112 @@ class Kubelet:
                 f.write(f"{m['uid']} {m['namespace']}/{m['name']}\n")
 
     def start(self, pod: dict[str, Any]) -> None:
-        self.record_start(pod)
         if self.simulate:
+            self.record_start(pod)
             t = now()
-            self.call_later(lambda: self.finish(pod, 0, "", "Completed", t))
+            self.call_later(lambda: self.finish_simulated(pod, t))
             return
-        m, container = pod["metadata"], pod["spec"]["containers"][0]
-        argv = list(container.get("command") or []) + list(container.get("args") or [])
-        # A container has a file system of its own; these processes share the machine's. The
-        # code bundle (`pyflyte-fast-execute --dest-dir /root`) goes into the pod's folder (the
-        # working directory) instead, as alula's process plugin does.
-        if "--dest-dir" in argv[:-1]:
-            argv[argv.index("--dest-dir") + 1] = "."
+        m = pod["metadata"]
         folder = self.work / f"{m['namespace']}-{m['name']}-{m['uid'][:8]}"
         folder.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        for name in ("KUBECONFIG", "SIMULATE", "START_LOG", "CAPACITY"):
-            env.pop(name, None)
-        for e in container.get("env") or []:
-            env[e["name"]] = e.get("value", "")
-        t = now()
-        with (folder / "log").open("wb") as log:
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=folder,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            except OSError as e:
-                self.finish(pod, 127, f"cannot start {argv[:1]}: {e}", "StartError", t)
-                return
-        print(f"started {m['name']} pid {proc.pid}: {argv}", flush=True)
-        self.running[m["uid"]] = (proc, folder, t)
-        self.status(
-            pod,
-            {
-                "phase": "Running",
-                "startTime": t,
-                "hostIP": "127.0.0.1",
-                "podIP": "127.0.0.1",
-                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": t}],
-                "containerStatuses": [
-                    {
-                        "name": container["name"],
-                        "ready": True,
-                        "restartCount": 0,
-                        "image": container.get("image", ""),
-                        "imageID": "local",
-                        "started": True,
-                        "state": {"running": {"startedAt": t}},
-                    }
-                ],
-            },
-        )
+        setup = PodSetup(self.api, pod, folder, self.image_path)
+        try:
+            volumes = setup.volumes()
+            inits = [setup.container(c, volumes) for c in pod["spec"].get("initContainers") or []]
+            mains = [setup.container(c, volumes) for c in pod["spec"]["containers"]]
+        except ConfigError as e:
+            # As a kubelet: the pod waits (the plugin decides how long is too long).
+            print(f"{m['name']}: CreateContainerConfigError: {e}", flush=True)
+            self.retry_at[m["uid"]] = time.monotonic() + CONFIG_RETRY_S
+            waiting = {"reason": "CreateContainerConfigError", "message": str(e)}
+            self.status(
+                pod,
+                {
+                    "phase": "Pending",
+                    "containerStatuses": [
+                        container_status(c, {"waiting": waiting}) for c in pod["spec"]["containers"]
+                    ],
+                },
+            )
+            return
+        self.retry_at.pop(m["uid"], None)
+        self.record_start(pod)
+        run = PodRun(pod, folder, inits, mains, now())
+        self.running[m["uid"]] = run
+        self.advance(run)
 
-    def finish(
-        self, pod: dict[str, Any], code: int, message: str, reason: str, started: str
-    ) -> None:
-        m, container = pod["metadata"], pod["spec"]["containers"][0]
+    def advance(self, run: PodRun) -> None:
+        """Starts what comes next (the next init container, or all the containers) once what
+        runs has ended, and reports the pod; finishes it when everything has ended."""
+        m = run.pod["metadata"]
         t = now()
+        changed = False
+        for c in run.inits + run.mains:
+            if c.proc is not None and c.exit_code is None and c.reap(t):
+                changed = True
+                (run.folder / f"{c.name}.json").write_text(json.dumps(c.record(), indent=1))
+                print(f"{m['name']}/{c.name}: exit {c.exit_code}", flush=True)
+        init_failed = any(c.exit_code not in (None, 0) for c in run.inits)
+        pending_init = next((c for c in run.inits if c.exit_code != 0), None)
+        starting: list[Container] = []
+        if not init_failed and pending_init is not None and not pending_init.started_at:
+            starting = [pending_init]
+        elif not init_failed and pending_init is None and not run.mains[0].started_at:
+            starting = run.mains
+        for c in starting:
+            c.start(t)
+            pid = c.proc.pid if c.proc is not None else None
+            print(f"{m['name']}/{c.name}: pid {pid}: {c.argv}", flush=True)
+            if c.exit_code is not None:  # it could not start
+                (run.folder / f"{c.name}.json").write_text(json.dumps(c.record(), indent=1))
+            changed = True
+        if starting:  # a container that could not start ends the init or the pod
+            init_failed = any(c.exit_code not in (None, 0) for c in run.inits)
+        done = init_failed or all(c.exit_code is not None for c in run.mains)
+        if done:
+            del self.running[m["uid"]]
+            for c in run.inits + run.mains:  # the init failed: the rest never ran
+                if c.proc is not None and c.exit_code is None:
+                    kill_group(c)
+        if changed or done:
+            self.status(run.pod, run.status(done))
+
+    def finish_simulated(self, pod: dict[str, Any], started: str) -> None:
+        container = pod["spec"]["containers"][0]
         terminated = {
-            "exitCode": code,
-            "reason": reason,
+            "exitCode": 0,
+            "reason": "Completed",
             "startedAt": started,
-            "finishedAt": t,
+            "finishedAt": now(),
         }
-        if message:
-            terminated["message"] = message
         self.status(
             pod,
             {
-                "phase": "Succeeded" if code == 0 else "Failed",
+                "phase": "Succeeded",
                 "startTime": started,
-                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": t}],
-                "containerStatuses": [
-                    {
-                        "name": container["name"],
-                        "ready": False,
-                        "restartCount": 0,
-                        "image": container.get("image", ""),
-                        "imageID": "local",
-                        "started": False,
-                        "state": {"terminated": terminated},
-                    }
-                ],
+                "containerStatuses": [container_status(container, {"terminated": terminated})],
             },
         )
-        if not self.simulate:
-            print(f"finished {m['name']}: exit {code}", flush=True)
 
     def reap(self) -> None:
-        """Reports the processes that exited."""
-        for uid in list(self.running):
-            proc, folder, started = self.running[uid]
-            code = proc.poll()
-            if code is None:
-                continue
-            del self.running[uid]
-            tail = ""
-            if code != 0:
-                tail = (folder / "log").read_bytes()[-2048:].decode(errors="replace")
-            if code < 0:  # killed by a signal: as a container runtime reports it
-                code = 128 - code
-            pod = self.pods.get(uid)
-            if pod is not None:
-                self.finish(pod, code, tail, "Completed" if code == 0 else "Error", started)
+        """Moves every running pod along (exits reaped, next containers started)."""
+        for run in list(self.running.values()):
+            self.advance(run)
+        due = [u for u, t in self.retry_at.items() if t <= time.monotonic()]
+        for uid in due:
+            del self.retry_at[uid]
+            if uid in self.pods:
+                self.start(self.pods[uid])
 
     def kill(self, uid: str) -> None:
-        proc, _, _ = self.running.pop(uid)
-        if proc.poll() is not None:
+        self.retry_at.pop(uid, None)
+        run = self.running.pop(uid, None)
+        if run is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=TERM_GRACE_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        except ProcessLookupError:
-            pass
-        print(f"killed pid {proc.pid}", flush=True)
+        for c in run.inits + run.mains:
+            if c.proc is not None and c.exit_code is None:
+                kill_group(c)
+                print(f"killed {run.pod['metadata']['name']}/{c.name}", flush=True)
 
     def step(self) -> None:
         """Handles what the watch delivered (waiting briefly for it), then reaps exits."""
@@ -492,10 +596,15 @@ def main() -> None:
         simulate=os.environ.get("SIMULATE", "") not in ("", "0"),
         start_log=Path(start_log) if start_log else None,
         capacity=parse_capacity(os.environ.get("CAPACITY", "cpu=16,memory=64Gi,pods=110")),
+        image_path=os.environ.get("IMAGE_PATH"),
     )
     # A flag rather than an exception: one raised in the middle of an API call could be lost.
     signal.signal(signal.SIGTERM, lambda *_: kubelet.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: kubelet.stopping.set())
+    if not kubelet.simulate:
+        import kubelet_logs
+
+        kubelet.log_port = kubelet_logs.start(work).server_address[1]
     kubelet.register()
     # Blocked reading the watch most of the time: a daemon, not joined at exit.
     threading.Thread(target=kubelet.watch_pods, name="pod-watch", daemon=True).start()

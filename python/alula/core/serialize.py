@@ -73,8 +73,8 @@ class _Collector:
             return
         template = task.template_json(self.settings, _runtime_version())
         spec: Json = {"template": template}
-        if isinstance(task, PythonFunctionTask):
-            spec["description"] = task.documentation_json()
+        if isinstance(task, PythonFunctionTask) and (docs := task.documentation_json()):
+            spec["description"] = docs
         self.out[(TASK, task.name)] = Serialized(TASK, task.name, spec)
 
     def _workflow(self, wf: Workflow) -> None:

@@ -17,7 +17,21 @@ EXECUTE_ENTRYPOINT = "alula-execute"
 MAP_EXECUTE_ENTRYPOINT = "alula-map-execute"
 # Unpacks the registered code bundle before the task runs (`pyflyte-fast-execute`'s layout).
 FAST_EXECUTE_ENTRYPOINT = "alula-fast-execute"
-DEFAULT_IMAGE = "ghcr.io/flyteorg/flytekit:py3.11-latest"
+# Alula's task image (deploy/docker/task.Dockerfile): Python with the alula SDK, whose
+# entrypoints the tasks run, and alula-copilot for raw containers. flytekit's image has neither.
+# Per task: `@task(container_image=...)`; per registration: `--image` (or ALULA_TASK_IMAGE); there
+# is no server-side default, as in Flyte.
+TASK_IMAGE_REPOSITORY = "ghcr.io/alula-dev/alula-task"
+
+
+def default_image() -> str:
+    """Alula's task image of this version of the SDK."""
+    from alula import _native
+
+    return f"{TASK_IMAGE_REPOSITORY}:{_native.__version__}"
+
+
+DEFAULT_IMAGE = default_image()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from alula.types.context import new_raw_output_path, raw_output_dir
+from alula.types.context import new_download_path, new_raw_output_path, raw_output_dir, uploader
 from alula.types.transformer import Json, TypeTransformerFailedError, scalar_of
 
 SINGLE, MULTIPART = "SINGLE", "MULTIPART"
@@ -48,12 +48,20 @@ def place_in_raw_output(path: str, is_dir: bool) -> str:
 
     Copying decouples the output from later edits of the user's file, as flytekit's upload does;
     data already under the raw-output folder (a previous task's output) is not copied again.
+    With an uploader set (remote raw output) the data is streamed from where it is to its
+    remote place instead, without a local copy.
     """
     if is_remote(path):
         return path
     if path.startswith("file://"):
         path = path[len("file://") :]
     source = os.path.abspath(path)
+    upload = uploader()
+    if upload is not None:
+        if not (os.path.isdir(source) if is_dir else os.path.isfile(source)):
+            kind = "Directory" if is_dir else "File"
+            raise TypeTransformerFailedError(f"{kind} {path!r} does not exist")
+        return upload(source, is_dir)
     if source.startswith(os.path.abspath(raw_output_dir()) + os.sep):
         return source
     import shutil  # lazily: only needed once a file is actually copied
@@ -84,6 +92,9 @@ class BlobPath(os.PathLike[str]):
     def __init__(self, path: str | os.PathLike[str], remote_source: str | None = None) -> None:
         self._path = os.fspath(path)
         self._remote_source = remote_source
+        # A value read from an object store is downloaded on first use (as flytekit does):
+        # a task that only passes it on never moves its bytes.
+        self._fetched = not is_remote(self._path)
 
     @classmethod
     def extension(cls) -> str:
@@ -101,7 +112,8 @@ class BlobPath(os.PathLike[str]):
 
     @property
     def path(self) -> str:
-        return self._path
+        """The local path (downloading remote data first)."""
+        return self.download()
 
     @property
     def remote_source(self) -> str | None:
@@ -109,10 +121,26 @@ class BlobPath(os.PathLike[str]):
         return self._remote_source
 
     def __fspath__(self) -> str:
-        return self._path
+        return self.download()
+
+    @property
+    def is_fetched(self) -> bool:
+        """Whether the data is on the local file system (always, unless read from a store)."""
+        return self._fetched
 
     def download(self) -> str:
-        """The local path (what the local engine writes is already local)."""
+        """The local path, after downloading the data when it lives in an object store."""
+        if not self._fetched:
+            from alula import storage
+
+            uri = self._path
+            name = uri.rstrip("/").rsplit("/", 1)[-1] or "data"
+            local = new_download_path(name)
+            if self._is_dir:
+                storage.download_dir(uri, local)
+            else:
+                storage.download(uri, local)
+            self._path, self._fetched = local, True
         return self._path
 
     def __eq__(self, other: object) -> bool:

@@ -28,7 +28,8 @@ class FlyteDirectory(BlobPath):
 
     def listdir(self) -> list[str]:
         """Paths of the entries of this folder, sorted."""
-        return sorted(os.path.join(self._path, name) for name in os.listdir(self._path))
+        local = self.download()
+        return sorted(os.path.join(local, name) for name in os.listdir(local))
 
 
 def directory_format_of(t: Any) -> str:
@@ -57,9 +58,15 @@ class FlyteDirectoryTransformer(TypeTransformer[FlyteDirectory]):
     def _uri(self, value: Any, t: Any) -> str:
         if not isinstance(value, (FlyteDirectory, str, os.PathLike)):
             raise type_mismatch(t, value)
+        if isinstance(value, FlyteDirectory):
+            # Remote data is passed on by its URI, never downloaded for that; data read from
+            # a local literal too, unless it still exists where it was.
+            if not value.is_fetched:
+                return value._path
+            source = value.remote_source
+            if source and (is_remote(source) or not os.path.exists(value._path)):
+                return source
         path = os.fspath(value)
-        if isinstance(value, FlyteDirectory) and value.remote_source and not os.path.exists(path):
-            return value.remote_source
         return place_in_raw_output(path, is_dir=True)
 
     def to_literal(self, value: Any, t: Any, expected: Json) -> Json:

@@ -25,7 +25,7 @@ class FlyteFile(BlobPath):
         return formatted
 
     def open(self, mode: str = "r") -> IO[Any]:
-        return open(self._path, mode)
+        return open(self.download(), mode)
 
 
 def file_format_of(t: Any) -> str:
@@ -68,9 +68,15 @@ class FlyteFileTransformer(TypeTransformer[FlyteFile]):
     def _uri(self, value: Any, t: Any) -> str:
         if not isinstance(value, (FlyteFile, str, os.PathLike)):
             raise type_mismatch(t, value)
+        if isinstance(value, FlyteFile):
+            # Remote data is passed on by its URI, never downloaded for that; data read from
+            # a local literal too, unless it still exists where it was.
+            if not value.is_fetched:
+                return value._path
+            source = value.remote_source
+            if source and (is_remote(source) or not os.path.exists(value._path)):
+                return source
         path = os.fspath(value)
-        if isinstance(value, FlyteFile) and value.remote_source and not os.path.exists(path):
-            return value.remote_source
         return place_in_raw_output(path, is_dir=False)
 
     def to_literal(self, value: Any, t: Any, expected: Json) -> Json:

@@ -6,9 +6,10 @@ otherwise. Either way a pickle only loads under the same Python and library vers
 
 from __future__ import annotations
 
+import os
 from typing import Any, Generic, TypeVar
 
-from alula.types.context import local_path, new_raw_output_path, random_name
+from alula.types.context import fetch_local, new_raw_output_path, random_name, uploader
 from alula.types.transformer import Json, TypeTransformer, TypeTransformerFailedError, scalar_of
 
 T = TypeVar("T")
@@ -49,7 +50,13 @@ class FlytePickleTransformer(TypeTransformer[Any]):
             raise TypeTransformerFailedError(
                 f"Cannot pickle {value!r} of type {type(value)} (declared {t}): {error}"
             ) from None
-        return {"scalar": {"blob": {"metadata": {"type": {"format": PICKLE_FORMAT}}, "uri": path}}}
+        uri = path
+        upload = uploader()
+        if upload is not None:
+            # Remote raw output: the local file was only the way there.
+            uri = upload(path, False)
+            os.remove(path)
+        return {"scalar": {"blob": {"metadata": {"type": {"format": PICKLE_FORMAT}}, "uri": uri}}}
 
     def to_python_value(self, literal: Json, t: Any) -> Any:
         blob = scalar_of(literal, "blob", t)
@@ -59,8 +66,14 @@ class FlytePickleTransformer(TypeTransformer[Any]):
                 f"Cannot read blob {blob.get('uri')!r} of format {blob_format!r} as {t}: "
                 f"expected format {PICKLE_FORMAT!r}"
             )
-        with open(local_path(blob["uri"]), "rb") as file:
-            return _pickler().load(file)
+        uri = str(blob["uri"])
+        local = fetch_local(uri)
+        try:
+            with open(local, "rb") as file:
+                return _pickler().load(file)
+        finally:
+            if local != uri.removeprefix("file://"):
+                os.remove(local)  # a download of a remote pickle: the object is what we keep
 
     def guess_python_type(self, literal_type: Json) -> Any:
         if literal_type.get("blob", {}).get("format") == PICKLE_FORMAT:

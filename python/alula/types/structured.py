@@ -10,7 +10,7 @@ import collections
 import os
 from typing import Any, ClassVar
 
-from alula.types.context import local_path, new_raw_output_path
+from alula.types.context import fetch_local, new_raw_output_path, uploader
 from alula.types.engine import unwrap_annotated
 from alula.types.transformer import Json, TypeTransformer, TypeTransformerFailedError, scalar_of
 
@@ -82,13 +82,31 @@ def write_parquet(dataframe: Any, columns: list[str] | None) -> str:
     folder = new_raw_output_path()
     os.makedirs(folder)
     dataframe.to_parquet(os.path.join(folder, _PARQUET_FILE))
-    return folder
+    upload = uploader()
+    if upload is None:
+        return folder
+    # Remote raw output: the local folder was only the way there.
+    import shutil
+
+    uri = upload(folder, True)
+    shutil.rmtree(folder, ignore_errors=True)
+    return uri
 
 
 def read_parquet(uri: str, columns: list[str] | None) -> Any:
     import pandas  # type: ignore[import-untyped]
 
-    return pandas.read_parquet(local_path(uri), columns=columns)
+    local = fetch_local(uri)
+    try:
+        return pandas.read_parquet(local, columns=columns)
+    finally:
+        if local != uri.removeprefix("file://"):
+            import shutil  # a download of a remote data set: the frame is what we keep
+
+            if os.path.isdir(local):
+                shutil.rmtree(local, ignore_errors=True)
+            else:
+                os.remove(local)
 
 
 class StructuredDatasetTransformer(TypeTransformer[Any]):

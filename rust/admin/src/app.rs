@@ -50,6 +50,8 @@ pub trait ReadinessCheck: Send + Sync + 'static {
 pub struct Instrumentation {
     pub metrics: Vec<Arc<dyn MetricsSource>>,
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
+    /// Where `/api/v1/logs` reads logs not stored yet (running pods), if anywhere.
+    pub live_logs: Option<Arc<dyn crate::logs::LiveLogs>>,
 }
 
 /// Not ready once shutdown began: load balancers stop sending work before the listeners close.
@@ -191,8 +193,10 @@ pub async fn serve_api(
     instrumentation
         .readiness
         .push(Arc::new(ShuttingDown(stop.clone())));
+    let live_logs = instrumentation.live_logs.clone();
     let http_router = upload::router(config.clone())
         .merge(crate::download::router(config.clone()))
+        .merge(crate::logs::router(config.clone(), live_logs))
         .merge(probe_router(store, instrumentation))
         .merge(crate::rest::router(
             api.clone(),
@@ -286,6 +290,7 @@ mod tests {
             Instrumentation {
                 metrics: Vec::new(),
                 readiness: vec![switch.clone()],
+                ..Default::default()
             },
         );
         assert_eq!(get(&router, "/readyz").await.0, StatusCode::OK);

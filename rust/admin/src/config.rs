@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The flyteidl messages of the execution settings below, for configuration files to name.
+pub use alula_idl::flyteidl::admin::{TaskResourceAttributes, WorkflowExecutionConfig};
+
 #[derive(Clone, Debug)]
 pub struct AdminConfig {
     /// Every project has these domains (flyteadmin's `domains` setting).
@@ -30,6 +33,11 @@ pub struct AdminConfig {
     /// The largest stored literal map that GetExecutionData and the node and task variants read
     /// back and return in full (flyteadmin's `maxDownloadMBs`); larger ones come as a URL only.
     pub max_download_bytes: u64,
+    /// The server's execution settings, the last level of Flyte's precedence (flyteadmin's
+    /// top-level config): used where the request, launch plan and matchable attributes are empty.
+    pub execution_defaults: WorkflowExecutionConfig,
+    /// The server's task resource defaults and limits, under `TASK_RESOURCE` attributes.
+    pub task_resources: TaskResourceAttributes,
 }
 
 impl AdminConfig {
@@ -49,6 +57,8 @@ impl AdminConfig {
             max_upload_bytes: 1 << 30,
             max_inline_literal_bytes: 1 << 20,
             max_download_bytes: 10 << 20,
+            execution_defaults: Default::default(),
+            task_resources: Default::default(),
         }
     }
 }

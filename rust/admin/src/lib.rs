@@ -16,11 +16,13 @@ pub mod guard;
 pub mod inputs;
 pub mod list;
 pub mod literals;
+pub mod logs;
 pub mod metrics;
 pub mod objects;
 pub mod rest;
 pub mod service;
 pub mod store;
+pub mod task_resources;
 pub mod upload;
 pub mod validate;
 

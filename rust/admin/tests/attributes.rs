@@ -8,7 +8,7 @@ mod common;
 
 use alula_admin::Store;
 use alula_idl::flyteidl::admin::{
-    self as admin, matching_attributes::Target, ExecutionQueueAttributes, MatchableResource,
+    self as admin, matching_attributes::Target, ExecutionClusterLabel, MatchableResource,
     MatchingAttributes, TaskResourceAttributes, TaskResourceSpec,
 };
 use alula_idl::flyteidl::service::admin_service_client::AdminServiceClient;
@@ -17,10 +17,11 @@ use common::server::TestServer;
 use tonic::transport::Channel;
 use tonic::Code;
 
-fn queue(tags: &[&str]) -> MatchingAttributes {
+/// A cluster label (a type executions honour; unsupported ones are refused, see below).
+fn label(value: &str) -> MatchingAttributes {
     MatchingAttributes {
-        target: Some(Target::ExecutionQueueAttributes(ExecutionQueueAttributes {
-            tags: tags.iter().map(|t| t.to_string()).collect(),
+        target: Some(Target::ExecutionClusterLabel(ExecutionClusterLabel {
+            value: value.into(),
         })),
     }
 }
@@ -74,7 +75,7 @@ async fn levels_are_stored_replaced_and_deleted(store: Store) {
     c.update_project_attributes(admin::ProjectAttributesUpdateRequest {
         attributes: Some(admin::ProjectAttributes {
             project: PROJECT.into(),
-            matching_attributes: Some(queue(&["p"])),
+            matching_attributes: Some(label("p")),
             org: String::new(),
         }),
     })
@@ -84,26 +85,29 @@ async fn levels_are_stored_replaced_and_deleted(store: Store) {
         attributes: Some(admin::ProjectDomainAttributes {
             project: PROJECT.into(),
             domain: DOMAIN.into(),
-            matching_attributes: Some(queue(&["pd"])),
+            matching_attributes: Some(label("pd")),
             org: String::new(),
         }),
     })
     .await
     .unwrap();
-    set_workflow(&mut c, "wf", queue(&["first"])).await;
+    set_workflow(&mut c, "wf", label("first")).await;
     // An update replaces the stored value.
-    set_workflow(&mut c, "wf", queue(&["wf"])).await;
+    set_workflow(&mut c, "wf", label("wf")).await;
     set_workflow(&mut c, "wf", task_resources("2")).await;
 
     let got = c
-        .get_workflow_attributes(get_workflow_req("wf", MatchableResource::ExecutionQueue))
+        .get_workflow_attributes(get_workflow_req(
+            "wf",
+            MatchableResource::ExecutionClusterLabel,
+        ))
         .await
         .unwrap()
         .into_inner()
         .attributes
         .unwrap();
     assert_eq!(got.workflow, "wf");
-    assert_eq!(got.matching_attributes, Some(queue(&["wf"])));
+    assert_eq!(got.matching_attributes, Some(label("wf")));
     let got = c
         .get_workflow_attributes(get_workflow_req("wf", MatchableResource::TaskResource))
         .await
@@ -118,7 +122,7 @@ async fn levels_are_stored_replaced_and_deleted(store: Store) {
         .get_project_domain_attributes(admin::ProjectDomainAttributesGetRequest {
             project: PROJECT.into(),
             domain: DOMAIN.into(),
-            resource_type: MatchableResource::ExecutionQueue as i32,
+            resource_type: MatchableResource::ExecutionClusterLabel as i32,
             org: String::new(),
         })
         .await
@@ -126,25 +130,22 @@ async fn levels_are_stored_replaced_and_deleted(store: Store) {
         .into_inner();
     assert_eq!(
         pd.attributes.unwrap().matching_attributes,
-        Some(queue(&["pd"]))
+        Some(label("pd"))
     );
     let p = c
         .get_project_attributes(admin::ProjectAttributesGetRequest {
             project: PROJECT.into(),
-            resource_type: MatchableResource::ExecutionQueue as i32,
+            resource_type: MatchableResource::ExecutionClusterLabel as i32,
             org: String::new(),
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        p.attributes.unwrap().matching_attributes,
-        Some(queue(&["p"]))
-    );
+    assert_eq!(p.attributes.unwrap().matching_attributes, Some(label("p")));
 
     let listed = c
         .list_matchable_attributes(admin::ListMatchableAttributesRequest {
-            resource_type: MatchableResource::ExecutionQueue as i32,
+            resource_type: MatchableResource::ExecutionClusterLabel as i32,
             org: String::new(),
         })
         .await
@@ -163,24 +164,27 @@ async fn levels_are_stored_replaced_and_deleted(store: Store) {
             (PROJECT, DOMAIN, "wf")
         ]
     );
-    assert_eq!(listed[2].attributes, Some(queue(&["wf"])));
+    assert_eq!(listed[2].attributes, Some(label("wf")));
 
     c.delete_workflow_attributes(admin::WorkflowAttributesDeleteRequest {
         project: PROJECT.into(),
         domain: DOMAIN.into(),
         workflow: "wf".into(),
-        resource_type: MatchableResource::ExecutionQueue as i32,
+        resource_type: MatchableResource::ExecutionClusterLabel as i32,
         org: String::new(),
     })
     .await
     .unwrap();
     let err = c
-        .get_workflow_attributes(get_workflow_req("wf", MatchableResource::ExecutionQueue))
+        .get_workflow_attributes(get_workflow_req(
+            "wf",
+            MatchableResource::ExecutionClusterLabel,
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert!(
-        err.message().contains("EXECUTION_QUEUE"),
+        err.message().contains("EXECUTION_CLUSTER_LABEL"),
         "{}",
         err.message()
     );
@@ -221,7 +225,7 @@ async fn invalid_requests_are_refused(store: Store) {
         .update_project_attributes(admin::ProjectAttributesUpdateRequest {
             attributes: Some(admin::ProjectAttributes {
                 project: "nowhere".into(),
-                matching_attributes: Some(queue(&["x"])),
+                matching_attributes: Some(label("x")),
                 org: String::new(),
             }),
         })

@@ -186,7 +186,7 @@ async fn bodies_merge_with_path_fields(store: Store) {
     let s = TestServer::start(store).await;
     // The body spells fields in JSON (camelCase) names; the project comes from the path.
     let body = serde_json::json!({
-        "attributes": {"matchingAttributes": {"executionQueueAttributes": {"tags": ["q1"]}}}
+        "attributes": {"matchingAttributes": {"executionClusterLabel": {"value": "q1"}}}
     });
     let reply = call(
         &s,
@@ -204,11 +204,11 @@ async fn bodies_merge_with_path_fields(store: Store) {
     );
     let got = get_json(
         &s,
-        &format!("/api/v1/project_attributes/{PROJECT}?resource_type=EXECUTION_QUEUE"),
+        &format!("/api/v1/project_attributes/{PROJECT}?resource_type=EXECUTION_CLUSTER_LABEL"),
     )
     .await;
     assert_eq!(
-        got["attributes"]["matchingAttributes"]["executionQueueAttributes"]["tags"][0], "q1",
+        got["attributes"]["matchingAttributes"]["executionClusterLabel"]["value"], "q1",
         "{got}"
     );
     let reply = call(

@@ -354,7 +354,11 @@ impl EventBuilder {
                 execution_id: Some(self.execution_id.clone()),
             }),
             producer_id: self.producer_id.clone(),
-            phase: node_phase(node.phase) as i32,
+            phase: if node.recovered && node.phase == NodePhase::Succeeded {
+                node_execution::Phase::Recovered as i32
+            } else {
+                node_phase(node.phase) as i32
+            },
             occurred_at: timestamp(now_us),
             input_value: node
                 .inputs

@@ -170,6 +170,9 @@ pub struct Execution {
     pub(crate) actions: Vec<Action>,
     pub(crate) events: EventBuilder,
     pub(crate) now_us: u64,
+    /// Outputs by node execution id of the nodes that succeeded in the execution this one
+    /// recovers (see [`Execution::recover_from`]); each is taken when its node would start.
+    recovery: HashMap<String, LiteralMap>,
 }
 
 struct ScopeOutputs<'a> {
@@ -229,6 +232,7 @@ impl Execution {
             actions: Vec::new(),
             events,
             now_us: 0,
+            recovery: HashMap::new(),
         }
     }
 
@@ -407,6 +411,16 @@ impl Execution {
             .values()
             .find(|(n, _)| self.state.nodes[*n as usize].id == node_execution_id)?;
         self.state.nodes[*n as usize].inputs.as_ref()
+    }
+
+    /// Makes this execution a recovery (flyteadmin's RecoverExecution): a node whose execution
+    /// id is in `succeeded` does not run when it becomes ready; it takes those outputs and ends
+    /// RECOVERED, as flytepropeller does. Whole nodes are recovered (an array node without its
+    /// elements, a subworkflow without its nodes); what did not succeed runs as usual. The
+    /// driver gathers them from the original execution's records before the first `poll` (and
+    /// again after a resume: they are not part of the saved state).
+    pub fn recover_from(&mut self, succeeded: HashMap<String, LiteralMap>) {
+        self.recovery = succeeded;
     }
 
     /// Whether `poll` would do something right away: queued actions, or ready nodes and waiting
@@ -744,7 +758,18 @@ impl Execution {
         matches!(
             self.spec(n).target,
             Some(node::Target::TaskNode(_)) | Some(node::Target::ArrayNode(_))
-        )
+        ) && !self.recovers(n)
+    }
+
+    /// Whether node `n` will be recovered rather than run (it then needs no slot). A failure
+    /// node never is: it reacts to this run's failure, whatever it did before.
+    fn recovers(&self, n: u32) -> bool {
+        if self.recovery.is_empty() {
+            return false;
+        }
+        let node = &self.state.nodes[n as usize];
+        self.state.scopes[node.scope as usize].failure_node != Some(n)
+            && self.recovery.contains_key(&node.id)
     }
 
     fn schedule(&mut self) {
@@ -910,6 +935,18 @@ impl Execution {
         let node = &mut self.state.nodes[n as usize];
         if keep_inputs {
             node.inputs = Some(inputs.clone());
+        }
+        let recovery = if self.recovers(n) {
+            self.recovery.remove(&self.state.nodes[n as usize].id)
+        } else {
+            None
+        };
+        let node = &mut self.state.nodes[n as usize];
+        if let Some(outputs) = recovery {
+            // Straight to the terminal phase, as flytepropeller's recovery does: nothing runs,
+            // so there is no QUEUED or RUNNING to report.
+            node.recovered = true;
+            return self.succeed_node(n, outputs);
         }
         node.phase = NodePhase::Running;
         self.events.node(&self.program, &self.state, n, self.now_us);
@@ -1518,6 +1555,7 @@ fn new_node(id: String, scope: u32, graph: u32, index: u32, pending: u32) -> Nod
         system_failures: 0,
         running: None,
         kind: KindState::None,
+        recovered: false,
     }
 }
 

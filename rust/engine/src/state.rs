@@ -104,6 +104,10 @@ pub struct NodeState {
     /// The attempt in flight, if any.
     pub running: Option<u64>,
     pub kind: KindState,
+    /// Succeeded by reusing the outputs the node had in the execution this one recovers
+    /// (RecoverExecution): reported as RECOVERED, nothing ran.
+    #[serde(default)]
+    pub recovered: bool,
 }
 
 /// The state of one element of an array node, kept small: a map over 100,000 elements holds

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Toleration;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Toleration};
 use serde::Deserialize;
 
 /// How pods are made and read. Every field has a default so that a TOML section can name only
@@ -60,6 +60,18 @@ pub struct PodPluginConfig {
     pub api_qps: f32,
     /// Calls let through at once before `api_qps` paces them (client-go's `Burst`).
     pub api_burst: u32,
+    /// The base pod template of tasks that name none (Flyte's default pod template), inline.
+    pub default_pod_template: Option<PodTemplateSpec>,
+    /// The same by name: a `PodTemplate` in `namespace` (Flyte's `default-pod-template-name`);
+    /// used when no inline one is given, and ignored while it does not exist.
+    pub default_pod_template_name: Option<String>,
+    /// How long a `PodTemplate` read from the cluster is reused before it is read again.
+    #[serde(with = "secs")]
+    pub pod_template_cache: Duration,
+    /// The copilot of raw-container tasks (`[kubernetes.pods.copilot]`).
+    pub copilot: crate::copilot::CopilotConfig,
+    /// Links of pods' logs in task events (Flyte's `logs.templates`).
+    pub logs: crate::logs::LogConfig,
 }
 
 impl Default for PodPluginConfig {
@@ -90,6 +102,11 @@ impl Default for PodPluginConfig {
             default_env_from_secrets: Vec::new(),
             api_qps: 100.0,
             api_burst: 200,
+            default_pod_template: None,
+            default_pod_template_name: None,
+            pod_template_cache: Duration::from_secs(30),
+            copilot: Default::default(),
+            logs: Default::default(),
         }
     }
 }

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use alula_idl::flyteidl::core::TaskTemplate;
 use alula_propeller::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
 use async_trait::async_trait;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodTemplate, PodTemplateSpec};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::watcher::{self, watcher, Event};
@@ -21,7 +22,7 @@ use kube::ResourceExt;
 
 use crate::config::PodPluginConfig;
 use crate::metrics::{PodMetrics, Response, Verb};
-use crate::pod::{build_pod, pod_name, task_container, MANAGED_BY_SELECTOR};
+use crate::pod::{build_pod_with, pod_name, pod_template_name, runs, MANAGED_BY_SELECTOR};
 use crate::ratelimit::RateLimiter;
 use crate::status::attempt_status;
 
@@ -41,6 +42,9 @@ struct Tracked {
 
 type Tracking = Arc<Mutex<HashMap<String, Tracked>>>;
 
+/// `PodTemplate`s read from the cluster, by name, with when they were read (`None`: absent).
+type TemplateCache = Mutex<HashMap<String, (Instant, Option<PodTemplateSpec>)>>;
+
 fn lock(t: &Tracking) -> MutexGuard<'_, HashMap<String, Tracked>> {
     // A panic elsewhere while holding the lock leaves a map that is still consistent.
     t.lock().unwrap_or_else(|e| e.into_inner())
@@ -53,6 +57,9 @@ pub struct PodPlugin {
     /// Paces create, get and delete (the watch is one long call).
     limiter: RateLimiter,
     metrics: Arc<PodMetrics>,
+    templates: TemplateCache,
+    /// What links to pods' logs are made of (see [`crate::logs`]).
+    log_links: crate::logs::LogLinks,
 }
 
 impl PodPlugin {
@@ -63,7 +70,67 @@ impl PodPlugin {
             config: Arc::new(config),
             tracked: Arc::default(),
             metrics: Arc::default(),
+            templates: Mutex::default(),
+            log_links: Default::default(),
         }
+    }
+
+    /// The `PodTemplate` named `name` in the tasks' namespace, read at most every
+    /// `pod_template_cache` (Flyte watches them; a template changes rarely).
+    async fn pod_template(&self, name: &str) -> Result<Option<PodTemplateSpec>, PluginError> {
+        if let Some((at, t)) = self
+            .templates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            if at.elapsed() < self.config.pod_template_cache {
+                return Ok(t.clone());
+            }
+        }
+        self.limiter.acquire().await;
+        let api: Api<PodTemplate> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let result = api.get_opt(name).await;
+        let template = result
+            .map_err(|e| call_error(e, &format!("reading pod template {name}")))?
+            .map(|t| t.template.unwrap_or_default());
+        self.templates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), (Instant::now(), template.clone()));
+        Ok(template)
+    }
+
+    /// The base template of `task`: the one it names (which must exist), else the configured
+    /// default (inline, else by name if it exists).
+    async fn base_template(
+        &self,
+        task: &TaskTemplate,
+    ) -> Result<Option<PodTemplateSpec>, PluginError> {
+        if let Some(name) = pod_template_name(task) {
+            return match self.pod_template(name).await? {
+                Some(t) => Ok(Some(t)),
+                None => Err(PluginError::Invalid(format!(
+                    "the task's pod template {name:?} does not exist in namespace {:?}",
+                    self.config.namespace
+                ))),
+            };
+        }
+        if let Some(t) = &self.config.default_pod_template {
+            return Ok(Some(t.clone()));
+        }
+        match &self.config.default_pod_template_name {
+            Some(name) => self.pod_template(name).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Where admin's log route reads the logs of pods still running.
+    pub fn live_logs(&self) -> Arc<dyn alula_admin::logs::LiveLogs> {
+        Arc::new(crate::logs::PodLogs::new(
+            self.client.clone(),
+            &self.config.namespace,
+        ))
     }
 
     /// The plugin's series for `/metrics`.
@@ -187,11 +254,12 @@ impl Plugin for PodPlugin {
     }
 
     fn can_run(&self, task: &TaskTemplate) -> bool {
-        task_container(task).is_some()
+        runs(task)
     }
 
     async fn start(&self, attempt: &Attempt, waker: Waker) -> Result<(), PluginError> {
-        let pod = build_pod(attempt, &self.config)?;
+        let base = self.base_template(&attempt.task).await?;
+        let pod = build_pod_with(attempt, &self.config, base.as_ref())?;
         let name = pod_name(attempt);
         // Tracked before creating, so that the watcher's first event for it is not missed.
         self.track(&name, waker);
@@ -200,9 +268,10 @@ impl Plugin for PodPlugin {
         self.metrics
             .request(Verb::Create, Response::of(&result, 201));
         match result {
-            Ok(_) => {
+            Ok(created) => {
                 self.metrics.pod_created();
                 self.mark_seen(&name);
+                self.log_links.remember(&created);
                 Ok(())
             }
             // Ours from before a crash (the name is the attempt's): adopt it, never run twice.
@@ -235,6 +304,7 @@ impl Plugin for PodPlugin {
         match result {
             Ok(Some(pod)) => {
                 self.mark_seen(&name);
+                self.log_links.remember(&pod);
                 let status = attempt_status(&pod, &self.config, Timestamp::now());
                 self.count_failure(&name, &status);
                 Ok(status)
@@ -263,9 +333,38 @@ impl Plugin for PodPlugin {
         self.delete(&name).await
     }
 
+    fn log_streams(&self) -> &'static [&'static str] {
+        // Kubernetes keeps one log per container, both streams together.
+        &["output"]
+    }
+
+    fn log_links(&self, attempt: &Attempt) -> Vec<alula_idl::flyteidl::core::TaskLog> {
+        let name = pod_name(attempt);
+        self.log_links
+            .links(&self.config.logs, &self.config.namespace, &name, attempt)
+    }
+
+    async fn logs(&self, attempt: &Attempt) -> Vec<(&'static str, alula_propeller::LogData)> {
+        // Read before `finalize` may delete the pod, and stored by the driver: the log outlives
+        // the pod. A pod never seen (lost before this process knew it) has nothing to read.
+        let name = pod_name(attempt);
+        let Some(container) = self.log_links.container(&name) else {
+            return Vec::new();
+        };
+        self.limiter.acquire().await;
+        match crate::logs::read_log(&self.api(), &name, &container).await {
+            Ok(bytes) => vec![("output", alula_propeller::LogData::Bytes(bytes))],
+            Err(e) => {
+                tracing::warn!(pod = %name, error = %e, "cannot read the pod's log");
+                Vec::new()
+            }
+        }
+    }
+
     async fn finalize(&self, attempt: &Attempt) -> Result<(), PluginError> {
         let name = pod_name(attempt);
         self.untrack(&name);
+        self.log_links.forget(&name);
         if self.config.delete_on_completion {
             self.delete(&name).await?;
         }

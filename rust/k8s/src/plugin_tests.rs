@@ -327,11 +327,91 @@ async fn the_watcher_wakes_the_attempt_of_a_changed_pod() {
 
 // A kube client needs a runtime even when unused.
 #[tokio::test]
-async fn runs_container_tasks_only() {
+async fn runs_container_and_pod_tasks() {
+    use alula_idl::flyteidl::core::{task_template::Target, K8sPod, Sql};
+
     let (plugin, _handle) = plugin();
     assert!(plugin.can_run(&task(&["run"], &[])));
     let mut t = task(&["run"], &[]);
+    // flytekit's `@task(pod_template=...)`: a python-task with a pod target.
+    t.target = Some(Target::K8sPod(K8sPod::default()));
+    assert!(plugin.can_run(&t));
+    t.target = Some(Target::Sql(Sql::default()));
+    assert!(!plugin.can_run(&t));
     t.target = None;
     assert!(!plugin.can_run(&t));
     assert_eq!(plugin.name(), "k8s");
+}
+
+fn with_template(name: &str) -> Attempt {
+    let mut t = task(&["run"], &[]);
+    t.metadata = Some(alula_idl::flyteidl::core::TaskMetadata {
+        pod_template_name: name.into(),
+        ..Default::default()
+    });
+    attempt(t)
+}
+
+const TEMPLATES: &str = "/api/v1/namespaces/flyte/podtemplates";
+
+#[tokio::test]
+async fn a_named_pod_template_is_read_once_and_merged() {
+    let (plugin, handle) = plugin();
+    let server = tokio::spawn(async move {
+        let template = json!({"apiVersion": "v1", "kind": "PodTemplate",
+            "metadata": {"name": "gpu", "namespace": "flyte"},
+            "template": {"spec": {"containers": [], "priorityClassName": "gpu-high"}}});
+        let (handle, _) = serve(handle, "GET", format!("{TEMPLATES}/gpu"), 200, template).await;
+        let (handle, first) = serve(handle, "POST", PODS.into(), 201, pod_body("Pending")).await;
+        // The second attempt reuses the cached template: its create is the next request.
+        let (_, second) = serve(handle, "POST", PODS.into(), 201, pod_body("Pending")).await;
+        (first, second)
+    });
+    let (w, _rx) = waker();
+    plugin
+        .start(&with_template("gpu"), w.clone())
+        .await
+        .unwrap();
+    let mut b = with_template("gpu");
+    b.node_id = "n1".into();
+    plugin.start(&b, w).await.unwrap();
+    let (first, second) = server.await.unwrap();
+    for sent in [first, second] {
+        assert_eq!(sent.unwrap()["spec"]["priorityClassName"], "gpu-high");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_named_template_fails_the_attempt_and_the_default_is_optional() {
+    let mut cfg = config();
+    cfg.default_pod_template_name = Some("platform".into());
+    let (plugin, handle) = plugin_with(cfg);
+    let server = tokio::spawn(async move {
+        let missing = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": "NotFound", "code": 404});
+        let (handle, _) = serve(
+            handle,
+            "GET",
+            format!("{TEMPLATES}/nope"),
+            404,
+            missing.clone(),
+        )
+        .await;
+        // The default that does not exist (yet) is no template.
+        let (handle, _) = serve(handle, "GET", format!("{TEMPLATES}/platform"), 404, missing).await;
+        serve(handle, "POST", PODS.into(), 201, pod_body("Pending")).await
+    });
+    let (w, _rx) = waker();
+    match plugin.start(&with_template("nope"), w.clone()).await {
+        Err(PluginError::Invalid(e)) => {
+            assert!(e.contains("\"nope\"") && e.contains("flyte"), "{e}")
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    plugin
+        .start(&attempt(task(&["run"], &[])), w)
+        .await
+        .unwrap();
+    let (_, sent) = server.await.unwrap();
+    assert!(sent.unwrap()["spec"].get("priorityClassName").is_none());
 }

@@ -8,17 +8,19 @@ use alula_idl::flyteidl::core::{
     resources::{ResourceEntry, ResourceName},
     task_metadata::InterruptibleValue,
     task_template::Target,
-    Container as TaskContainer, TaskTemplate,
+    Resources, SecurityContext, TaskNodeOverrides, TaskTemplate,
 };
 use alula_propeller::{Attempt, PluginError};
 use k8s_openapi::api::core::v1::{
-    Container, EnvFromSource, EnvVar, Pod, PodSpec, ResourceRequirements, SecretEnvSource,
+    Container, EnvFromSource, EnvVar, Pod, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SecretEnvSource,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 use sha2::{Digest, Sha256};
 
 use crate::config::PodPluginConfig;
+use crate::podtemplate;
 use alula_propeller::template::TemplateVars;
 
 /// The label every pod of ours carries; the watcher selects on it.
@@ -33,12 +35,32 @@ pub const ANNOTATION_PREFIX: &str = "alula.dev/";
 /// Kubernetes' limit for names used as DNS labels and for label values.
 const MAX_LABEL: usize = 63;
 
-/// The container of a task, if it has one (what this plugin runs).
-pub fn task_container(task: &TaskTemplate) -> Option<&TaskContainer> {
-    match &task.target {
-        Some(Target::Container(c)) => Some(c),
-        _ => None,
-    }
+/// Where the pod records its primary container's name (status mapping judges the attempt by it).
+pub const PRIMARY_CONTAINER_ANNOTATION: &str = "alula.dev/primary-container";
+/// The task config entry (and `K8sPod` field) flytekit names a pod task's primary container in.
+pub const PRIMARY_CONTAINER_KEY: &str = "primary_container_name";
+
+/// Whether this plugin runs `task`: a container task, or a pod task (`k8s_pod` target: a
+/// flytekit task with a `pod_template`).
+pub fn runs(task: &TaskTemplate) -> bool {
+    matches!(
+        task.target,
+        Some(Target::Container(_)) | Some(Target::K8sPod(_))
+    )
+}
+
+/// The pod template the task names (`TaskMetadata.pod_template_name`), if any.
+pub fn pod_template_name(task: &TaskTemplate) -> Option<&str> {
+    task.metadata
+        .as_ref()
+        .map(|m| m.pod_template_name.as_str())
+        .filter(|n| !n.is_empty())
+}
+
+/// A volume name (a DNS-1123 label) for `raw`, distinct for distinct `raw`.
+pub fn volume_name(prefix: &str, raw: &str) -> String {
+    let readable = format!("{prefix}-{raw}");
+    dns_safe(&readable, &readable, true)
 }
 
 /// The attempt's pod name: deterministic (a restarted propeller finds the same pod, and a second
@@ -106,9 +128,22 @@ fn dns_safe(raw: &str, key: &str, name: bool) -> String {
     }
 }
 
-fn interruptible(task: &TaskTemplate) -> bool {
-    task.metadata.as_ref().and_then(|m| m.interruptible_value)
-        == Some(InterruptibleValue::Interruptible(true))
+/// Whether the attempt runs on interruptible nodes: the execution's override, else the task's.
+fn interruptible(attempt: &Attempt) -> bool {
+    attempt.settings.interruptible.unwrap_or_else(|| {
+        attempt
+            .task
+            .metadata
+            .as_ref()
+            .and_then(|m| m.interruptible_value)
+            == Some(InterruptibleValue::Interruptible(true))
+    })
+}
+
+fn run_as_account(s: Option<&SecurityContext>) -> Option<String> {
+    s.and_then(|s| s.run_as.as_ref())
+        .map(|r| r.k8s_service_account.clone())
+        .filter(|a| !a.is_empty())
 }
 
 fn pod_path(
@@ -125,27 +160,119 @@ fn pod_path(
     })
 }
 
-/// The pod for `attempt`.
-pub fn build_pod(attempt: &Attempt, config: &PodPluginConfig) -> Result<Pod, PluginError> {
-    let task = attempt.task.as_ref();
-    let container = task_container(task).ok_or_else(|| {
-        PluginError::Invalid(
-            "the pod plugin runs container tasks; this task has no container".into(),
-        )
-    })?;
-    let name = pod_name(attempt);
+/// The task's own pod before Flyte's settings and the pod template: its containers, the
+/// primary one's name, and the `k8s_pod` target's labels and annotations.
+struct TaskPod {
+    spec: PodSpec,
+    primary: String,
+    /// The container target's resources (a pod target has them in its containers).
+    resources: Option<Resources>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
 
-    let image = attempt
-        .overrides
-        .as_ref()
-        .map(|o| o.container_image.as_str())
-        .filter(|i| !i.is_empty())
-        .unwrap_or(&container.image);
-    if image.is_empty() {
-        return Err(PluginError::Invalid(
-            "the task's container has no image".into(),
-        ));
+/// The task's pod; a node's `pod_template` override (`with_overrides(pod_template=...)`, which
+/// flytekit serializes with the task's primary container in it) replaces the task's target.
+fn task_pod(
+    task: &TaskTemplate,
+    overrides: Option<&TaskNodeOverrides>,
+) -> Result<TaskPod, PluginError> {
+    let overridden = overrides
+        .and_then(|o| o.pod_template.clone())
+        .filter(|k| k.pod_spec.is_some())
+        .map(Target::K8sPod);
+    match overridden.as_ref().or(task.target.as_ref()) {
+        Some(Target::Container(c)) => Ok(TaskPod {
+            spec: PodSpec {
+                containers: vec![Container {
+                    name: PRIMARY_CONTAINER.into(),
+                    image: Some(c.image.clone()),
+                    command: Some(c.command.clone()),
+                    args: Some(c.args.clone()),
+                    env: Some(
+                        c.env
+                            .iter()
+                            .map(|kv| plain_env(&kv.key, &kv.value))
+                            .collect(),
+                    ),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            primary: PRIMARY_CONTAINER.into(),
+            resources: c.resources.clone(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+        }),
+        Some(Target::K8sPod(k)) => {
+            let spec = k
+                .pod_spec
+                .as_ref()
+                .map(podtemplate::pod_spec_from_struct)
+                .transpose()?
+                .unwrap_or_default();
+            // flytekit names it in the pod target and in the task's config.
+            let primary = Some(k.primary_container_name.clone())
+                .filter(|n| !n.is_empty())
+                .or_else(|| task.config.get(PRIMARY_CONTAINER_KEY).cloned())
+                .or_else(|| match spec.containers.as_slice() {
+                    [only] => Some(only.name.clone()),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    PluginError::Invalid(
+                        "the task's pod names no primary container (primary_container_name)".into(),
+                    )
+                })?;
+            if !spec.containers.iter().any(|c| c.name == primary) {
+                return Err(PluginError::Invalid(format!(
+                    "the task's pod has no container named {primary:?} (its primary container)"
+                )));
+            }
+            let meta = k.metadata.clone().unwrap_or_default();
+            Ok(TaskPod {
+                spec,
+                primary,
+                resources: None,
+                labels: meta.labels.into_iter().collect(),
+                annotations: meta.annotations.into_iter().collect(),
+            })
+        }
+        _ => Err(PluginError::Invalid(
+            "the pod plugin runs container and pod tasks; this task has neither".into(),
+        )),
     }
+}
+
+fn plain_env(k: &str, v: &str) -> EnvVar {
+    EnvVar {
+        name: k.to_string(),
+        value: Some(v.to_string()),
+        value_from: None,
+    }
+}
+
+/// The pod for `attempt`, without a pod template.
+pub fn build_pod(attempt: &Attempt, config: &PodPluginConfig) -> Result<Pod, PluginError> {
+    build_pod_with(attempt, config, None)
+}
+
+/// The pod for `attempt` on the base pod template `base` (the task's named template or the
+/// configured default, resolved by the caller).
+pub fn build_pod_with(
+    attempt: &Attempt,
+    config: &PodPluginConfig,
+    base: Option<&PodTemplateSpec>,
+) -> Result<Pod, PluginError> {
+    let task = attempt.task.as_ref();
+    let TaskPod {
+        mut spec,
+        primary,
+        resources: task_resources,
+        labels: pod_labels,
+        annotations: pod_annotations,
+    } = task_pod(task, attempt.overrides.as_ref())?;
+    let name = pod_name(attempt);
 
     let input_prefix = attempt.inputs_path.parent().unwrap_or(&attempt.inputs_path);
     let vars = TemplateVars {
@@ -161,56 +288,135 @@ pub fn build_pod(attempt: &Attempt, config: &PodPluginConfig) -> Result<Pod, Plu
         per_retry_unique_key: name.clone(),
         inputs: Some(attempt.inputs.as_ref()),
     };
-    let render = |v: &[String]| -> Result<Vec<String>, PluginError> {
-        v.iter()
+    let render = |v: Option<Vec<String>>| -> Result<Option<Vec<String>>, PluginError> {
+        let v = v
+            .unwrap_or_default()
+            .iter()
             .map(|s| vars.render(s).map_err(PluginError::Invalid))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((!v.is_empty()).then_some(v))
     };
-    let command = render(&container.command)?;
-    let args = render(&container.args)?;
-    if command.is_empty() && args.is_empty() {
-        return Err(PluginError::Invalid(
-            "the task's container has no command".into(),
-        ));
-    }
 
-    // The platform's defaults, the template's environment, then Flyte's per-attempt variables:
-    // later ones win.
-    let mut env: Vec<EnvVar> = Vec::new();
-    let pairs = config
+    // The platform's defaults, the execution's `envs`, the container's own variables, then
+    // Flyte's per-attempt ones: later ones win.
+    let env_before: Vec<(&str, &str)> = config
         .default_env_vars
         .iter()
+        .chain(&attempt.settings.envs)
         .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(
-            container
-                .env
-                .iter()
-                .map(|kv| (kv.key.as_str(), kv.value.as_str())),
-        )
-        .chain(attempt.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    for (k, v) in pairs {
-        env.retain(|e| e.name != k);
-        env.push(EnvVar {
-            name: k.to_string(),
-            value: Some(v.to_string()),
-            value_from: None,
-        });
+        .collect();
+    for c in &mut spec.containers {
+        c.command = render(c.command.take())?;
+        c.args = render(c.args.take())?;
+        let own: Vec<EnvVar> = c.env.take().unwrap_or_default();
+        let mut env: Vec<EnvVar> = Vec::new();
+        let vars = env_before
+            .iter()
+            .map(|(k, v)| plain_env(k, v))
+            .chain(own)
+            .chain(attempt.env.iter().map(|(k, v)| plain_env(k, v)));
+        for var in vars {
+            env.retain(|e| e.name != var.name);
+            env.push(var);
+        }
+        c.env = (!env.is_empty()).then_some(env);
+        if c.name != primary {
+            continue;
+        }
+        if let Some(image) = attempt
+            .overrides
+            .as_ref()
+            .map(|o| o.container_image.as_str())
+            .filter(|i| !i.is_empty())
+        {
+            c.image = Some(image.to_string());
+        }
+        if c.image.as_deref().unwrap_or_default().is_empty() {
+            return Err(PluginError::Invalid(
+                "the task's container has no image".into(),
+            ));
+        }
+        if c.command.is_none() && c.args.is_none() {
+            return Err(PluginError::Invalid(
+                "the task's container has no command".into(),
+            ));
+        }
+        c.resources = Some(resources(
+            attempt,
+            c.resources.take(),
+            task_resources.as_ref(),
+            config,
+        ));
+        if c.image_pull_policy.is_none() {
+            c.image_pull_policy = config.image_pull_policy.clone();
+        }
+        // A failed container's message is its log tail when it wrote no termination
+        // message: what the user needs to see (as Flyte sets it).
+        c.termination_message_policy = Some("FallbackToLogsOnError".into());
+        if !config.default_env_from_secrets.is_empty() {
+            let from = c.env_from.get_or_insert_with(Vec::new);
+            from.extend(
+                config
+                    .default_env_from_secrets
+                    .iter()
+                    .map(|name| EnvFromSource {
+                        secret_ref: Some(SecretEnvSource {
+                            name: name.clone(),
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    }),
+            );
+        }
     }
 
-    let interruptible = interruptible(task);
+    let interruptible = interruptible(attempt);
     let mut node_selector = config.node_selector.clone();
     let mut tolerations = config.tolerations.clone();
     if interruptible {
         node_selector.extend(config.interruptible_node_selector.clone());
         tolerations.extend(config.interruptible_tolerations.clone());
     }
+    // The task's own pod spec wins over the platform's scheduling.
+    node_selector.extend(spec.node_selector.take().unwrap_or_default());
+    tolerations.extend(spec.tolerations.take().unwrap_or_default());
+    spec.node_selector = (!node_selector.is_empty()).then_some(node_selector);
+    spec.tolerations = (!tolerations.is_empty()).then_some(tolerations);
+    // Run as: the execution's account, the task's, the pod's (or its template's), the default.
+    let account = run_as_account(attempt.settings.security_context.as_ref())
+        .or_else(|| run_as_account(task.security_context.as_ref()))
+        .or_else(|| spec.service_account_name.take())
+        .or_else(|| {
+            base.and_then(|b| b.spec.as_ref())
+                .and_then(|s| s.service_account_name.clone())
+        })
+        .or_else(|| config.service_account.clone());
+
+    // Flyte merges its pod onto the base template, then the secrets webhook adds secrets.
+    let mut spec = match base {
+        Some(b) => podtemplate::apply(b, &spec, &primary)?,
+        None => spec,
+    };
+    // Retries are the engine's business, not the kubelet's.
+    spec.restart_policy = Some("Never".into());
+    spec.service_account_name = account;
+    crate::secrets::inject(&mut spec, &alula_propeller::secrets::of_attempt(attempt))?;
+    // Raw containers: the copilot's init container, sidecar and shared folders.
+    crate::copilot::add(attempt, config, &mut spec, &primary)?;
 
     let task_name = task
         .id
         .as_ref()
         .map(|i| i.name.as_str())
         .unwrap_or_default();
-    let mut labels = config.default_labels.clone();
+    let template_meta = base.and_then(|b| b.metadata.as_ref());
+    // The template's, the platform's, the task pod's, the execution's, then ours.
+    let mut labels: BTreeMap<String, String> = template_meta
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    labels.extend(config.default_labels.clone());
+    labels.extend(pod_labels);
+    labels.extend(attempt.settings.labels.clone());
     labels.extend([
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         ("project".into(), label_value(&attempt.execution.project)),
@@ -223,7 +429,12 @@ pub fn build_pod(attempt: &Attempt, config: &PodPluginConfig) -> Result<Pod, Plu
     if interruptible {
         labels.insert("interruptible".into(), "true".into());
     }
-    let mut annotations = config.default_annotations.clone();
+    let mut annotations: BTreeMap<String, String> = template_meta
+        .and_then(|m| m.annotations.clone())
+        .unwrap_or_default();
+    annotations.extend(config.default_annotations.clone());
+    annotations.extend(pod_annotations);
+    annotations.extend(attempt.settings.annotations.clone());
     let a = |k: &str| format!("{ANNOTATION_PREFIX}{k}");
     annotations.extend([
         (a("project"), attempt.execution.project.clone()),
@@ -231,6 +442,7 @@ pub fn build_pod(attempt: &Attempt, config: &PodPluginConfig) -> Result<Pod, Plu
         (a("execution"), attempt.execution.name.clone()),
         (a("node-id"), attempt.node_id.clone()),
         (a("retry-attempt"), attempt.retry_attempt.to_string()),
+        (PRIMARY_CONTAINER_ANNOTATION.to_string(), primary),
     ]);
     if let Some(i) = attempt.array_index {
         annotations.insert(a("array-index"), i.to_string());
@@ -250,40 +462,7 @@ pub fn build_pod(attempt: &Attempt, config: &PodPluginConfig) -> Result<Pod, Plu
             annotations: Some(annotations),
             ..Default::default()
         },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: PRIMARY_CONTAINER.into(),
-                image: Some(image.to_string()),
-                image_pull_policy: config.image_pull_policy.clone(),
-                command: (!command.is_empty()).then_some(command),
-                args: (!args.is_empty()).then_some(args),
-                env: (!env.is_empty()).then_some(env),
-                env_from: (!config.default_env_from_secrets.is_empty()).then(|| {
-                    config
-                        .default_env_from_secrets
-                        .iter()
-                        .map(|name| EnvFromSource {
-                            secret_ref: Some(SecretEnvSource {
-                                name: name.clone(),
-                                optional: None,
-                            }),
-                            ..Default::default()
-                        })
-                        .collect()
-                }),
-                resources: Some(resources(attempt, container, config)),
-                // A failed container's message is its log tail when it wrote no termination
-                // message: what the user needs to see (as Flyte sets it).
-                termination_message_policy: Some("FallbackToLogsOnError".into()),
-                ..Default::default()
-            }],
-            // Retries are the engine's business, not the kubelet's.
-            restart_policy: Some("Never".into()),
-            service_account_name: config.service_account.clone(),
-            node_selector: (!node_selector.is_empty()).then_some(node_selector),
-            tolerations: (!tolerations.is_empty()).then_some(tolerations),
-            ..Default::default()
-        }),
+        spec: Some(spec),
         status: None,
     })
 }
@@ -299,22 +478,38 @@ fn resource_key(entry: &ResourceEntry, config: &PodPluginConfig) -> Option<Strin
     }
 }
 
-/// Requests and limits: the template's, replaced name by name by the node's overrides; then a
-/// missing request takes the limit or the platform default, and a missing limit the platform
-/// default limit or the request (Flyte sets limits so that pods are not best-effort).
-/// Extended resources (GPUs) need request == limit, which the second rule gives.
+/// Requests and limits: the pod target container's or the template's, replaced name by name by
+/// the node's overrides; then a missing request takes the limit or the platform default, and a
+/// missing limit the platform default limit or the request (Flyte sets limits so that pods are
+/// not best-effort). Extended resources (GPUs) need request == limit, which the second rule
+/// gives.
 fn resources(
     attempt: &Attempt,
-    container: &TaskContainer,
+    existing: Option<ResourceRequirements>,
+    task: Option<&Resources>,
     config: &PodPluginConfig,
 ) -> ResourceRequirements {
-    let mut requests = BTreeMap::new();
-    let mut limits = BTreeMap::new();
+    let existing = existing.unwrap_or_default();
+    let strings = |m: Option<BTreeMap<String, Quantity>>| -> BTreeMap<String, String> {
+        m.unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect()
+    };
+    // flytekit writes a pod task's GPUs as `gpu` (its resource name, lower case).
+    let gpu = |mut m: BTreeMap<String, String>| {
+        if let Some(v) = m.remove("gpu") {
+            m.insert(config.gpu_resource_name.clone(), v);
+        }
+        m
+    };
+    let mut requests = gpu(strings(existing.requests));
+    let mut limits = gpu(strings(existing.limits));
     let overrides = attempt
         .overrides
         .as_ref()
         .and_then(|o| o.resources.as_ref());
-    for res in container.resources.iter().chain(overrides) {
+    for res in task.into_iter().chain(overrides) {
         for e in &res.requests {
             if let Some(k) = resource_key(e, config) {
                 requests.insert(k, e.value.clone());
@@ -347,7 +542,7 @@ fn resources(
     ResourceRequirements {
         requests: q(requests),
         limits: q(limits),
-        ..Default::default()
+        claims: existing.claims,
     }
 }
 

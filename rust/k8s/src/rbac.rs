@@ -1,5 +1,6 @@
 //! The Kubernetes permissions the pod plugin needs: what a deployment must grant propeller's
-//! service account in the tasks namespace, and no more.
+//! service account in the tasks namespace, and no more. Secrets are not among them: the
+//! kubelet reads the secrets a pod refers to, never propeller.
 //!
 //! The Helm chart's Role (`deploy/helm/alula/templates/rbac.yaml`) is checked against these
 //! constants (`tests/deploy_chart.rs`), and the constants against the plugin's real API calls
@@ -8,18 +9,39 @@
 /// The API group of pods: the core group, written `""` in RBAC rules.
 pub const POD_API_GROUP: &str = "";
 
-/// The one resource the plugin touches.
+/// The resource the plugin runs attempts as.
 pub const POD_RESOURCE: &str = "pods";
+
+/// Pod templates a task names (or the configured default), read with `get` only.
+pub const POD_TEMPLATE_RESOURCE: &str = "podtemplates";
+pub const REQUIRED_POD_TEMPLATE_VERBS: &[&str] = &["get"];
+
+/// A pod's log (a subresource), read with `get` once the attempt ended so that the log
+/// outlives the pod, and for admin's live log route while it runs.
+pub const POD_LOG_RESOURCE: &str = "pods/log";
+pub const REQUIRED_POD_LOG_VERBS: &[&str] = &["get"];
 
 /// The verbs the plugin uses on pods: `create` to start an attempt, `get` to check (and adopt)
 /// it, `delete` to abort or finalize it, `list` + `watch` for the watcher that wakes drivers.
 pub const REQUIRED_POD_VERBS: &[&str] = &["create", "get", "list", "watch", "delete"];
 
+/// Every rule the plugin needs, as (API group, resource, verbs): the chart's Role has exactly
+/// these.
+pub const REQUIRED_RULES: &[(&str, &str, &[&str])] = &[
+    (POD_API_GROUP, POD_RESOURCE, REQUIRED_POD_VERBS),
+    (
+        POD_API_GROUP,
+        POD_TEMPLATE_RESOURCE,
+        REQUIRED_POD_TEMPLATE_VERBS,
+    ),
+    (POD_API_GROUP, POD_LOG_RESOURCE, REQUIRED_POD_LOG_VERBS),
+];
+
 #[cfg(test)]
 mod tests {
     //! Drives every API call of the plugin against a mock API server that answers whatever it
     //! is asked, records each request as the RBAC (group, resource, verb) the API server would
-    //! authorize, and compares the verbs with [`REQUIRED_POD_VERBS`].
+    //! authorize, and compares them with [`REQUIRED_RULES`].
 
     use std::collections::BTreeSet;
     use std::sync::{Arc, Mutex};
@@ -57,6 +79,7 @@ mod tests {
         let (resource, named) = match rest {
             ["namespaces", _ns, resource] => (resource.to_string(), false),
             ["namespaces", _ns, resource, _name] => (resource.to_string(), true),
+            ["namespaces", _ns, resource, _name, sub] => (format!("{resource}/{sub}"), true),
             _ => panic!("not a namespaced resource path (subresources included): {path}"),
         };
         let watch = query
@@ -115,6 +138,12 @@ mod tests {
                            "metadata": {"resourceVersion": "10"}, "items": []}),
                 ),
                 "watch" => (200, json!({"type": "MODIFIED", "object": pod})),
+                "get" if access.resource == POD_TEMPLATE_RESOURCE => (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "PodTemplate",
+                           "metadata": {"name": "gpu", "namespace": "flyte"},
+                           "template": {"spec": {"containers": [{"name": "default"}]}}}),
+                ),
                 _ => (200, pod.clone()),
             };
             log.lock().expect("access log").insert(access.clone());
@@ -131,7 +160,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_plugin_uses_exactly_the_required_verbs_on_pods() {
+    async fn the_plugin_uses_exactly_the_required_rules() {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let plugin = PodPlugin::new(kube::Client::new(service, "flyte"), config());
         let log = Arc::new(Mutex::new(BTreeSet::new()));
@@ -146,9 +175,25 @@ mod tests {
             Err(PluginError::AlreadyStarted(_)) => {}
             other => panic!("a second start adopts the pod, got {other:?}"),
         }
-        plugin.check(&a, waker).await.expect("get");
+        plugin.check(&a, waker.clone()).await.expect("get");
+        // The attempt's log, stored before the pod goes (the mock answers it with a pod's JSON,
+        // which is as good a log as any).
+        assert!(!plugin.logs(&a).await.is_empty(), "the pod's log is read");
         plugin.abort(&a).await.expect("delete");
         plugin.finalize(&a).await.expect("delete again");
+        // A task naming a pod template: the template is read (then its pod created, refused
+        // with 409 by the mock, which is adoption).
+        let mut t = task(&["run"], &[]);
+        t.metadata = Some(alula_idl::flyteidl::core::TaskMetadata {
+            pod_template_name: "gpu".into(),
+            ..Default::default()
+        });
+        let mut b = attempt(t);
+        b.node_id = "n1".into();
+        match plugin.start(&b, waker).await {
+            Err(PluginError::AlreadyStarted(_)) => {}
+            other => panic!("a templated pod is created, got {other:?}"),
+        }
 
         let watcher = plugin.spawn_watcher();
         while let Some(access) = seen.recv().await {
@@ -160,18 +205,17 @@ mod tests {
         server.abort();
 
         let log = log.lock().expect("access log").clone();
-        for a in &log {
-            assert_eq!(
-                (a.group.as_str(), a.resource.as_str()),
-                (POD_API_GROUP, POD_RESOURCE),
-                "the plugin called the API on something other than pods: {a:?}"
-            );
-        }
-        let used: BTreeSet<&str> = log.iter().map(|a| a.verb).collect();
-        let required: BTreeSet<&str> = REQUIRED_POD_VERBS.iter().copied().collect();
+        let used: BTreeSet<(&str, &str, &str)> = log
+            .iter()
+            .map(|a| (a.group.as_str(), a.resource.as_str(), a.verb))
+            .collect();
+        let required: BTreeSet<(&str, &str, &str)> = REQUIRED_RULES
+            .iter()
+            .flat_map(|(g, r, verbs)| verbs.iter().map(move |v| (*g, *r, *v)))
+            .collect();
         assert_eq!(
             used, required,
-            "REQUIRED_POD_VERBS (and the chart's Role) must match the plugin's calls"
+            "REQUIRED_RULES (and the chart's Role) must match the plugin's calls"
         );
     }
 

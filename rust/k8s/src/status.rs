@@ -19,11 +19,11 @@
 use std::time::Duration;
 
 use alula_propeller::AttemptStatus;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod, PodCondition};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::config::PodPluginConfig;
-use crate::pod::PRIMARY_CONTAINER;
+use crate::pod::{PRIMARY_CONTAINER, PRIMARY_CONTAINER_ANNOTATION};
 
 /// Pod failure reasons that say the node, not the task, ended it.
 const LOST_REASONS: &[&str] = &[
@@ -57,8 +57,61 @@ pub fn attempt_status(pod: &Pod, config: &PodPluginConfig, now: Timestamp) -> At
         },
         "Failed" => failed(pod),
         "Pending" => pending(pod, config, now),
-        // Running, or Unknown (the node stopped reporting: Kubernetes settles it either way).
+        // A pod task's sidecars may outlive its primary container: the primary's end is the
+        // attempt's (Flyte's `DeterminePrimaryContainerPhase`).
+        "Running" => match primary_terminated(pod) {
+            // A raw container's outputs exist once the copilot's uploader has written them.
+            Some(t) if t.exit_code == 0 && crate::copilot::uploading(pod) => AttemptStatus::Running,
+            Some(t) if t.exit_code == 0 => AttemptStatus::Exited {
+                exit_code: Some(0),
+                message: String::new(),
+            },
+            Some(t) => exited(t),
+            None => AttemptStatus::Running,
+        },
+        // Unknown: the node stopped reporting; Kubernetes settles it either way.
         _ => AttemptStatus::Running,
+    }
+}
+
+/// The container the attempt is judged by: the one the pod's annotation names (a pod task's
+/// primary container), else ours.
+fn primary_name(pod: &Pod) -> &str {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PRIMARY_CONTAINER_ANNOTATION))
+        .map(String::as_str)
+        .unwrap_or(PRIMARY_CONTAINER)
+}
+
+fn primary_terminated(pod: &Pod) -> Option<&ContainerStateTerminated> {
+    let name = primary_name(pod);
+    let primary = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .find(|c| c.name == name)?;
+    primary
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .or_else(|| {
+            primary
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+        })
+}
+
+/// A terminated container's verdict. `OOMKilled` keeps its reason first in the message: Flyte
+/// makes it a retryable user error, which is what `Exited` without an `error.pb` gives.
+fn exited(t: &ContainerStateTerminated) -> AttemptStatus {
+    AttemptStatus::Exited {
+        exit_code: Some(t.exit_code),
+        message: describe(t.reason.as_deref(), t.message.as_deref()),
     }
 }
 
@@ -170,28 +223,8 @@ fn failed(pod: &Pod) -> AttemptStatus {
         };
     }
 
-    let primary = status
-        .and_then(|s| s.container_statuses.as_deref())
-        .unwrap_or_default()
-        .iter()
-        .find(|c| c.name == PRIMARY_CONTAINER);
-    let terminated = primary
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.terminated.as_ref())
-        .or_else(|| {
-            primary
-                .and_then(|c| c.last_state.as_ref())
-                .and_then(|s| s.terminated.as_ref())
-        });
-    match terminated {
-        Some(t) if t.reason.as_deref() == Some("OOMKilled") => AttemptStatus::Exited {
-            exit_code: Some(t.exit_code),
-            message: describe(Some("OOMKilled"), t.message.as_deref()),
-        },
-        Some(t) => AttemptStatus::Exited {
-            exit_code: Some(t.exit_code),
-            message: describe(t.reason.as_deref(), t.message.as_deref()),
-        },
+    match primary_terminated(pod) {
+        Some(t) => exited(t),
         // Failed with no container verdict (an init container failed, a deadline passed).
         None => AttemptStatus::Exited {
             exit_code: None,

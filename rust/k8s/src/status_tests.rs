@@ -189,3 +189,84 @@ fn evicted_and_preempted_are_lost() {
         }
     );
 }
+
+/// A pod task's pod: primary container `main` (named by our annotation) and a sidecar.
+fn pod_task(phase: &str, main: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "p", "creationTimestamp": T0,
+                     "annotations": {"alula.dev/primary-container": "main"}},
+        "spec": {"containers": [{"name": "main", "image": "x"}, {"name": "sidecar", "image": "y"}]},
+        "status": {"phase": phase, "containerStatuses": [
+            {"name": "sidecar", "ready": true, "restartCount": 0, "image": "y", "imageID": "",
+             "state": {"running": {"startedAt": T0}}},
+            {"name": "main", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+             "state": main}]},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn pod_tasks_are_judged_by_their_primary_container() {
+    let running = pod_task("Running", json!({"running": {"startedAt": T0}}));
+    assert_eq!(status(&running, 5), AttemptStatus::Running);
+    // The primary ended while the sidecar still runs: the attempt is over.
+    let done = pod_task(
+        "Running",
+        json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+    );
+    assert_eq!(
+        status(&done, 5),
+        AttemptStatus::Exited {
+            exit_code: Some(0),
+            message: String::new()
+        }
+    );
+    let oom = pod_task(
+        "Running",
+        json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
+    );
+    assert_eq!(
+        status(&oom, 5),
+        AttemptStatus::Exited {
+            exit_code: Some(137),
+            message: "OOMKilled".into()
+        }
+    );
+    let failed = pod_task(
+        "Failed",
+        json!({"terminated": {"exitCode": 2, "reason": "Error",
+        "message": "boom"}}),
+    );
+    assert_eq!(
+        status(&failed, 5),
+        AttemptStatus::Exited {
+            exit_code: Some(2),
+            message: "Error: boom".into()
+        }
+    );
+}
+
+#[test]
+fn a_missing_secret_fails_with_the_kubelets_message() {
+    let mut p = waiting("CreateContainerConfigError");
+    if let Some(cs) = p
+        .status
+        .as_mut()
+        .and_then(|s| s.container_statuses.as_mut())
+    {
+        cs[0]
+            .state
+            .as_mut()
+            .unwrap()
+            .waiting
+            .as_mut()
+            .unwrap()
+            .message = Some("secret \"db\" not found".into());
+    }
+    assert_eq!(
+        status(&p, 0),
+        AttemptStatus::Failed {
+            message: "CreateContainerConfigError: secret \"db\" not found".into()
+        }
+    );
+}

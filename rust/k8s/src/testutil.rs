@@ -69,5 +69,6 @@ pub fn attempt(task: TaskTemplate) -> Attempt {
             ("A".into(), "attempt".into()),
             ("FLYTE_ATTEMPT_NUMBER".into(), "0".into()),
         ]),
+        settings: Default::default(),
     }
 }

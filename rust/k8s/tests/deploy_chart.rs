@@ -5,7 +5,7 @@
 //!   type does not know (k8s-openapi ignores unknown fields, so each object is re-serialized and
 //!   compared with its input: whatever went missing was a typo or a misplaced key);
 //! - the references between objects hold (service accounts, Secrets, ConfigMaps, selectors);
-//! - propeller's Role grants exactly [`alula_k8s::rbac`]'s verbs on pods (which a unit test
+//! - propeller's Role grants exactly [`alula_k8s::rbac`]'s rules (pods, pod templates) (which a unit test
 //!   ties to the plugin's real calls);
 //! - the committed manifests equal a fresh render of the chart, so they cannot go stale.
 //!
@@ -19,7 +19,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use alula_k8s::rbac::{POD_API_GROUP, POD_RESOURCE, REQUIRED_POD_VERBS};
+use alula_k8s::rbac::REQUIRED_RULES;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, PodTemplateSpec, Secret, Service, ServiceAccount,
@@ -228,19 +228,31 @@ fn check_rbac(docs: &[Value], fullname: &str, tasks_namespace: &str) {
         serde_json::from_value(get(docs, "Role", &role_name).clone()).expect("Role parses");
     assert_eq!(role.metadata.namespace.as_deref(), Some(tasks_namespace));
     let rules = role.rules.unwrap_or_default();
-    assert_eq!(rules.len(), 1, "one rule, on pods: {rules:?}");
-    let rule = &rules[0];
-    assert_eq!(rule.api_groups, Some(vec![POD_API_GROUP.to_string()]));
-    assert_eq!(rule.resources, Some(vec![POD_RESOURCE.to_string()]));
+    let mut granted = BTreeSet::new();
+    for rule in &rules {
+        assert_eq!(
+            rule.resource_names, None,
+            "the plugin's objects have no fixed names"
+        );
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    granted.insert((group.clone(), resource.clone(), verb.clone()));
+                }
+            }
+        }
+    }
+    let required: BTreeSet<(String, String, String)> = REQUIRED_RULES
+        .iter()
+        .flat_map(|(g, r, verbs)| {
+            verbs
+                .iter()
+                .map(move |v| (g.to_string(), r.to_string(), v.to_string()))
+        })
+        .collect();
     assert_eq!(
-        rule.resource_names, None,
-        "the plugin's pods have no fixed names"
-    );
-    let verbs: BTreeSet<&str> = rule.verbs.iter().map(String::as_str).collect();
-    let required: BTreeSet<&str> = REQUIRED_POD_VERBS.iter().copied().collect();
-    assert_eq!(
-        verbs, required,
-        "the Role's verbs drifted from alula_k8s::rbac"
+        granted, required,
+        "the Role's rules drifted from alula_k8s::rbac"
     );
     assert!(
         !docs

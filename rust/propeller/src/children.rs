@@ -28,6 +28,8 @@ pub(crate) struct Children {
     running: HashMap<String, ExecutionKey>,
     /// Node execution id → why admin refused to create its child (reported at the next poll).
     refused: HashMap<String, String>,
+    /// The parent's settings each child is launched with (see [`Children::inheriting`]).
+    inherited: ExecutionSpec,
 }
 
 /// A DNS-1123 name for the child of `node` in `parent`: readable when short, hashed when not
@@ -53,7 +55,26 @@ impl Children {
             parent,
             running: HashMap::new(),
             refused: HashMap::new(),
+            inherited: ExecutionSpec::default(),
         }
+    }
+
+    /// Children are launched with the parent's resolved settings as their own request's, as
+    /// flytepropeller launches them (labels, annotations, envs, security context, raw output
+    /// prefix, interruptible, max parallelism, overwrite cache).
+    pub(crate) fn inheriting(mut self, parent: &ExecutionSpec) -> Self {
+        self.inherited = ExecutionSpec {
+            labels: parent.labels.clone(),
+            annotations: parent.annotations.clone(),
+            envs: parent.envs.clone(),
+            security_context: parent.security_context.clone(),
+            raw_output_data_config: parent.raw_output_data_config.clone(),
+            interruptible: parent.interruptible,
+            max_parallelism: parent.max_parallelism,
+            overwrite_cache: parent.overwrite_cache,
+            ..Default::default()
+        };
+        self
     }
 
     pub(crate) async fn start(
@@ -73,7 +94,7 @@ impl Children {
                 }),
                 ..Default::default()
             }),
-            ..Default::default()
+            ..self.inherited.clone()
         };
         let req = ExecutionCreateRequest {
             project: self.parent.project.clone(),

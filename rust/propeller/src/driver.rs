@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use alula_admin::logs::{log_key, log_url, AttemptLogId};
 use alula_admin::store::{ExecutionKey, RunRecord};
 use alula_engine::{
     Action, AttemptId, Event, Execution, ExecutionSettings, ExecutionState, SignalKind,
@@ -25,16 +26,22 @@ use alula_idl::flyteidl::core::{
     literal_type, workflow_execution::Phase, CatalogCacheStatus, Literal, LiteralMap, LiteralType,
     SimpleType, WorkflowExecutionIdentifier,
 };
+use alula_idl::flyteidl::core::{task_execution, NodeExecutionIdentifier, TaskLog};
 use alula_idl::flyteidl::event::{NodeExecutionEvent, TaskExecutionEvent, WorkflowExecutionEvent};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
+
+use crate::plugin::AttemptSettings;
 use prost::Message;
 use tokio::sync::mpsc;
 
 use crate::children::Children;
 use crate::launch::closure_of;
 use crate::metrics::AttemptOutcome;
-use crate::plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
+use crate::plugin::{Attempt, AttemptStatus, LogData, Plugin, PluginError, Waker};
 use crate::{Context, DriveError, Notice};
+
+mod recovery;
+mod serialize;
 
 /// How often children, signals and the execution's own phase are looked at when no notice
 /// arrives (another instance's admin, or a lost notice).
@@ -82,11 +89,29 @@ pub(crate) struct Driver {
     last_save: Instant,
     state_bytes: usize,
     overwrite_cache: bool,
+    /// The execution's settings every attempt carries (from its resolved spec).
+    attempt_settings: Arc<AttemptSettings>,
     aborting: bool,
     /// The outbox may hold events from before (a previous owner, a failed delivery).
     undelivered: bool,
     /// Terminated before this driver loaded it: abort on the first round.
     pending_abort: bool,
+    /// Cache reservations held and attempts waiting for others' (`cache_serialize`).
+    reservations: serialize::Reservations,
+    /// Log links for the terminal event of the attempt that just ended (node id, retry).
+    end_links: Option<(String, u32, Vec<TaskLog>)>,
+}
+
+/// The id admin's log route knows an attempt by.
+pub(crate) fn log_id(attempt: &Attempt) -> AttemptLogId {
+    AttemptLogId {
+        project: attempt.execution.project.clone(),
+        domain: attempt.execution.domain.clone(),
+        name: attempt.execution.name.clone(),
+        node_id: attempt.node_id.clone(),
+        retry_attempt: attempt.retry_attempt,
+        array_index: attempt.array_index,
+    }
 }
 
 fn encode_event(event: &Event) -> (i64, Vec<u8>) {
@@ -119,7 +144,7 @@ impl Driver {
                 }
                 other => DriveError::Storage(other.to_string()),
             })?;
-        let closure = closure_of(&ctx.store, &row).await?;
+        let closure = closure_of(&ctx.store, ctx.layout.storage(), &row).await?;
         let id = WorkflowExecutionIdentifier {
             project: key.project.clone(),
             domain: key.domain.clone(),
@@ -138,16 +163,19 @@ impl Driver {
             record_events: true,
             producer_id: ctx.config.instance_id.clone(),
         };
-        let exec = if record.state.is_empty() {
+        let mut exec = if record.state.is_empty() {
             Execution::new(&closure, inputs, settings)?
         } else {
             let state: ExecutionState = serde_json::from_slice(&record.state)
                 .map_err(|e| DriveError::Corrupt(format!("saved engine state: {e}")))?;
             Execution::resume(&closure, state, settings, SystemTime::now())?
         };
+        if let Some(original) = recovery::reference(&spec) {
+            exec.recover_from(recovery::succeeded_nodes(&ctx, &original).await?);
+        }
         let (wake_tx, wake_rx) = mpsc::unbounded_channel();
         Ok(Self {
-            children: Children::new(ctx.clone(), id.clone()),
+            children: Children::new(ctx.clone(), id.clone()).inheriting(&spec),
             ctx,
             key,
             id,
@@ -168,10 +196,13 @@ impl Driver {
             last_save: Instant::now(),
             state_bytes: record.state.len(),
             overwrite_cache: spec.overwrite_cache,
+            attempt_settings: Arc::new(crate::settings::attempt_settings(&spec)),
             aborting: false,
             // A run that saved before may have left events behind; a new one has none.
             undelivered: record.next_event > 0,
             pending_abort: row.phase == Phase::Aborting.as_str_name(),
+            reservations: serialize::Reservations::default(),
+            end_links: None,
         })
     }
 
@@ -188,6 +219,7 @@ impl Driver {
         let mut next_poll = Instant::now() + POLL;
         loop {
             let round = Instant::now();
+            self.tend_reservations().await?;
             self.advance().await?;
             // Attempts start at once, before the state that records them is saved: every
             // plugin leaves a start marker (a file, a pod named after the attempt), so after a
@@ -241,6 +273,9 @@ impl Driver {
                 until = until.min(Instant::now() + d);
             }
             if let Some(t) = self.retry_starts.iter().map(|(t, _, _)| *t).min() {
+                until = until.min(t);
+            }
+            if let Some(t) = self.reservations.next_due() {
                 until = until.min(t);
             }
             tokio::select! {
@@ -402,6 +437,8 @@ impl Driver {
         for id in std::mem::take(&mut self.to_abort) {
             // One waiting to be started again is simply not started.
             self.retry_starts.retain(|(_, _, ta)| ta.id != id);
+            self.reservations.forget_waiting(id);
+            self.release_reservation(id).await;
             if let Some(live) = self.live.remove(&id) {
                 let plugin = &self.ctx.plugins[live.plugin];
                 if let Err(e) = plugin.abort(&live.attempt).await {
@@ -499,14 +536,16 @@ impl Driver {
             inputs_path: layout.location(&inputs_path),
             checkpoint_prefix: layout.location(&format!("{output_prefix}/_flytecheckpoints")),
             output_prefix: layout.location(&output_prefix),
-            raw_output_prefix: layout.location(&layout.raw_prefix(
+            raw_output_prefix: layout.raw_location(
+                self.attempt_settings.raw_output_prefix.as_deref(),
                 &self.id,
                 node,
                 ta.array_index,
                 ta.retry_attempt,
-            )),
+            ),
             prev_checkpoint_prefix: prev,
             env,
+            settings: self.attempt_settings.clone(),
         })
     }
 
@@ -516,6 +555,9 @@ impl Driver {
 
     /// Starts an attempt whose start already failed transiently `failures` times.
     async fn start(&mut self, ta: TaskAttempt, failures: u32) -> Result<(), DriveError> {
+        if failures == 0 && !self.may_start(&ta).await? {
+            return Ok(());
+        }
         let Some(plugin_ix) = self.plugin_for(&ta) else {
             let message = format!(
                 "no plugin runs task {} (type {:?})",
@@ -544,6 +586,9 @@ impl Driver {
                 cache_key,
             },
         );
+        if result.is_ok() {
+            self.report_log_links(plugin.as_ref(), id);
+        }
         match &result {
             Ok(()) => self.ctx.metrics.attempt_started(plugin_ix),
             Err(PluginError::AlreadyStarted(_)) => {}
@@ -609,6 +654,7 @@ impl Driver {
             match status {
                 Ok(AttemptStatus::NotStarted) => self.to_start.push(ta),
                 Ok(_) | Err(_) => {
+                    self.resume_reservation(&ta).await?;
                     let cache_key = self.cache_key(&ta);
                     self.live.insert(
                         id,
@@ -684,6 +730,13 @@ impl Driver {
                 .await?;
             *cache_status = CatalogCacheStatus::CachePopulated;
         }
+        self.store_logs(plugin.as_ref(), &live.attempt).await;
+        if live.attempt.array_index.is_none() {
+            let links = self.log_links(plugin.as_ref(), &live.attempt);
+            self.end_links = Some((a.node_id.clone(), a.retry_attempt, links));
+        }
+        // After the outputs are in the cache: a waiter that looks next finds them.
+        self.release_reservation(id).await;
         if let Err(e) = plugin.finalize(&live.attempt).await {
             tracing::warn!(attempt = %live.attempt.unique_name(), error = %e, "finalize failed");
         }
@@ -712,10 +765,108 @@ impl Driver {
 
     /// Moves the events the engine recorded into the ones the next save writes to the outbox.
     fn collect_events(&mut self) {
-        let events = self.exec.take_events();
+        let mut events = self.exec.take_events();
+        if let Some((node, retry, links)) = self.end_links.take() {
+            for event in &mut events {
+                if let Event::Task(t) = event {
+                    let of_attempt = t.retry_attempt == retry
+                        && t.task_type != "k8s-array"
+                        && t.parent_node_execution_id
+                            .as_ref()
+                            .is_some_and(|p| p.node_id == node);
+                    if of_attempt {
+                        t.logs = links.clone();
+                    }
+                }
+            }
+        }
         if !events.is_empty() {
             self.dirty = true;
             self.pending_events.extend(events.iter().map(encode_event));
+        }
+    }
+
+    /// Links of an attempt's logs: admin's log route for each log its plugin keeps, then the
+    /// plugin's own links.
+    fn log_links(&self, plugin: &dyn Plugin, attempt: &Attempt) -> Vec<TaskLog> {
+        let mut links = Vec::new();
+        if let Some(base) = &self.ctx.config.log_base_url {
+            let id = log_id(attempt);
+            links.extend(plugin.log_streams().iter().map(|stream| TaskLog {
+                uri: log_url(base, &id, stream),
+                name: (*stream).to_string(),
+                ..Default::default()
+            }));
+        }
+        links.extend(plugin.log_links(attempt));
+        links
+    }
+
+    /// Tells admin where a just-started attempt's logs are: a RUNNING event of the next phase
+    /// version (flytepropeller reports new logs of a phase so), after the engine's own RUNNING
+    /// event in the outbox. Array elements are reported by their array node's event instead.
+    fn report_log_links(&mut self, plugin: &dyn Plugin, id: AttemptId) {
+        let Some(live) = self.live.get(&id) else {
+            return;
+        };
+        let a = &live.attempt;
+        if a.array_index.is_some() {
+            return;
+        }
+        let logs = self.log_links(plugin, a);
+        if logs.is_empty() {
+            return;
+        }
+        let since_epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let now = Some(alula_idl::wkt::Timestamp {
+            seconds: since_epoch.as_secs() as i64,
+            nanos: since_epoch.subsec_nanos() as i32,
+        });
+        let event = TaskExecutionEvent {
+            task_id: a.task.id.clone(),
+            parent_node_execution_id: Some(NodeExecutionIdentifier {
+                node_id: a.node_id.clone(),
+                execution_id: Some(self.id.clone()),
+            }),
+            retry_attempt: a.retry_attempt,
+            phase: task_execution::Phase::Running as i32,
+            phase_version: 1,
+            producer_id: self.ctx.config.instance_id.clone(),
+            logs,
+            occurred_at: now,
+            task_type: a.task.r#type.clone(),
+            event_version: 1,
+            reported_at: now,
+            ..Default::default()
+        };
+        self.dirty = true;
+        self.pending_events
+            .push(encode_event(&Event::Task(Box::new(event))));
+    }
+
+    /// Stores the ended attempt's logs under its output prefix (`logs/<stream>.txt`), where
+    /// admin's log route reads them. A log that cannot be stored is not worth failing the task.
+    async fn store_logs(&self, plugin: &dyn Plugin, attempt: &Attempt) {
+        let id = log_id(attempt);
+        for (stream, data) in plugin.logs(attempt).await {
+            let key = log_key(&id, stream);
+            let bytes = match data {
+                // Written in place (local storage): nothing to copy.
+                LogData::File(path) if path == self.ctx.layout.location(&key) => continue,
+                LogData::File(path) => match tokio::fs::read(&path).await {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot read a task log");
+                        continue;
+                    }
+                },
+                LogData::Bytes(bytes) => bytes,
+            };
+            if let Err(e) = self.ctx.layout.storage().put(&key, bytes.into()).await {
+                tracing::warn!(key, error = %e, "cannot store a task log");
+            }
         }
     }
 
@@ -828,6 +979,7 @@ impl Driver {
         // Attempts that were about to start never will.
         self.to_start.clear();
         self.retry_starts.clear();
+        self.drop_reservations().await;
         for event in self.exec.take_events() {
             self.pending_events.push(encode_event(&event));
         }

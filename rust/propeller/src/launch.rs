@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use alula_admin::store::{Entity, EntityKey, ExecutionRow, Store};
-use alula_idl::flyteidl::admin::{TaskClosure, WorkflowClosure};
+use alula_admin::task_resources;
+use alula_idl::flyteidl::admin::{TaskClosure, TaskResourceAttributes, WorkflowClosure};
 use alula_idl::flyteidl::core::{
     binding_data, node, Binding, BindingData, CompiledTask, CompiledWorkflowClosure, Identifier,
     Node, NodeMetadata, OutputReference, ResourceType, TaskNode, WorkflowExecutionIdentifier,
@@ -41,6 +42,30 @@ impl Layout {
     /// storage URI (`s3://bucket/prefix/<key>`).
     pub fn location(&self, key: &str) -> PathBuf {
         PathBuf::from(self.storage.uri(key))
+    }
+
+    /// The raw data folder an attempt is handed: under the execution's own prefix when its
+    /// `raw_output_data_config` sets one (a bucket or folder of the user's choice, as in
+    /// flytepropeller), else the storage's `raw/` folder.
+    pub fn raw_location(
+        &self,
+        execution_prefix: Option<&str>,
+        id: &WorkflowExecutionIdentifier,
+        node: &str,
+        element: Option<u32>,
+        retry: u32,
+    ) -> PathBuf {
+        match execution_prefix {
+            // A `file://` prefix is a plain path to the task (as a local storage root is).
+            Some(prefix) => {
+                let top = prefix.strip_prefix("file://").unwrap_or(prefix);
+                PathBuf::from(format!(
+                    "{}/{retry}",
+                    Self::node_dir(top, id, node, element)
+                ))
+            }
+            None => self.location(&self.raw_prefix(id, node, element, retry)),
+        }
     }
 
     fn node_dir(
@@ -93,8 +118,33 @@ fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, DriveErro
     M::decode(bytes).map_err(|e| DriveError::Corrupt(format!("{what}: {e}")))
 }
 
-/// The compiled workflow an execution runs.
+/// The compiled workflow an execution runs, its tasks given the execution's resource defaults
+/// and limits.
 pub async fn closure_of(
+    store: &Store,
+    storage: &Storage,
+    row: &ExecutionRow,
+) -> Result<CompiledWorkflowClosure, DriveError> {
+    let mut closure = stored_closure(store, row).await?;
+    // Admin stores the platform resources (TASK_RESOURCE attributes over the server's
+    // defaults) beside the inputs when any apply, as flyteadmin sets them on the closure.
+    let key = alula_admin::literals::keys::execution(&row.key, task_resources::KEY_FILE);
+    let stored = storage
+        .get(&key)
+        .await
+        .map_err(|e| DriveError::Storage(e.to_string()))?;
+    if let Some(bytes) = stored {
+        let platform: TaskResourceAttributes = decode(&bytes, "task resources")?;
+        for task in &mut closure.tasks {
+            if let Some(template) = task.template.as_mut() {
+                task_resources::apply(template, &platform);
+            }
+        }
+    }
+    Ok(closure)
+}
+
+async fn stored_closure(
     store: &Store,
     row: &ExecutionRow,
 ) -> Result<CompiledWorkflowClosure, DriveError> {
@@ -235,6 +285,19 @@ mod tests {
             "metadata/p/d/x/n1/7/2"
         );
         assert_eq!(local.raw_prefix(&id(), "n1", None, 0), "raw/p/d/x/n1/0");
+        // An execution's own raw output prefix replaces the storage's raw folder.
+        assert_eq!(
+            local.raw_location(Some("s3://mine/data"), &id(), "n1", Some(3), 1),
+            PathBuf::from("s3://mine/data/p/d/x/n1/3/1")
+        );
+        assert_eq!(
+            local.raw_location(Some("file:///tmp/raw"), &id(), "n1", None, 0),
+            PathBuf::from("/tmp/raw/p/d/x/n1/0")
+        );
+        assert_eq!(
+            local.raw_location(None, &id(), "n1", None, 0),
+            PathBuf::from("/srv/alula/raw/p/d/x/n1/0")
+        );
         // Local storage: the plain paths plugins have always been given.
         assert_eq!(
             local.location("metadata/p/d/x/n0/inputs.pb"),

@@ -12,6 +12,8 @@ pub mod outcome;
 pub mod plugin;
 pub mod process;
 mod reconciler;
+pub mod secrets;
+pub mod settings;
 pub mod template;
 pub mod warm;
 
@@ -23,7 +25,7 @@ use alula_admin::{AdminApi, Store};
 
 pub use launch::Layout;
 pub use metrics::PropellerMetrics;
-pub use plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
+pub use plugin::{Attempt, AttemptSettings, AttemptStatus, LogData, Plugin, PluginError, Waker};
 pub use reconciler::{Heartbeat, Propeller};
 
 #[derive(Debug, Clone)]
@@ -54,6 +56,9 @@ pub struct PropellerConfig {
     /// ...until it failed this many times in a row; then the execution fails with a system
     /// error. Damaged data fails it at once.
     pub max_driver_failures: u32,
+    /// Admin's public HTTP URL: task events link to attempts' logs on its `/api/v1/logs`
+    /// route. `None`: no such links.
+    pub log_base_url: Option<String>,
 }
 
 impl PropellerConfig {
@@ -71,6 +76,7 @@ impl PropellerConfig {
             shutdown_grace: Duration::from_secs(10),
             driver_retry_backoff: Duration::from_secs(1),
             max_driver_failures: 10,
+            log_base_url: None,
         }
     }
 }

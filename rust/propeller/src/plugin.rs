@@ -42,6 +42,32 @@ pub struct Attempt {
     pub prev_checkpoint_prefix: Option<PathBuf>,
     /// Environment Flyte gives every task (`FLYTE_INTERNAL_*`, `FLYTE_ATTEMPT_NUMBER`).
     pub env: BTreeMap<String, String>,
+    /// The execution's settings that reach its tasks, resolved with Flyte's precedence.
+    pub settings: Arc<AttemptSettings>,
+}
+
+/// What an execution asks of every task it runs (issue 13), resolved by admin when the
+/// execution is created with Flyte's precedence (execution spec > launch plan > matchable
+/// attributes: workflow > project-domain > project > server defaults) and stored in its spec.
+/// Plugins apply what they can: a pod carries all of it; a local process gets the envs,
+/// secrets and raw output prefix.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptSettings {
+    /// Labels and annotations for the pod (and shown on the execution).
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Environment variables for the task (the execution's `envs`), below Flyte's own.
+    pub envs: BTreeMap<String, String>,
+    /// The execution's security context: run-as (Kubernetes service account, IAM role),
+    /// secrets and tokens it adds to the task's own.
+    pub security_context: Option<alula_idl::flyteidl::core::SecurityContext>,
+    /// The execution's interruptible override (`None`: the task's own setting).
+    pub interruptible: Option<bool>,
+    /// The execution's cluster label (EXECUTION_CLUSTER_LABEL), if any.
+    pub cluster_label: Option<String>,
+    /// Where the execution's raw data goes instead of the storage's `raw/` folder
+    /// (`raw_output_data_config.output_location_prefix`), if set.
+    pub raw_output_prefix: Option<String>,
 }
 
 impl Attempt {
@@ -85,6 +111,15 @@ pub enum AttemptStatus {
     Failed {
         message: String,
     },
+}
+
+/// Where one of an attempt's logs is, for the driver to store once the attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogData {
+    /// A local file (stored as is when it already is the storage's object).
+    File(PathBuf),
+    /// Read by the plugin (a pod's log from the API server).
+    Bytes(Vec<u8>),
 }
 
 /// Why a plugin call failed (not the task: the call itself).
@@ -146,6 +181,24 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Stops a running attempt. Idempotent; an attempt already gone is not an error.
     async fn abort(&self, attempt: &Attempt) -> Result<(), PluginError>;
+
+    /// The logs this plugin keeps of every attempt (`stdout`, `stderr`; `output` for one
+    /// combined log): task events link to them on admin's log route. None by default.
+    fn log_streams(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Links of the attempt's logs elsewhere (a log system's, from configured templates),
+    /// carried by its task events besides admin's.
+    fn log_links(&self, _attempt: &Attempt) -> Vec<alula_idl::flyteidl::core::TaskLog> {
+        Vec::new()
+    }
+
+    /// The ended attempt's logs, by stream, for the driver to store under its output prefix
+    /// (`logs/<stream>.txt`) before `finalize`: so they outlive the machine, pod or worker.
+    async fn logs(&self, _attempt: &Attempt) -> Vec<(&'static str, LogData)> {
+        Vec::new()
+    }
 
     /// Releases what the attempt held (pods, temporary folders) once it is over.
     async fn finalize(&self, _attempt: &Attempt) -> Result<(), PluginError> {

@@ -4,9 +4,14 @@
 //! Alula's through `alula-fast-execute` / `alula-execute`.
 //!
 //! Each attempt gets a working folder named after it, holding `started` (created exclusively:
-//! an attempt is never started twice), `pid`, `exit` (the exit status, written when the process
-//! ends) and `log` (stdout and stderr). After a restart `check` reads these files, so processes
-//! that outlived propeller are re-attached to, not restarted.
+//! an attempt is never started twice), `pid` and `exit` (the exit status, written when the
+//! process ends). After a restart `check` reads these files, so processes that outlived
+//! propeller are re-attached to, not restarted.
+//!
+//! Its stdout and stderr go to two files of their own ([`log_path`]): with local storage
+//! straight into the attempt's output prefix (`logs/stdout.txt`, `logs/stderr.txt`, where
+//! admin's log route reads them, while the task runs too); with a bucket into the working
+//! folder, and the driver stores them there once the attempt ended.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -18,7 +23,7 @@ use async_trait::async_trait;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
+use crate::plugin::{Attempt, AttemptStatus, LogData, Plugin, PluginError, Waker};
 use crate::template::TemplateVars;
 
 /// How long an aborted process gets between SIGTERM and SIGKILL.
@@ -79,6 +84,7 @@ pub fn command_line(attempt: &Attempt) -> Result<Vec<String>, PluginError> {
             task_name(&attempt.task)
         )));
     };
+    refuse_raw_container(&attempt.task)?;
     let values = template_values(attempt);
     let argv = container
         .command
@@ -96,7 +102,28 @@ pub fn command_line(attempt: &Attempt) -> Result<Vec<String>, PluginError> {
     Ok(argv)
 }
 
-/// The environment of a container task: the container's variables, then Flyte's.
+/// Raw containers (flytekit's `ContainerTask`) need their image and the copilot around it
+/// (inputs as files before, outputs from files after): a pod's business. A local process has
+/// neither, so they are refused with a message saying where they run.
+pub fn refuse_raw_container(task: &TaskTemplate) -> Result<(), PluginError> {
+    let Some(task_template::Target::Container(c)) = &task.target else {
+        return Ok(());
+    };
+    if c.data_config.as_ref().is_some_and(|d| d.enabled) {
+        return Err(PluginError::Invalid(format!(
+            "task {} is a raw container ({}): raw-container tasks need the Kubernetes plugin \
+             (start the server with a `kubernetes` setting); the local process plugin has no \
+             container runtime",
+            task_name(task),
+            task.r#type
+        )));
+    }
+    Ok(())
+}
+
+/// The environment of a container task: the container's variables, then the execution's
+/// `envs` (they override the task's, as in a Flyte pod), then Flyte's own (`FLYTE_INTERNAL_*`
+/// name the attempt and no setting may change them).
 pub fn environment(attempt: &Attempt) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     if let Some(task_template::Target::Container(container)) = &attempt.task.target {
@@ -104,6 +131,7 @@ pub fn environment(attempt: &Attempt) -> BTreeMap<String, String> {
             env.insert(kv.key.clone(), kv.value.clone());
         }
     }
+    env.extend(attempt.settings.envs.clone());
     env.extend(attempt.env.clone());
     env
 }
@@ -194,10 +222,33 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-fn exited(dir: &Path, exit_code: Option<i32>) -> AttemptStatus {
+/// Where the process plugin writes an attempt's `stream` (`stdout` or `stderr`): in its output
+/// prefix when that is a local folder, else in its working folder `dir`.
+pub fn log_path(attempt: &Attempt, dir: &Path, stream: &str) -> PathBuf {
+    if attempt.output_prefix.is_absolute() {
+        attempt
+            .output_prefix
+            .join("logs")
+            .join(format!("{stream}.txt"))
+    } else {
+        dir.join(format!("{stream}.txt"))
+    }
+}
+
+/// The end of what a stopped attempt printed: its stderr (where tracebacks go), else stdout.
+pub(crate) fn attempt_log_tail(attempt: &Attempt, dir: &Path) -> String {
+    let tail = log_tail(&log_path(attempt, dir, "stderr"));
+    if tail.is_empty() {
+        log_tail(&log_path(attempt, dir, "stdout"))
+    } else {
+        tail
+    }
+}
+
+fn exited(attempt: &Attempt, dir: &Path, exit_code: Option<i32>) -> AttemptStatus {
     AttemptStatus::Exited {
         exit_code,
-        message: log_tail(&dir.join("log")),
+        message: attempt_log_tail(attempt, dir),
     }
 }
 
@@ -213,6 +264,8 @@ impl Plugin for ProcessPlugin {
 
     async fn start(&self, attempt: &Attempt, waker: Waker) -> Result<(), PluginError> {
         let mut argv = command_line(attempt)?;
+        // Before any marker: a secret that does not exist fails the attempt, naming it.
+        let secret_env = crate::secrets::local_env(attempt)?;
         // A pod has a file system of its own; here every attempt shares the machine's. The
         // code bundle goes into the attempt's folder (the working directory) instead of the
         // image's directory (flytekit's dynamic tasks ask for `/root`), so concurrent attempts
@@ -245,8 +298,12 @@ impl Plugin for ProcessPlugin {
             }
             Err(e) => return Err(io(e)),
         }
-        let log = std::fs::File::create(dir.join("log")).map_err(io)?;
-        let log2 = log.try_clone().map_err(io)?;
+        let stdout_path = log_path(attempt, &dir, "stdout");
+        if let Some(parent) = stdout_path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let stdout = std::fs::File::create(&stdout_path).map_err(io)?;
+        let stderr = std::fs::File::create(log_path(attempt, &dir, "stderr")).map_err(io)?;
         let mut cmd = tokio::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .current_dir(&dir)
@@ -254,9 +311,10 @@ impl Plugin for ProcessPlugin {
             .envs(flytekit_storage_env(std::env::vars()))
             .envs(&self.config.env)
             .envs(environment(attempt))
+            .envs(secret_env)
             .stdin(std::process::Stdio::null())
-            .stdout(log)
-            .stderr(log2)
+            .stdout(stdout)
+            .stderr(stderr)
             // Its own process group: abort signals the task and everything it spawned
             // (pyflyte-fast-execute runs pyflyte-execute as a child), and a Ctrl-C aimed at
             // propeller's terminal does not reach it.
@@ -298,7 +356,7 @@ impl Plugin for ProcessPlugin {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&attempt.unique_name());
-            return Ok(exited(&dir, code.trim().parse().ok()));
+            return Ok(exited(attempt, &dir, code.trim().parse().ok()));
         }
         if let Ok(message) = std::fs::read_to_string(dir.join("spawn-error")) {
             return Ok(AttemptStatus::Failed { message });
@@ -328,12 +386,26 @@ impl Plugin for ProcessPlugin {
                 });
                 Ok(AttemptStatus::Running)
             }
-            Some(_) => Ok(exited(&dir, None)),
+            Some(_) => Ok(exited(attempt, &dir, None)),
             None if dir.join("started").exists() => Ok(AttemptStatus::Lost {
                 message: "propeller stopped while starting this attempt".into(),
             }),
             None => Ok(AttemptStatus::NotStarted),
         }
+    }
+
+    fn log_streams(&self) -> &'static [&'static str] {
+        &["stdout", "stderr"]
+    }
+
+    async fn logs(&self, attempt: &Attempt) -> Vec<(&'static str, LogData)> {
+        let dir = self.dir(attempt);
+        ["stdout", "stderr"]
+            .into_iter()
+            .map(|stream| (stream, log_path(attempt, &dir, stream)))
+            .filter(|(_, path)| path.exists())
+            .map(|(stream, path)| (stream, LogData::File(path)))
+            .collect()
     }
 
     async fn abort(&self, attempt: &Attempt) -> Result<(), PluginError> {
@@ -396,5 +468,34 @@ mod tests {
             ("FLYTE_AWS_ACCESS_KEY_ID", "mine"),
         ]));
         assert!(env.is_empty(), "{env:?}");
+    }
+
+    #[test]
+    fn raw_containers_are_refused_with_a_reason() {
+        use alula_idl::flyteidl::core::{Container, DataLoadingConfig};
+        let mut task = TaskTemplate {
+            r#type: "raw-container".into(),
+            target: Some(task_template::Target::Container(Container {
+                image: "alpine".into(),
+                command: vec!["echo".into()],
+                data_config: Some(DataLoadingConfig {
+                    enabled: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let err = refuse_raw_container(&task)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("raw-container tasks need the Kubernetes plugin"),
+            "{err}"
+        );
+        if let Some(task_template::Target::Container(c)) = &mut task.target {
+            c.data_config = None;
+        }
+        assert!(refuse_raw_container(&task).is_ok());
     }
 }

@@ -4,8 +4,10 @@
 //! and not a Python start, imports and a bundle download. Flyte pays that cold start on every
 //! task; Union sells warm containers.
 //!
-//! A worker runs one attempt at a time; what the task prints goes to the worker's log. An
-//! attempt's `.alula-started` marker in its output folder makes a second start impossible and
+//! A worker runs one attempt at a time. For each it points its stdout and stderr (fds 1 and 2)
+//! at the attempt's own files in its output prefix (`logs/stdout.txt`, `logs/stderr.txt`,
+//! where admin's log route reads them) and back to the worker's log afterwards; the protocol
+//! runs on a descriptor of its own, which no redirection touches. An attempt's `.alula-started` marker in its output folder makes a second start impossible and
 //! tells a restarted propeller that an attempt it cannot find in memory was lost with its
 //! worker (a system error, retried under the next attempt number).
 //!
@@ -31,8 +33,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use crate::plugin::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
-use crate::process::{command_line, environment, log_tail};
+use crate::plugin::{Attempt, AttemptStatus, LogData, Plugin, PluginError, Waker};
+use crate::process::{attempt_log_tail, command_line, environment, log_tail};
 
 const STARTED_MARKER: &str = ".alula-started";
 const ENTRYPOINTS: [&str; 2] = ["alula-execute", "alula-map-execute"];
@@ -122,6 +124,9 @@ struct Request<'a> {
     entrypoint: &'a str,
     argv: &'a [String],
     env: &'a BTreeMap<String, String>,
+    /// Files the attempt's stdout and stderr go to.
+    stdout: &'a Path,
+    stderr: &'a Path,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +139,8 @@ struct Job {
     entrypoint: String,
     argv: Vec<String>,
     env: BTreeMap<String, String>,
+    stdout: PathBuf,
+    stderr: PathBuf,
     waker: Waker,
 }
 
@@ -386,6 +393,8 @@ async fn run_job(process: &mut Process, job: &Job, id: u64) -> Result<i32, Strin
         entrypoint: &job.entrypoint,
         argv: &job.argv,
         env: &job.env,
+        stdout: &job.stdout,
+        stderr: &job.stderr,
     };
     let mut line = serde_json::to_string(&request).map_err(|e| e.to_string())?;
     line.push('\n');
@@ -451,8 +460,13 @@ async fn worker_loop(
                 if let Some(mut dead) = process.take() {
                     let _ = dead.child.kill().await;
                 }
+                // What the attempt printed last is in its own stderr; the worker's log holds
+                // what happened outside any attempt.
+                let tail = Some(log_tail(&job.stderr))
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| log_tail(&spec.log));
                 Slot::Lost {
-                    message: format!("{message}; its log ends with:\n{}", log_tail(&spec.log)),
+                    message: format!("{message}; its log ends with:\n{tail}"),
                 }
             }
         };
@@ -484,6 +498,8 @@ impl Plugin for WarmPlugin {
 
     async fn start(&self, attempt: &Attempt, waker: Waker) -> Result<(), PluginError> {
         let argv = command_line(attempt)?;
+        // Before any marker: a secret that does not exist fails the attempt, naming it.
+        let secret_env = crate::secrets::local_env(attempt)?;
         let command = parse_command(&argv).ok_or_else(|| {
             PluginError::Invalid("not an Alula task command (alula-execute)".into())
         })?;
@@ -506,6 +522,8 @@ impl Plugin for WarmPlugin {
             }
             Err(e) => return Err(PluginError::Transient(e.to_string())),
         }
+        let logs = attempt.output_prefix.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| PluginError::Transient(e.to_string()))?;
         let dir = self.bundle_dir(command.bundle.as_deref()).await?;
         let name = attempt.unique_name();
         lock(&self.slots).insert(name.clone(), Slot::Queued);
@@ -513,7 +531,9 @@ impl Plugin for WarmPlugin {
             name,
             entrypoint: command.entrypoint,
             argv: command.args,
-            env: environment(attempt),
+            env: environment(attempt).into_iter().chain(secret_env).collect(),
+            stdout: logs.join("stdout.txt"),
+            stderr: logs.join("stderr.txt"),
             waker,
         };
         let mut pools = self.pools.lock().await;
@@ -534,7 +554,7 @@ impl Plugin for WarmPlugin {
             Some(Slot::Queued | Slot::Running { .. }) => return Ok(AttemptStatus::Running),
             Some(Slot::Done { code }) => AttemptStatus::Exited {
                 exit_code: Some(code),
-                message: String::new(),
+                message: attempt_log_tail(attempt, &attempt.output_prefix),
             },
             Some(Slot::Lost { message }) => AttemptStatus::Lost { message },
             Some(Slot::Aborted) => AttemptStatus::Lost {
@@ -575,6 +595,24 @@ impl Plugin for WarmPlugin {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
         Ok(())
+    }
+
+    fn log_streams(&self) -> &'static [&'static str] {
+        &["stdout", "stderr"]
+    }
+
+    async fn logs(&self, attempt: &Attempt) -> Vec<(&'static str, LogData)> {
+        // Written in place (warm workers need local storage): the driver finds them stored.
+        ["stdout", "stderr"]
+            .into_iter()
+            .map(|stream| {
+                let path = attempt
+                    .output_prefix
+                    .join("logs")
+                    .join(format!("{stream}.txt"));
+                (stream, LogData::File(path))
+            })
+            .collect()
     }
 
     async fn finalize(&self, attempt: &Attempt) -> Result<(), PluginError> {

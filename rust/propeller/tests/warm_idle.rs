@@ -64,6 +64,7 @@ fn attempt(root: &Path, name: &str) -> Attempt {
         checkpoint_prefix: out.join("checkpoint"),
         prev_checkpoint_prefix: None,
         env: BTreeMap::new(),
+        settings: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@ mod local;
 mod progress;
 mod remote;
 mod server;
+mod storage;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -64,5 +65,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     convert::register(m)?;
     remote::register(m)?;
     server::register(m)?;
+    storage::register(m)?;
     Ok(())
 }

@@ -31,6 +31,8 @@
 //! | `warm_idle_seconds` | `ALULA_WARM_IDLE_SECONDS` | 300 (a code bundle's warm workers stop after this long without work) |
 //! | `max_parallelism` | `ALULA_MAX_PARALLELISM` | 25 (attempts in flight per execution; 0: no limit) |
 //! | `kubernetes` | `ALULA_KUBECONFIG` (a kubeconfig path; enables it) | off (see [`KubernetesConfig`]) |
+//! | `execution_defaults` | — | none (flyteidl `WorkflowExecutionConfig`: the settings executions get when neither they, their launch plan nor matchable attributes set them, e.g. `[execution_defaults.securityContext.runAs] k8sServiceAccount = "tasks"`) |
+//! | `task_resources` | — | none (flyteidl `TaskResourceAttributes` under `TASK_RESOURCE` attributes: `[task_resources.defaults] cpu = "1"`, `[task_resources.limits] memory = "4Gi"`) |
 //!
 //! The HTTP port refuses what a web page could do to it (`alula_admin::guard`): a `Host` it
 //! does not answer (DNS rebinding), an `Origin` of another site, and mutating REST calls whose
@@ -46,7 +48,14 @@
 //! [kubernetes.pods]                      # alula_k8s::PodPluginConfig, every key optional
 //! namespace = "flyte"
 //! node_selector = { "alula/pool" = "tasks" }
+//! [[kubernetes.pods.logs.templates]]     # log links in task events (Flyte's logs.templates)
+//! displayName = "Pod logs"
+//! templateUris = ["https://logs.example/{{ .namespace }}/{{ .podName }}/{{ .containerName }}"]
 //! ```
+//!
+//! Task events link every attempt's logs to `<public_http_url>/api/v1/logs/...`
+//! (`alula_admin::logs`); with `kubernetes`, that route reads running pods' logs through the
+//! API server (the pod plugin's service account then needs `get` on `pods/log`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,6 +98,8 @@ pub struct FileConfig {
     pub warm_idle_seconds: Option<u64>,
     pub max_parallelism: Option<u32>,
     pub kubernetes: Option<KubernetesConfig>,
+    pub execution_defaults: Option<alula_admin::config::WorkflowExecutionConfig>,
+    pub task_resources: Option<alula_admin::config::TaskResourceAttributes>,
 }
 
 /// The `kubernetes` table: where the API server is and how pods are made.
@@ -339,6 +350,8 @@ pub async fn run(
         None => alula_storage::Storage::local(&storage_root),
     };
     config.storage = storage.clone();
+    config.execution_defaults = file.execution_defaults.clone().unwrap_or_default();
+    config.task_resources = file.task_resources.clone().unwrap_or_default();
     config
         .http_access
         .allowed_hosts
@@ -401,6 +414,8 @@ pub async fn run(
             // pod; the warm and process plugins only get what it cannot run.
             let pods = pod_plugin(k8s, &storage_root).await?;
             instrumentation.metrics.push(pods.metrics());
+            // Admin's log route reads running pods' logs through the API server.
+            instrumentation.live_logs = Some(pods.live_logs());
             plugins.push(pods);
         }
         // Warm workers read and write local files only; with a bucket, Alula's tasks go to the
@@ -435,6 +450,8 @@ pub async fn run(
         // the execution asks for nothing else; it bounds memory and keeps one huge map from
         // starving other executions.
         pconfig.max_parallelism = file.max_parallelism.unwrap_or(25);
+        // Task events link attempts' logs to admin's log route.
+        pconfig.log_base_url = Some(config.public_http_url.clone());
         tracing::info!(instance = %pconfig.instance_id, "propeller starting");
         let propeller = Propeller::new(api.clone(), plugins, pconfig);
         instrumentation.metrics.push(propeller.metrics());

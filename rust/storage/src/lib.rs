@@ -15,6 +15,9 @@
 //! MinIO), the same variables flytekit's fsspec reads, so one set of settings serves the server
 //! and its task pods.
 
+pub mod stream;
+pub mod uri;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -48,6 +51,9 @@ pub enum StorageError {
         source: object_store::Error,
     },
 }
+
+/// An object's bytes, chunk by chunk ([`Storage::get_stream`]).
+pub type ByteStream = futures::stream::BoxStream<'static, Result<Bytes, StorageError>>;
 
 /// The name of an object stored by its content: the SHA-256 of its bytes, in hex.
 pub fn content_name(bytes: &[u8]) -> String {
@@ -297,6 +303,31 @@ impl Storage {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.backend("read", key)(e)),
         }
+    }
+
+    /// The object under `key` as a stream of chunks (for objects too large to hold in memory,
+    /// such as task logs), `None` when there is none.
+    pub async fn get_stream(&self, key: &str) -> Result<Option<ByteStream>, StorageError> {
+        let location = self.location(key)?;
+        let result = match self.inner.store.get(&location).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.backend("read", key)(e)),
+        };
+        let uri = self.uri(key);
+        use futures::StreamExt;
+        Ok(Some(
+            result
+                .into_stream()
+                .map(move |chunk| {
+                    chunk.map_err(|source| StorageError::Backend {
+                        op: "read",
+                        uri: uri.clone(),
+                        source,
+                    })
+                })
+                .boxed(),
+        ))
     }
 
     /// The object a URI names, which must be under this storage.

@@ -11,6 +11,43 @@ use super::{decode, require, AdminApi};
 use crate::error::{AdminError, AdminResult};
 use crate::store::{now_micros, AttributesKey};
 
+/// The attributes of one resource type that apply to an execution: the most specific level
+/// stored (workflow, else project-domain, else project), as flyteadmin looks them up, and the
+/// project level apart (some settings merge both).
+#[derive(Debug, Default)]
+pub(super) struct Matched {
+    pub most_specific: Option<MatchingAttributes>,
+    pub project_level: Option<MatchingAttributes>,
+}
+
+/// The stored attributes that can apply to one workflow (see
+/// [`AdminApi::applicable_attributes`]).
+pub(super) struct Applicable {
+    rows: Vec<(AttributesKey, MatchingAttributes)>,
+}
+
+impl Applicable {
+    pub(super) fn of(&self, resource: MatchableResource) -> Matched {
+        let at = |workflow_level: bool, project_level: bool| {
+            self.rows
+                .iter()
+                .find(|(key, _)| {
+                    key.resource_type == i64::from(resource as i32)
+                        && key.domain.is_empty() == project_level
+                        && key.workflow.is_empty() != workflow_level
+                })
+                .map(|(_, attributes)| attributes.clone())
+        };
+        let project_level = at(false, true);
+        Matched {
+            most_specific: at(true, false)
+                .or_else(|| at(false, false))
+                .or_else(|| project_level.clone()),
+            project_level,
+        }
+    }
+}
+
 /// The resource type a `matching_attributes` value configures.
 fn resource_of(attributes: Option<&MatchingAttributes>) -> AdminResult<MatchableResource> {
     let target = attributes
@@ -26,6 +63,21 @@ fn resource_of(attributes: Option<&MatchingAttributes>) -> AdminResult<Matchable
         Target::WorkflowExecutionConfig(_) => MatchableResource::WorkflowExecutionConfig,
         Target::ClusterAssignment(_) => MatchableResource::ClusterAssignment,
     })
+}
+
+/// Only what executions honour may be set: attributes that would be stored and then ignored
+/// are refused, so nobody believes a queue, a QoS tier or a plugin override is in force.
+fn refuse_unhonoured(resource: MatchableResource) -> AdminResult<()> {
+    match resource {
+        MatchableResource::TaskResource
+        | MatchableResource::WorkflowExecutionConfig
+        | MatchableResource::ExecutionClusterLabel => Ok(()),
+        other => Err(AdminError::invalid(format!(
+            "{} attributes are not supported by Alula (supported: TASK_RESOURCE, \
+             WORKFLOW_EXECUTION_CONFIG, EXECUTION_CLUSTER_LABEL)",
+            other.as_str_name()
+        ))),
+    }
 }
 
 /// A `resource_type` field of a get, delete or list request: a known `MatchableResource`.
@@ -69,6 +121,28 @@ fn key(
 }
 
 impl AdminApi {
+    /// Every stored attribute that can apply to `workflow` in `project`/`domain`, read at once.
+    pub(super) async fn applicable_attributes(
+        &self,
+        org: &str,
+        project: &str,
+        domain: &str,
+        workflow: &str,
+    ) -> AdminResult<Applicable> {
+        let rows = self
+            .store
+            .applicable_attributes(org, project, domain, workflow)
+            .await?;
+        let rows = rows
+            .into_iter()
+            .map(|(key, bytes)| {
+                let attributes: MatchingAttributes = decode(&bytes, || describe(&key))?;
+                Ok((key, attributes))
+            })
+            .collect::<AdminResult<_>>()?;
+        Ok(Applicable { rows })
+    }
+
     async fn put_attributes(
         &self,
         key: &AttributesKey,
@@ -118,6 +192,7 @@ impl AdminApi {
             .ok_or_else(|| AdminError::invalid("missing attributes"))?;
         require(&a.project, "attributes project")?;
         let resource = resource_of(a.matching_attributes.as_ref())?;
+        refuse_unhonoured(resource)?;
         let key = key(resource, &a.org, &a.project, "", "");
         self.put_attributes(&key, a.matching_attributes).await?;
         Ok(admin::ProjectAttributesUpdateResponse {})
@@ -161,6 +236,7 @@ impl AdminApi {
         require(&a.project, "attributes project")?;
         require(&a.domain, "attributes domain")?;
         let resource = resource_of(a.matching_attributes.as_ref())?;
+        refuse_unhonoured(resource)?;
         let key = key(resource, &a.org, &a.project, &a.domain, "");
         self.put_attributes(&key, a.matching_attributes).await?;
         Ok(admin::ProjectDomainAttributesUpdateResponse {})
@@ -208,6 +284,7 @@ impl AdminApi {
         require(&a.domain, "attributes domain")?;
         require(&a.workflow, "attributes workflow")?;
         let resource = resource_of(a.matching_attributes.as_ref())?;
+        refuse_unhonoured(resource)?;
         let key = key(resource, &a.org, &a.project, &a.domain, &a.workflow);
         self.put_attributes(&key, a.matching_attributes).await?;
         Ok(admin::WorkflowAttributesUpdateResponse {})

@@ -7,7 +7,7 @@ use alula_idl::flyteidl::admin::{
     execution_closure::OutputResult, AbortMetadata, Execution, ExecutionClosure,
     ExecutionCreateRequest, ExecutionCreateResponse, ExecutionList, ExecutionMetadata,
     ExecutionSpec, ExecutionState, ExecutionStateChangeDetails, ExecutionTerminateRequest,
-    ExecutionTerminateResponse, ExecutionUpdateRequest, ExecutionUpdateResponse,
+    ExecutionTerminateResponse, ExecutionUpdateRequest, ExecutionUpdateResponse, LaunchPlanSpec,
     ResourceListRequest, TaskClosure, WorkflowExecutionGetDataRequest,
     WorkflowExecutionGetDataResponse, WorkflowExecutionGetRequest,
 };
@@ -18,12 +18,14 @@ use alula_idl::flyteidl::core::{
 use prost::Message;
 use rand::Rng;
 
+use super::exec_settings::Scope;
 use super::launch_plans::launch_plan_of;
 use super::{decode, entity_id, list_params, named_id, timestamp, AdminApi};
 use crate::error::{AdminError, AdminResult};
 use crate::inputs::{plain_local_uris, resolve_inputs};
 use crate::literals::{self, ForClient, Placed};
 use crate::store::{now_micros, Entity, EntityKey, ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
+use crate::task_resources;
 use crate::validate;
 
 /// Kubernetes-safe characters without vowels (no accidental words), as flyteadmin uses.
@@ -47,6 +49,10 @@ pub(super) fn is_terminal(phase: Phase) -> bool {
         phase,
         Phase::Succeeded | Phase::Failed | Phase::Aborted | Phase::TimedOut
     )
+}
+
+fn already_exists(key: &ExecutionKey) -> AdminError {
+    AdminError::AlreadyExists(format!("execution {} already exists", display_exec(key)))
 }
 
 pub(super) fn display_exec(id: &ExecutionKey) -> String {
@@ -85,6 +91,8 @@ struct Launch {
     expected: ParameterMap,
     fixed: LiteralMap,
     workflow_id: Option<Identifier>,
+    /// The launch plan's spec (none for a single task), for the execution's settings.
+    launch_plan: Option<LaunchPlanSpec>,
 }
 
 impl AdminApi {
@@ -123,6 +131,7 @@ impl AdminApi {
                 expected,
                 fixed: LiteralMap::default(),
                 workflow_id: None,
+                launch_plan: None,
             });
         }
         let id = entity_id(Some(target), Entity::LaunchPlan)?;
@@ -140,8 +149,9 @@ impl AdminApi {
                 .closure
                 .and_then(|c| c.expected_inputs)
                 .unwrap_or_default(),
-            fixed: spec.fixed_inputs.unwrap_or_default(),
-            workflow_id: spec.workflow_id,
+            fixed: spec.fixed_inputs.clone().unwrap_or_default(),
+            workflow_id: spec.workflow_id.clone(),
+            launch_plan: Some(spec),
         })
     }
 
@@ -179,6 +189,40 @@ impl AdminApi {
             domain: req.domain.clone(),
             name,
         };
+        let is_task = target.resource_type == ResourceType::Task as i32;
+        // A single task runs in a wrapper workflow named after it, as in flyteadmin.
+        let workflow_name = if is_task {
+            target.name.clone()
+        } else {
+            launch
+                .workflow_id
+                .as_ref()
+                .map(|w| w.name.clone())
+                .unwrap_or_default()
+        };
+        let scope = Scope {
+            org: &req.org,
+            project: &req.project,
+            domain: &req.domain,
+            workflow: &workflow_name,
+        };
+        let (mut spec, platform) = self
+            .resolve_settings(&scope, spec, launch.launch_plan.as_ref())
+            .await?;
+        if !task_resources::is_empty(&platform) {
+            // Written beside the inputs before the row exists; never over another execution's.
+            if self.store.execution_exists(&key).await? {
+                return Err(already_exists(&key));
+            }
+            self.config
+                .storage
+                .put(
+                    &literals::keys::execution(&key, task_resources::KEY_FILE),
+                    platform.encode_to_vec().into(),
+                )
+                .await
+                .map_err(literals::LiteralsError::from)?;
+        }
         // Above the inline limit the inputs go to storage; the gRPC message limit bounds them.
         let inputs = self
             .place_literals(
@@ -202,7 +246,6 @@ impl AdminApi {
             workflow_id: launch.workflow_id.clone(),
             ..Default::default()
         };
-        let is_task = target.resource_type == ResourceType::Task as i32;
         let workflow = launch.workflow_id.unwrap_or_default();
         let (lp_name, lp_version, task_name, task_version) = if is_task {
             (
@@ -240,10 +283,7 @@ impl AdminApi {
             updated_at: now,
         };
         if !self.store.insert_execution(&row).await? {
-            return Err(AdminError::AlreadyExists(format!(
-                "execution {} already exists",
-                display_exec(&key)
-            )));
+            return Err(already_exists(&key));
         }
         self.notify(super::ExecutionNotice::Created(key.clone()));
         Ok(ExecutionCreateResponse {

@@ -5,6 +5,7 @@
 
 mod attributes;
 mod events;
+mod exec_settings;
 mod executions;
 mod launch_plans;
 mod metrics;

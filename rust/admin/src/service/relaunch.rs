@@ -71,9 +71,10 @@ impl AdminApi {
     }
 
     /// Recovery means: rerun only the nodes that did not succeed in the reference execution,
-    /// reusing the outputs of those that did. That reuse is the propeller's job (it reads
-    /// `reference_execution` and copies recorded node outputs); until a propeller runs
-    /// executions, a recovered execution runs in full and so behaves like a relaunch.
+    /// reusing the outputs of those that did. That reuse is the propeller's job: it sees mode
+    /// RECOVERED and `reference_execution`, reads the reference's node executions that
+    /// succeeded and ends those nodes RECOVERED with their recorded outputs
+    /// (`rust/propeller/src/driver/recovery.rs`).
     pub(crate) async fn recover_execution(
         &self,
         req: ExecutionRecoverRequest,

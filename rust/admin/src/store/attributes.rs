@@ -98,6 +98,31 @@ impl Store {
         Ok(sql.query().execute(&self.pool).await?.rows_affected() == 1)
     }
 
+    /// Every stored attribute, of any resource type, that can apply to `workflow` in
+    /// `project`/`domain`: its workflow, project-domain and project levels (one query, for
+    /// CreateExecution to resolve an execution's settings).
+    pub async fn applicable_attributes(
+        &self,
+        org: &str,
+        project: &str,
+        domain: &str,
+        workflow: &str,
+    ) -> Result<Vec<(AttributesKey, Vec<u8>)>, StoreError> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {COLUMNS}, attributes FROM matchable_attributes WHERE org = "
+        ));
+        sql.bind(org)
+            .push(" AND project = ")
+            .bind(project)
+            .push(" AND (domain = ")
+            .bind(domain)
+            .push(" OR domain = '') AND (workflow = ")
+            .bind(workflow)
+            .push(" OR workflow = '') AND launch_plan = ''");
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+    }
+
     /// Every level stored for one resource type and org, most general first.
     pub async fn list_attributes(
         &self,

@@ -411,6 +411,23 @@ impl Store {
         Ok(row.as_ref().map(decode_node).transpose()?)
     }
 
+    /// Every node execution of `execution`, at any depth, that ended with outputs to reuse
+    /// (SUCCEEDED, or RECOVERED by an earlier recovery): what RecoverExecution skips.
+    pub async fn recoverable_node_executions(
+        &self,
+        execution: &ExecutionKey,
+    ) -> Result<Vec<NodeExecutionRow>, StoreError> {
+        let mut sql = Sql::new(&format!("SELECT {NODE_COLUMNS} FROM node_executions"));
+        execution_condition(&mut sql, execution);
+        sql.push(" AND phase IN (")
+            .bind("SUCCEEDED")
+            .push(", ")
+            .bind("RECOVERED")
+            .push(")");
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(decode_node).collect::<Result<_, _>>()?)
+    }
+
     /// Node executions of `execution` (all executions for [`NodeParent::Task`]) under `parent`.
     pub async fn list_node_executions(
         &self,

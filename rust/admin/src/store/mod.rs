@@ -9,6 +9,7 @@ mod executions;
 mod named_entities;
 mod projects;
 pub mod query;
+mod reservations;
 mod runs;
 mod signals;
 mod spill;
@@ -33,6 +34,7 @@ pub use events::{
 pub use executions::{ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
 pub use named_entities::{NamedEntityRow, DESCRIPTION_FIELDS, NAMED_ENTITY_FIELDS};
 pub use projects::PROJECT_FIELDS;
+pub use reservations::Reservation;
 pub use runs::{OutboxEvent, RunRecord};
 pub use signals::{SignalRow, SIGNAL_FIELDS};
 

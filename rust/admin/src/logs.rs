@@ -1,0 +1,254 @@
+//! Task attempt logs over HTTP: `GET /api/v1/logs/<project>/<domain>/<execution>/<node id>/
+//! <retry attempt>/<stream>[?index=<array index>]`, where `<stream>` is `stdout`, `stderr` or
+//! `output` (one combined log: a pod's, as Kubernetes keeps it; it also answers for either
+//! stream of an attempt that has no separate ones). The links task events carry ([`log_url`])
+//! point here.
+//!
+//! Propeller stores what an attempt printed under its output prefix
+//! (`metadata/.../<retry>/logs/<stream>.txt`, [`log_key`]), whatever ran it, so logs outlive the
+//! machine and the pod; the route streams that object. An attempt whose logs are not stored yet
+//! (a pod still running) is read from where it runs, through a [`LiveLogs`] source the server
+//! wires in (the pod plugin: admin itself knows nothing of Kubernetes).
+//!
+//! Every id component is checked as the RPCs check it (`validate`), the object is read only as
+//! a data object (never through a link, `objects`), and the body is streamed, never held whole.
+//! Logs are served as `text/plain` with `nosniff`: what a task prints must never run as a page
+//! of this origin.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+
+use crate::config::AdminConfig;
+use crate::error::{AdminError, AdminResult};
+use crate::objects::{check_key, KeyError};
+use crate::validate;
+
+/// The streams an attempt's logs come in (`output`: both in one).
+pub const STREAMS: [&str; 3] = ["stdout", "stderr", "output"];
+const COMBINED: &str = "output";
+
+/// Which attempt's logs: a task execution id's parts (the task itself is implied by the node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptLogId {
+    pub project: String,
+    pub domain: String,
+    /// The execution name.
+    pub name: String,
+    /// The node execution id.
+    pub node_id: String,
+    pub retry_attempt: u32,
+    /// The element of an array node, if any.
+    pub array_index: Option<u32>,
+}
+
+impl AttemptLogId {
+    /// Refuses what no id of ours holds, as the RPCs do, so nothing odd reaches a key or a pod
+    /// name.
+    pub fn validate(&self) -> AdminResult<()> {
+        validate::project(&self.project, "project")?;
+        validate::domain(&self.domain, "domain")?;
+        validate::execution_name(&self.name, "execution name")?;
+        validate::name(&self.node_id, "node id")
+    }
+}
+
+/// The storage key of an attempt's `stream` log: beside its outputs, in flytepropeller's layout
+/// of the output prefix (`metadata/<project>/<domain>/<name>/<node>/[<element>/]<retry>`).
+pub fn log_key(id: &AttemptLogId, stream: &str) -> String {
+    let element = id.array_index.map(|i| format!("{i}/")).unwrap_or_default();
+    format!(
+        "metadata/{}/{}/{}/{}/{element}{}/logs/{stream}.txt",
+        id.project, id.domain, id.name, id.node_id, id.retry_attempt
+    )
+}
+
+/// The URL of an attempt's `stream` log on admin's HTTP port (`base`: its public URL).
+pub fn log_url(base: &str, id: &AttemptLogId, stream: &str) -> String {
+    let segment = |s: &str| crate::dataproxy::url_path(s);
+    let index = id
+        .array_index
+        .map(|i| format!("?index={i}"))
+        .unwrap_or_default();
+    format!(
+        "{}/api/v1/logs/{}/{}/{}/{}/{}/{stream}{index}",
+        base.trim_end_matches('/'),
+        segment(&id.project),
+        segment(&id.domain),
+        segment(&id.name),
+        segment(&id.node_id),
+        id.retry_attempt
+    )
+}
+
+/// A log's bytes, chunk by chunk.
+pub type LogStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// Where logs of attempts still running are read (a pod's, through the Kubernetes API).
+pub trait LiveLogs: Send + Sync + 'static {
+    /// The attempt's `stream` log, `None` when this source knows no such attempt. An error
+    /// says why the source could not be read (the API server is unreachable).
+    fn logs<'a>(
+        &'a self,
+        id: &'a AttemptLogId,
+        stream: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>>;
+}
+
+struct Logs {
+    config: Arc<AdminConfig>,
+    live: Option<Arc<dyn LiveLogs>>,
+}
+
+/// `GET /api/v1/logs/...` (see the module docs).
+pub fn router(config: Arc<AdminConfig>, live: Option<Arc<dyn LiveLogs>>) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/logs/{project}/{domain}/{name}/{node_id}/{retry}/{stream}",
+            get(serve),
+        )
+        .with_state(Arc::new(Logs { config, live }))
+}
+
+#[derive(Deserialize)]
+struct Element {
+    index: Option<u32>,
+}
+
+fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, message.into()).into_response()
+}
+
+fn failed(e: AdminError) -> Response {
+    let message = e.to_string();
+    let status = match tonic::Status::from(e).code() {
+        tonic::Code::NotFound => StatusCode::NOT_FOUND,
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    refuse(status, message)
+}
+
+async fn serve(
+    State(logs): State<Arc<Logs>>,
+    UrlPath((project, domain, name, node_id, retry, stream)): UrlPath<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+    )>,
+    query: Result<Query<Element>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(element)) = query else {
+        return refuse(StatusCode::BAD_REQUEST, "index must be a number");
+    };
+    let Ok(retry_attempt) = retry.parse::<u32>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "retry attempt {} is not a number",
+                crate::error::quote(&retry)
+            ),
+        );
+    };
+    if !STREAMS.contains(&stream.as_str()) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "log stream {} is not one of {}",
+                crate::error::quote(&stream),
+                STREAMS.join(", ")
+            ),
+        );
+    }
+    let id = AttemptLogId {
+        project,
+        domain,
+        name,
+        node_id,
+        retry_attempt,
+        array_index: element.index,
+    };
+    if let Err(e) = id.validate() {
+        return failed(e);
+    }
+    for candidate in [stream.as_str(), COMBINED] {
+        match stored(&logs.config, &id, candidate).await {
+            Ok(Some(body)) => return text(body),
+            Ok(None) => {}
+            Err(e) => return failed(e),
+        }
+    }
+    if let Some(live) = &logs.live {
+        match live.logs(&id, &stream).await {
+            Ok(Some(body)) => return text(body),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, node = %id.node_id, "live logs unavailable");
+                return refuse(StatusCode::BAD_GATEWAY, e);
+            }
+        }
+    }
+    refuse(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no {stream} log for attempt {} of node {} of execution {}",
+            id.retry_attempt, id.node_id, id.name
+        ),
+    )
+}
+
+/// The stored log, streamed.
+async fn stored(
+    config: &AdminConfig,
+    id: &AttemptLogId,
+    stream: &str,
+) -> AdminResult<Option<LogStream>> {
+    let key = log_key(id, stream);
+    match check_key(&config.storage, &key) {
+        Ok(()) => {}
+        Err(KeyError::Link(e @ alula_storage::StorageError::InvalidKey { .. })) => {
+            return Err(AdminError::invalid(format!("log {key} is refused: {e}")))
+        }
+        Err(KeyError::Link(e)) => return Err(AdminError::Internal(e.to_string())),
+        // Validated ids always make a plain key under `metadata/`.
+        Err(KeyError::NotPlain | KeyError::NotData) => {
+            return Err(AdminError::invalid(format!("{key} is not a log object")))
+        }
+    }
+    let Some(body) = config
+        .storage
+        .get_stream(&key)
+        .await
+        .map_err(|e| AdminError::Internal(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(body.map_err(std::io::Error::other).boxed()))
+}
+
+fn text(body: LogStream) -> Response {
+    let mut response = Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
