@@ -412,10 +412,14 @@ class Remote:
         node_id: str,
         attempt: int | None = None,
         stream: str = "stderr",
+        index: int | None = None,
     ) -> str:
         """What attempt `attempt` (default: the last) of node `node_id` printed to `stream`
         ("stdout" or "stderr"), read through the log link its task events carry. A pod keeps
-        one combined log (Kubernetes does not separate the streams): it answers either."""
+        one combined log (Kubernetes does not separate the streams): it answers either.
+
+        For a map task, `index` names the element: its links are on the map node's task
+        execution, one external resource per element, for the element's last attempt."""
         listed = self.call(
             "ListTaskExecutions",
             {
@@ -428,21 +432,21 @@ class Remote:
         }
         if not attempts:
             raise LookupError(f"node {node_id} of execution {execution} has no task attempts")
-        chosen = max(attempts) if attempt is None else attempt
-        if chosen not in attempts:
-            raise LookupError(
-                f"node {node_id} of execution {execution} has no attempt {chosen} "
-                f"(attempts: {sorted(attempts)})"
-            )
-        links = {
-            log.get("name", ""): log.get("uri", "")
-            for log in attempts[chosen].get("closure", {}).get("logs", [])
-        }
+        if index is None:
+            chosen = max(attempts) if attempt is None else attempt
+            if chosen not in attempts:
+                raise LookupError(
+                    f"node {node_id} of execution {execution} has no attempt {chosen} "
+                    f"(attempts: {sorted(attempts)})"
+                )
+            what = f"attempt {chosen} of node {node_id}"
+            logs = attempts[chosen].get("closure", {}).get("logs", [])
+        else:
+            what, logs = _element_logs(attempts[max(attempts)], node_id, index, attempt)
+        links = {log.get("name", ""): log.get("uri", "") for log in logs}
         uri = links.get(stream) or links.get("output")
         if not uri:
-            raise LookupError(
-                f"attempt {chosen} of node {node_id} links no {stream} log (links: {sorted(links)})"
-            )
+            raise LookupError(f"{what} links no {stream} log (links: {sorted(links)})")
         try:
             with urllib.request.urlopen(uri, timeout=self.timeout) as response:
                 body: bytes = response.read()
@@ -450,6 +454,25 @@ class Remote:
             detail = e.read().decode(errors="replace").strip()
             raise RuntimeError(f"reading {uri} failed: HTTP {e.code}: {detail or e.reason}") from e
         return body.decode(errors="replace")
+
+
+def _element_logs(
+    task_execution: dict[str, Any], node_id: str, index: int, attempt: int | None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The log links of element `index` of a map node, from the external resources of its task
+    execution (proto3 JSON leaves out zeros: a missing index or retry attempt is 0)."""
+    metadata = task_execution.get("closure", {}).get("metadata", {})
+    resources = {int(r.get("index", 0)): r for r in metadata.get("externalResources", [])}
+    if index not in resources:
+        raise LookupError(f"node {node_id} has no element {index} (elements: {sorted(resources)})")
+    resource = resources[index]
+    retry = int(resource.get("retryAttempt", 0))
+    if attempt is not None and attempt != retry:
+        raise LookupError(
+            f"element {index} of node {node_id} links only its last attempt ({retry}), "
+            f"not attempt {attempt}"
+        )
+    return f"attempt {retry} of element {index} of node {node_id}", list(resource.get("logs", []))
 
 
 def _file_md5(f: IO[bytes]) -> bytes:

@@ -89,3 +89,43 @@ def test_failed_attempts_stderr_is_read_through_the_api(
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(missing, timeout=10)
     assert refused.value.code == 404
+
+
+MAP_FLOW = """
+import sys
+
+from alula import map_task, task, workflow
+
+
+@task
+def shout(x: int) -> int:
+    print(f"stdout of element {x}")
+    print(f"stderr of element {x}", file=sys.stderr)
+    if x == 1:
+        raise ValueError("element 1 fails on purpose")
+    return x
+
+
+@workflow
+def shout_wf(xs: list[int]) -> None:
+    map_task(shout, min_successes=2)(x=xs)
+"""
+
+
+def test_a_map_elements_logs_are_read_by_index(cluster: RunningServer, tmp_path: Path) -> None:
+    flow = tmp_path / "shout_flow.py"
+    flow.write_text(textwrap.dedent(MAP_FLOW))
+    remote = Remote(f"127.0.0.1:{cluster.server.grpc_port}")
+    remote.register(flow)
+    execution = remote.execute("shout_wf", {"xs": [0, 1, 2]})
+    remote.wait(execution, timeout=TIMEOUT_S)
+
+    for index in (0, 1, 2):
+        stdout = remote.logs(execution, "n0", stream="stdout", index=index)
+        assert f"stdout of element {index}" in stdout
+        assert "stdout of element" not in stdout.replace(f"stdout of element {index}", "")
+        stderr = remote.logs(execution, "n0", index=index)
+        assert f"stderr of element {index}" in stderr
+    assert "ValueError: element 1 fails on purpose" in remote.logs(execution, "n0", index=1)
+    with pytest.raises(LookupError, match="no element 3"):
+        remote.logs(execution, "n0", index=3)

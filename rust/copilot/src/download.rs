@@ -1,18 +1,19 @@
 //! The downloader: an attempt's inputs as files a raw container reads (flytecopilot's
 //! `download`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use alula_idl::flyteidl::core::{
     blob_type::BlobDimensionality, literal, scalar, Blob, Literal, LiteralCollection, LiteralMap,
     Scalar,
 };
 use alula_idl::wkt;
+use alula_storage::stream;
+use alula_storage::uri::UriError;
 use base64::Engine;
 use prost::Message;
 use serde_json::{json, Map, Value};
 
-use crate::location::Stores;
 use crate::text::format_primitive;
 use crate::CopilotError;
 
@@ -40,25 +41,17 @@ impl std::str::FromStr for Format {
 }
 
 /// Reads the literal map at `inputs_uri` and writes it under `to` (made if missing).
-pub async fn download(
-    stores: &Stores,
-    inputs_uri: &str,
-    to: &Path,
-    format: Format,
-) -> Result<(), CopilotError> {
-    let at = stores.open(inputs_uri)?;
-    let bytes = at
-        .storage
-        .get(&at.key)
-        .await?
-        .ok_or_else(|| CopilotError::NoInputs(inputs_uri.to_string()))?;
+pub async fn download(inputs_uri: &str, to: &Path, format: Format) -> Result<(), CopilotError> {
+    let bytes = stream::get(inputs_uri).await.map_err(|e| match e {
+        UriError::NotFound { .. } => CopilotError::NoInputs(inputs_uri.to_string()),
+        e => CopilotError::storage("reading the inputs")(e),
+    })?;
     let inputs = LiteralMap::decode(bytes).map_err(|source| CopilotError::Decode {
         what: inputs_uri.to_string(),
         source,
     })?;
     std::fs::create_dir_all(to).map_err(CopilotError::io(to))?;
-    let d = Downloader { stores };
-    let (values, local) = d.map(&inputs, to, "").await?;
+    let (values, local) = Downloader.map(&inputs, to, "").await?;
 
     let pb = to.join("inputs.pb");
     std::fs::write(&pb, local.encode_to_vec()).map_err(CopilotError::io(&pb))?;
@@ -75,11 +68,9 @@ pub async fn download(
     Ok(())
 }
 
-struct Downloader<'a> {
-    stores: &'a Stores,
-}
+struct Downloader;
 
-impl Downloader<'_> {
+impl Downloader {
     /// Writes each entry of `map` under `dir`; returns the entries as JSON and the map with blob
     /// URIs replaced by the local paths. `var` names the enclosing input in errors.
     async fn map(
@@ -246,7 +237,8 @@ impl Downloader<'_> {
         Ok((value, s.clone()))
     }
 
-    /// Copies the blob at `uri` to `path`: one file, or a folder of files for a multipart blob.
+    /// Streams the blob at `uri` to `path`: one file, or a folder of files for a multipart blob
+    /// (every object below the URI, at its relative path).
     async fn blob(
         &self,
         uri: &str,
@@ -254,27 +246,25 @@ impl Downloader<'_> {
         path: &Path,
         var: &str,
     ) -> Result<(), CopilotError> {
-        let at = self.stores.open(uri)?;
-        if !multipart {
-            let bytes = at
-                .storage
-                .get(&at.key)
-                .await?
-                .ok_or_else(|| CopilotError::Input {
-                    var: var.to_string(),
-                    reason: format!("no file at {uri}"),
-                })?;
-            return std::fs::write(path, &bytes).map_err(CopilotError::io(path));
+        let what = format!("input [{var}]");
+        if multipart {
+            let files = stream::download_dir(uri, path)
+                .await
+                .map_err(CopilotError::storage(what))?;
+            if files == 0 {
+                // Flyte hands over an empty folder as such; a wrong URI looks the same.
+                tracing::warn!("input [{var}]: no files under {uri}");
+            }
+            return Ok(());
         }
-        let Some(root) = at.storage.local_root().map(|r| r.join(&at.key)) else {
-            return Err(CopilotError::Input {
+        match stream::download(uri, path).await {
+            Ok(_) => Ok(()),
+            Err(UriError::NotFound { .. }) => Err(CopilotError::Input {
                 var: var.to_string(),
-                reason: format!(
-                    "folder inputs ({uri}) can be handed over from local storage only for now"
-                ),
-            });
-        };
-        copy_tree(&root, path)
+                reason: format!("no file at {uri}"),
+            }),
+            Err(e) => Err(CopilotError::storage(what)(e)),
+        }
     }
 }
 
@@ -285,24 +275,6 @@ fn check_name(name: &str, var: &str) -> Result<(), CopilotError> {
             var: if var.is_empty() { name } else { var }.to_string(),
             reason: format!("{name:?} cannot be a file name"),
         });
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<(), CopilotError> {
-    std::fs::create_dir_all(to).map_err(CopilotError::io(to))?;
-    let entries = std::fs::read_dir(from).map_err(CopilotError::io(from))?;
-    for entry in entries {
-        let entry = entry.map_err(CopilotError::io(from))?;
-        let source: PathBuf = entry.path();
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().map_err(CopilotError::io(&source))?;
-        if kind.is_dir() {
-            copy_tree(&source, &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(&source, &target).map_err(CopilotError::io(&source))?;
-        }
-        // Links are not followed: they could lead out of the blob.
     }
     Ok(())
 }

@@ -29,12 +29,12 @@ pub const ERROR_FILE: &str = "_ERROR";
 #[derive(Debug, thiserror::Error)]
 pub enum CopilotError {
     /// Reaching storage failed; `what` says for what (`input [x]`, `output [y]`, `inputs.pb`),
-    /// the source names the URI and the operation.
+    /// the source names the URI and the operation. Boxed: object_store's errors are large.
     #[error("{what}: {source}")]
     Storage {
         what: String,
         #[source]
-        source: UriError,
+        source: Box<UriError>,
     },
     #[error("{path}: {source}")]
     Io {
@@ -74,7 +74,10 @@ impl CopilotError {
 
     pub(crate) fn storage(what: impl Into<String>) -> impl FnOnce(UriError) -> CopilotError {
         let what = what.into();
-        move |source| CopilotError::Storage { what, source }
+        move |source| CopilotError::Storage {
+            what,
+            source: Box::new(source),
+        }
     }
 
     /// Whether the user's container is at fault (a USER error in `error.pb`), not the platform.

@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use alula_copilot::download::{download, Format};
 use alula_copilot::upload::{upload, Destination, Outcome};
 use alula_copilot::watch::{wait_for_container, SERVICE_ACCOUNT_DIR};
-use alula_copilot::Stores;
 use alula_idl::flyteidl::core::TypedInterface;
 use anyhow::{bail, Context};
 use base64::Engine;
@@ -34,7 +33,7 @@ struct Cli {
 enum Command {
     /// Write the attempt's inputs as files (the pod's init container).
     Download {
-        /// The attempt's inputs.pb (a path or s3://...).
+        /// The attempt's inputs.pb (a path, file://, s3://, gs://, az://...).
         #[arg(long)]
         inputs: String,
         /// The folder the task reads its inputs from (its `input_data_dir`).
@@ -49,7 +48,7 @@ enum Command {
         /// The folder the task writes its outputs to (its `output_data_dir`).
         #[arg(long)]
         from: PathBuf,
-        /// The attempt's output prefix (a path or s3://...).
+        /// The attempt's output prefix (a path, file://, s3://, gs://, az://...).
         #[arg(long)]
         output_prefix: String,
         /// Where files and folders go; the output prefix when not given.
@@ -79,10 +78,9 @@ fn interface(arg: &str) -> anyhow::Result<TypedInterface> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let stores = Stores::default();
     match cli.command {
         Command::Download { inputs, to, format } => {
-            download(&stores, &inputs, &to, format).await?;
+            download(&inputs, &to, format).await?;
             tracing::info!("inputs from {inputs} written to {}", to.display());
         }
         Command::Upload {
@@ -118,7 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 output_prefix,
                 raw_output_prefix,
             };
-            match upload(&stores, &from, &iface, &to).await? {
+            match upload(&from, &iface, &to).await? {
                 Outcome::Outputs(outputs) => {
                     tracing::info!("{} outputs uploaded", outputs.literals.len())
                 }

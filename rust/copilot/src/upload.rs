@@ -6,12 +6,13 @@ use std::path::Path;
 use alula_idl::flyteidl::core::{
     blob_type::BlobDimensionality, container_error, execution_error, literal, literal_type, scalar,
     Blob, BlobMetadata, BlobType, ContainerError, ErrorDocument, Literal, LiteralCollection,
-    LiteralMap, LiteralType, Primitive, Scalar, SimpleType, TypedInterface, Void,
+    LiteralMap, LiteralType, Primitive, Scalar, Schema, SimpleType, TypedInterface, Void,
 };
+use alula_storage::stream;
+use alula_storage::uri::Located;
 use bytes::Bytes;
 use prost::Message;
 
-use crate::location::{Location, Stores};
 use crate::text::parse_primitive;
 use crate::{CopilotError, ERROR_FILE};
 
@@ -39,26 +40,32 @@ pub enum Outcome {
 /// Reads the outputs under `from`, uploads blobs and writes `outputs.pb`; when the files do not
 /// make the outputs, writes `error.pb` saying why. Errors are failures to write either.
 pub async fn upload(
-    stores: &Stores,
     from: &Path,
     interface: &TypedInterface,
     to: &Destination,
 ) -> Result<Outcome, CopilotError> {
-    let prefix = stores.open(&to.output_prefix)?;
-    match collect(stores, from, interface, to).await {
+    // A prefix that cannot be opened cannot take error.pb either: fail before reading outputs.
+    let prefix = &to.output_prefix;
+    Located::open(prefix).map_err(CopilotError::storage("the output prefix"))?;
+    match collect(from, interface, to).await {
         Ok(outputs) => {
-            put(&prefix.join("outputs.pb"), outputs.encode_to_vec()).await?;
+            put(prefix, "outputs.pb", outputs.encode_to_vec()).await?;
             Ok(Outcome::Outputs(outputs))
         }
         Err(e) => {
-            write_error(&prefix, &e).await?;
+            write_error(prefix, &e).await?;
             Ok(Outcome::Failed(e))
         }
     }
 }
 
+/// The URI `name` below the folder `prefix`.
+fn child(prefix: &str, name: &str) -> String {
+    format!("{}/{name}", prefix.trim_end_matches('/'))
+}
+
 /// `error.pb` for `error` under the output prefix `prefix`.
-pub async fn write_error(prefix: &Location, error: &CopilotError) -> Result<(), CopilotError> {
+pub async fn write_error(prefix: &str, error: &CopilotError) -> Result<(), CopilotError> {
     let origin = if error.is_user_error() {
         execution_error::ErrorKind::User
     } else {
@@ -74,15 +81,17 @@ pub async fn write_error(prefix: &Location, error: &CopilotError) -> Result<(), 
             ..Default::default()
         }),
     };
-    put(&prefix.join("error.pb"), document.encode_to_vec()).await
+    put(prefix, "error.pb", document.encode_to_vec()).await
 }
 
-async fn put(at: &Location, bytes: Vec<u8>) -> Result<(), CopilotError> {
-    Ok(at.storage.put(&at.key, Bytes::from(bytes)).await?)
+/// Writes the document `name` (`outputs.pb`, `error.pb`) under the output prefix.
+async fn put(prefix: &str, name: &str, bytes: Vec<u8>) -> Result<(), CopilotError> {
+    stream::put(&child(prefix, name), Bytes::from(bytes))
+        .await
+        .map_err(CopilotError::storage(format!("writing {name}")))
 }
 
 async fn collect(
-    stores: &Stores,
     from: &Path,
     interface: &TypedInterface,
     to: &Destination,
@@ -97,7 +106,7 @@ async fn collect(
     } else {
         &to.raw_output_prefix
     };
-    let raw = stores.open(raw)?;
+    Located::open(raw).map_err(CopilotError::storage("the raw output prefix"))?;
     let mut outputs = LiteralMap::default();
     let Some(vars) = interface.outputs.as_ref() else {
         return Ok(outputs);
@@ -107,7 +116,7 @@ async fn collect(
             var: name.clone(),
             reason: "the interface gives it no type".into(),
         })?;
-        let literal = Box::pin(read_output(&from.join(name), ty, &raw.join(name), name)).await?;
+        let literal = Box::pin(read_output(&from.join(name), ty, &child(raw, name), name)).await?;
         outputs.literals.insert(name.clone(), literal);
     }
     Ok(outputs)
@@ -155,7 +164,7 @@ fn scalar(value: scalar::Value) -> Literal {
 async fn read_output(
     path: &Path,
     ty: &LiteralType,
-    raw: &Location,
+    raw: &str,
     var: &str,
 ) -> Result<Literal, CopilotError> {
     let err = |reason: String| CopilotError::Output {
@@ -214,7 +223,7 @@ async fn read_output(
                 let lit = Box::pin(read_output(
                     &element,
                     item,
-                    &raw.join(&i.to_string()),
+                    &child(raw, &i.to_string()),
                     &format!("{var}[{i}]"),
                 ))
                 .await?;
@@ -225,8 +234,26 @@ async fn read_output(
                 ..Default::default()
             })
         }
+        Some(literal_type::Type::Schema(schema_type)) => {
+            // A schema is a folder (of parquet files, say), uploaded as a multipart blob is.
+            if !path.is_dir() {
+                return Err(if path.exists() {
+                    err(format!("{} must be a folder for a schema", path.display()))
+                } else {
+                    missing(var, path)
+                });
+            }
+            stream::upload_dir(path, raw)
+                .await
+                .map_err(CopilotError::storage(format!("output [{var}]")))?;
+            Ok(scalar(scalar::Value::Schema(Schema {
+                uri: raw.to_string(),
+                r#type: Some(schema_type.clone()),
+            })))
+        }
         _ => Err(err(
-            "raw containers can return primitives, files, folders and lists of them".into(),
+            "raw containers can return primitives, files, folders, schemas and lists of them"
+                .into(),
         )),
     }
 }
@@ -234,16 +261,21 @@ async fn read_output(
 async fn upload_blob(
     path: &Path,
     blob_type: &BlobType,
-    raw: &Location,
+    raw: &str,
     var: &str,
 ) -> Result<Literal, CopilotError> {
     let meta = std::fs::metadata(path).map_err(|_| missing(var, path))?;
     let multipart = meta.is_dir();
+    let what = format!("output [{var}]");
+    // Streamed both ways: a part at a time, never the whole file in memory.
     if multipart {
-        upload_tree(path, raw).await?;
+        stream::upload_dir(path, raw)
+            .await
+            .map_err(CopilotError::storage(what))?;
     } else {
-        let bytes = std::fs::read(path).map_err(CopilotError::io(path))?;
-        raw.storage.put(&raw.key, Bytes::from(bytes)).await?;
+        stream::upload(path, raw)
+            .await
+            .map_err(CopilotError::storage(what))?;
     }
     let dimensionality = if multipart {
         BlobDimensionality::Multipart
@@ -257,24 +289,6 @@ async fn upload_blob(
                 dimensionality: dimensionality as i32,
             }),
         }),
-        uri: raw.uri(),
+        uri: raw.to_string(),
     })))
-}
-
-async fn upload_tree(dir: &Path, to: &Location) -> Result<(), CopilotError> {
-    let entries = std::fs::read_dir(dir).map_err(CopilotError::io(dir))?;
-    for entry in entries {
-        let entry = entry.map_err(CopilotError::io(dir))?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = entry.file_type().map_err(CopilotError::io(&path))?;
-        if kind.is_dir() {
-            Box::pin(upload_tree(&path, &to.join(&name))).await?;
-        } else if kind.is_file() {
-            let bytes = std::fs::read(&path).map_err(CopilotError::io(&path))?;
-            let at = to.join(&name);
-            at.storage.put(&at.key, Bytes::from(bytes)).await?;
-        }
-    }
-    Ok(())
 }

@@ -1,17 +1,17 @@
-//! The downloader and the uploader against a local folder and an S3-compatible bucket
-//! (`ALULA_TEST_S3_ENDPOINT`, which scripts/test sets to a moto server), in process and through
-//! the `alula-copilot` binary.
+//! The downloader and the uploader against a local folder (in process) and an S3-compatible
+//! bucket (`ALULA_TEST_S3_ENDPOINT`, which scripts/test sets to a moto server), the latter through
+//! the `alula-copilot` binary given flytekit's S3 settings in its environment, as a pod is: the
+//! settings are the process's, and tests running in parallel must not change their own.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use alula_copilot::download::{download, Format};
 use alula_copilot::upload::{upload, Destination, Outcome};
-use alula_copilot::Stores;
 use alula_idl::flyteidl::core::{
-    blob_type::BlobDimensionality, literal, literal_type, primitive, scalar, Blob, BlobMetadata,
-    BlobType, ErrorDocument, Literal, LiteralCollection, LiteralMap, LiteralType, Primitive,
-    Scalar, SimpleType, TypedInterface, Variable, VariableMap,
+    blob_type::BlobDimensionality, literal, literal_type, primitive, scalar, schema_type, Blob,
+    BlobMetadata, BlobType, ErrorDocument, Literal, LiteralCollection, LiteralMap, LiteralType,
+    Primitive, Scalar, Schema, SchemaType, SimpleType, TypedInterface, Variable, VariableMap,
 };
 use alula_idl::wkt::{Duration, Timestamp};
 use alula_storage::Storage;
@@ -97,12 +97,29 @@ fn typed_outputs() -> TypedInterface {
                 ..Default::default()
             },
         ),
+        (
+            "table",
+            LiteralType {
+                r#type: Some(literal_type::Type::Schema(table_type())),
+                ..Default::default()
+            },
+        ),
     ])
+}
+
+fn table_type() -> SchemaType {
+    SchemaType {
+        columns: vec![schema_type::SchemaColumn {
+            name: "x".into(),
+            r#type: schema_type::schema_column::SchemaColumnType::Integer as i32,
+        }],
+    }
 }
 
 /// What a task's container writes for [`typed_outputs`].
 fn write_outputs(dir: &Path) {
     std::fs::create_dir_all(dir.join("folder/sub")).expect("test setup");
+    std::fs::create_dir_all(dir.join("table")).expect("test setup");
     for (name, text) in [
         ("n", "42\n"),
         ("f", "2.5"),
@@ -113,6 +130,7 @@ fn write_outputs(dir: &Path) {
         ("report", "a report"),
         ("folder/one.txt", "1"),
         ("folder/sub/two.txt", "2"),
+        ("table/part-0.parquet", "pq"),
     ] {
         std::fs::write(dir.join(name), text).expect("test setup");
     }
@@ -162,9 +180,20 @@ fn check_outputs(out: &LiteralMap, raw_uri: &str) {
             .map(|t| t.dimensionality),
         Some(BlobDimensionality::Multipart as i32)
     );
+    let Some(literal::Value::Scalar(s)) = &get("table").value else {
+        panic!("table")
+    };
+    assert_eq!(
+        s.value,
+        Some(scalar::Value::Schema(Schema {
+            uri: format!("{raw_uri}/table"),
+            r#type: Some(table_type()),
+        }))
+    );
 }
 
-/// Inputs of every kind a raw container takes; `data_uri` holds a file `data.csv`.
+/// Inputs of every kind a raw container takes; `data_uri` holds a file `data.csv` and a folder
+/// `folder` (`a.txt`, `sub/b.txt`).
 fn inputs(data_uri: &str) -> LiteralMap {
     let mut m = LiteralMap::default();
     let mut put = |k: &str, v: Literal| {
@@ -193,6 +222,17 @@ fn inputs(data_uri: &str) -> LiteralMap {
         blob(&format!("{data_uri}/data.csv"), BlobDimensionality::Single),
     );
     put(
+        "dir",
+        blob(&format!("{data_uri}/folder"), BlobDimensionality::Multipart),
+    );
+    put(
+        "table",
+        scalar(scalar::Value::Schema(Schema {
+            uri: format!("{data_uri}/folder/"),
+            r#type: Some(table_type()),
+        })),
+    );
+    put(
         "xs",
         Literal {
             value: Some(literal::Value::Collection(LiteralCollection {
@@ -219,6 +259,15 @@ fn check_downloaded(dir: &Path) {
     assert_eq!(read("data"), "x,y\n1,2\n");
     assert_eq!(read("xs/0"), "1");
     assert_eq!(read("xs/1"), "2");
+    // Folders arrive whole, and only what is below them (not `folder2`).
+    for folder in ["dir", "table"] {
+        assert_eq!(
+            files_under(&dir.join(folder)),
+            ["a.txt", "sub/b.txt"],
+            "{folder}"
+        );
+        assert_eq!(read(&format!("{folder}/sub/b.txt")), "b");
+    }
     let json: serde_json::Value = serde_json::from_str(&read("inputs.json")).expect("json");
     assert_eq!(json["n"], -7);
     assert_eq!(json["d"], 3_500_000_000u64);
@@ -240,18 +289,117 @@ fn check_downloaded(dir: &Path) {
     assert_eq!(b.uri, dir.join("data").display().to_string());
 }
 
-async fn error_document(storage: &Storage, key: &str) -> ErrorDocument {
-    let bytes = storage.get(key).await.expect("get");
-    ErrorDocument::decode(bytes.unwrap_or_else(|| panic!("no {key}"))).expect("error.pb")
+/// The files under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        for entry in std::fs::read_dir(dir.join(&relative)).expect("read_dir") {
+            let entry = entry.expect("read_dir");
+            let child = relative.join(entry.file_name());
+            if entry.file_type().expect("file_type").is_dir() {
+                pending.push(child);
+            } else {
+                found.push(child.display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
-/// Downloads, "runs" the container and uploads with storage at `root` (a path or s3 URI).
-async fn exercise(stores: &Stores, storage: &Storage) {
+async fn error_message(storage: &Storage, key: &str) -> String {
+    let bytes = storage.get(key).await.expect("get");
+    let doc = ErrorDocument::decode(bytes.unwrap_or_else(|| panic!("no {key}"))).expect("error.pb");
+    let err = doc.error.expect("error");
+    assert_eq!(err.code, "OutputUploadFailed");
+    err.message
+}
+
+/// How a test runs the copilot: its library in this process, or its binary with an environment.
+enum Copilot {
+    InProcess,
+    Binary(Vec<(&'static str, String)>),
+}
+
+impl Copilot {
+    fn command(env: &[(&'static str, String)]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_alula-copilot"));
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    fn run(mut command: std::process::Command) -> Result<(), String> {
+        let output = command.output().expect("running alula-copilot");
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    async fn download(&self, inputs: &str, to: &Path) -> Result<(), String> {
+        match self {
+            Copilot::InProcess => download(inputs, to, Format::Json)
+                .await
+                .map_err(|e| e.to_string()),
+            Copilot::Binary(env) => {
+                let mut command = Self::command(env);
+                command
+                    .args(["download", "--inputs", inputs, "--to"])
+                    .arg(to);
+                Self::run(command)
+            }
+        }
+    }
+
+    /// Ok when the sidecar did its job: outputs.pb or error.pb written.
+    async fn upload(&self, from: &Path, to: &Destination) -> Result<(), String> {
+        match self {
+            Copilot::InProcess => {
+                match upload(from, &typed_outputs(), to)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    Outcome::Outputs(_) => Ok(()),
+                    Outcome::Failed(e) => {
+                        assert!(e.is_user_error(), "{e}");
+                        Ok(())
+                    }
+                }
+            }
+            Copilot::Binary(env) => {
+                let iface = base64::engine::general_purpose::STANDARD
+                    .encode(typed_outputs().encode_to_vec());
+                let mut command = Self::command(env);
+                command.args(["upload", "--from"]).arg(from).args([
+                    "--output-prefix",
+                    &to.output_prefix,
+                    "--raw-output-prefix",
+                    &to.raw_output_prefix,
+                    "--interface",
+                    &iface,
+                ]);
+                Self::run(command)
+            }
+        }
+    }
+}
+
+/// Downloads, "runs" the container and uploads with `storage`.
+async fn exercise(copilot: &Copilot, storage: &Storage) {
     let root = storage.root_uri();
-    storage
-        .put("data/data.csv", Bytes::from_static(b"x,y\n1,2\n"))
-        .await
-        .expect("test setup");
+    for (key, bytes) in [
+        ("data/data.csv", &b"x,y\n1,2\n"[..]),
+        ("data/folder/a.txt", b"a"),
+        ("data/folder/sub/b.txt", b"b"),
+        ("data/folder2/x", b"not in the folder"),
+    ] {
+        storage
+            .put(key, Bytes::copy_from_slice(bytes))
+            .await
+            .expect("test setup");
+    }
     storage
         .put(
             "attempt/inputs.pb",
@@ -261,50 +409,76 @@ async fn exercise(stores: &Stores, storage: &Storage) {
         .expect("test setup");
     let pod = tempfile::tempdir().expect("test setup");
     let input_dir = pod.path().join("inputs");
-    download(
-        stores,
-        &format!("{root}/attempt/inputs.pb"),
-        &input_dir,
-        Format::Json,
-    )
-    .await
-    .expect("download");
+    copilot
+        .download(&format!("{root}/attempt/inputs.pb"), &input_dir)
+        .await
+        .expect("download");
     check_downloaded(&input_dir);
+
+    // Missing inputs, and a missing file among them, are named.
+    let err = copilot
+        .download(&format!("{root}/nothing/inputs.pb"), &pod.path().join("x"))
+        .await
+        .expect_err("no inputs");
+    assert!(
+        err.contains("no inputs at") && err.contains("nothing/inputs.pb"),
+        "{err}"
+    );
+    let mut gone = LiteralMap::default();
+    gone.literals.insert(
+        "lost".into(),
+        blob(&format!("{root}/data/lost.csv"), BlobDimensionality::Single),
+    );
+    storage
+        .put("gone/inputs.pb", Bytes::from(gone.encode_to_vec()))
+        .await
+        .expect("test setup");
+    let err = copilot
+        .download(&format!("{root}/gone/inputs.pb"), &pod.path().join("y"))
+        .await
+        .expect_err("a missing file");
+    assert!(
+        err.contains("input [lost]") && err.contains(&format!("{root}/data/lost.csv")),
+        "{err}"
+    );
 
     let output_dir = pod.path().join("outputs");
     write_outputs(&output_dir);
+    // Above one part (8 MiB): a multipart upload, streamed.
+    let big = vec![7u8; 9 << 20];
+    std::fs::write(output_dir.join("folder/sub/big.bin"), &big).expect("test setup");
     let to = Destination {
         output_prefix: format!("{root}/attempt/out"),
         raw_output_prefix: format!("{root}/attempt/raw"),
     };
-    let Outcome::Outputs(out) = upload(stores, &output_dir, &typed_outputs(), &to)
-        .await
-        .expect("upload")
-    else {
-        panic!("upload failed")
-    };
+    copilot.upload(&output_dir, &to).await.expect("upload");
+    let out = LiteralMap::decode(
+        storage
+            .get("attempt/out/outputs.pb")
+            .await
+            .expect("test setup")
+            .expect("outputs.pb"),
+    )
+    .expect("outputs.pb");
     check_outputs(&out, &format!("{root}/attempt/raw"));
-    let stored = storage
-        .get("attempt/out/outputs.pb")
-        .await
-        .expect("test setup")
-        .expect("outputs.pb");
-    assert_eq!(LiteralMap::decode(stored).expect("test setup"), out);
+    for (key, bytes) in [
+        ("attempt/raw/report", &b"a report"[..]),
+        ("attempt/raw/folder/one.txt", b"1"),
+        ("attempt/raw/folder/sub/two.txt", b"2"),
+        ("attempt/raw/table/part-0.parquet", b"pq"),
+    ] {
+        assert_eq!(
+            storage.get(key).await.expect("get").as_deref(),
+            Some(bytes),
+            "{key}"
+        );
+    }
     assert_eq!(
         storage
-            .get("attempt/raw/report")
+            .head("attempt/raw/folder/sub/big.bin")
             .await
-            .expect("test setup")
-            .as_deref(),
-        Some(&b"a report"[..])
-    );
-    assert_eq!(
-        storage
-            .get("attempt/raw/folder/sub/two.txt")
-            .await
-            .expect("test setup")
-            .as_deref(),
-        Some(&b"2"[..])
+            .expect("head"),
+        Some(big.len() as u64)
     );
 
     // A missing output: error.pb names it, as the user's error.
@@ -313,24 +487,11 @@ async fn exercise(stores: &Stores, storage: &Storage) {
         output_prefix: format!("{root}/attempt2/out"),
         raw_output_prefix: String::new(),
     };
-    let Outcome::Failed(e) = upload(stores, &output_dir, &typed_outputs(), &to)
-        .await
-        .expect("test setup")
-    else {
-        panic!("a missing output must fail")
-    };
-    assert!(e.to_string().contains("output [n]"), "{e}");
-    let doc = error_document(storage, "attempt2/out/error.pb").await;
-    let err = doc.error.expect("error");
-    assert_eq!(err.code, "OutputUploadFailed");
+    copilot.upload(&output_dir, &to).await.expect("upload");
+    let message = error_message(storage, "attempt2/out/error.pb").await;
     assert!(
-        err.message.contains("output [n]") && err.message.contains("wrote no file"),
-        "{}",
-        err.message
-    );
-    assert_eq!(
-        err.origin,
-        alula_idl::flyteidl::core::execution_error::ErrorKind::User as i32
+        message.contains("output [n]") && message.contains("wrote no file"),
+        "{message}"
     );
     assert!(storage
         .get("attempt2/out/outputs.pb")
@@ -340,28 +501,18 @@ async fn exercise(stores: &Stores, storage: &Storage) {
 
     // A value that does not parse names the output and the text.
     std::fs::write(output_dir.join("n"), "forty-two").expect("test setup");
-    let Outcome::Failed(e) = upload(stores, &output_dir, &typed_outputs(), &to)
-        .await
-        .expect("test setup")
-    else {
-        panic!("a bad value must fail")
-    };
+    copilot.upload(&output_dir, &to).await.expect("upload");
+    let message = error_message(storage, "attempt2/out/error.pb").await;
     assert!(
-        e.to_string().contains("output [n]")
-            && e.to_string().contains("\"forty-two\" is not an integer"),
-        "{e}"
+        message.contains("output [n]") && message.contains("\"forty-two\" is not an integer"),
+        "{message}"
     );
 
     // The container's own `_ERROR` file wins.
     std::fs::write(output_dir.join("_ERROR"), "out of cheese\n").expect("test setup");
-    let Outcome::Failed(e) = upload(stores, &output_dir, &typed_outputs(), &to)
-        .await
-        .expect("test setup")
-    else {
-        panic!("_ERROR must fail")
-    };
+    copilot.upload(&output_dir, &to).await.expect("upload");
     assert_eq!(
-        e.to_string(),
+        error_message(storage, "attempt2/out/error.pb").await,
         "the task's container reported an error: out of cheese"
     );
 }
@@ -369,7 +520,7 @@ async fn exercise(stores: &Stores, storage: &Storage) {
 #[tokio::test(flavor = "multi_thread")]
 async fn local_folder() {
     let root = tempfile::tempdir().expect("test setup");
-    exercise(&Stores::default(), &Storage::local(root.path())).await;
+    exercise(&Copilot::InProcess, &Storage::local(root.path())).await;
 }
 
 fn s3_endpoint() -> Option<String> {
@@ -383,6 +534,7 @@ fn s3_endpoint() -> Option<String> {
     endpoint
 }
 
+/// The test's own handle on the bucket (explicit options, no environment).
 fn s3_options(endpoint: &str) -> BTreeMap<String, String> {
     [
         ("aws_endpoint", endpoint),
@@ -394,6 +546,17 @@ fn s3_options(endpoint: &str) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// What a pod of a flytekit cluster is given: flytekit's names, a plain-http endpoint with no
+/// separate switch.
+fn flytekit_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("FLYTE_AWS_ENDPOINT", endpoint.to_string()),
+        ("FLYTE_AWS_ACCESS_KEY_ID", "test".into()),
+        ("FLYTE_AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
 }
 
 async fn make_bucket(endpoint: &str, bucket: &str) {
@@ -410,6 +573,8 @@ async fn make_bucket(endpoint: &str, bucket: &str) {
     );
 }
 
+/// Everything a raw container exchanges, with an S3 bucket: files, folders (multipart blobs)
+/// and schemas down from it, and up to it.
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_bucket() {
     let Some(endpoint) = s3_endpoint() else {
@@ -418,43 +583,29 @@ async fn s3_bucket() {
     };
     let bucket = format!("alula-copilot-{}", std::process::id());
     make_bucket(&endpoint, &bucket).await;
-    let options = s3_options(&endpoint);
-    let storage = Storage::from_url_with(&format!("s3://{bucket}/some/prefix"), &options)
-        .expect("test setup");
-    exercise(
-        &Stores {
-            s3_options: options,
-        },
-        &storage,
+    let storage = Storage::from_url_with(
+        &format!("s3://{bucket}/some/prefix"),
+        &s3_options(&endpoint),
     )
-    .await;
+    .expect("test setup");
+    exercise(&Copilot::Binary(flytekit_env(&endpoint)), &storage).await;
 }
 
-/// The binary as the pod runs it: S3 settings from the environment, the interface in base64.
+/// A local folder through the binary; bad arguments fail it with a message.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binary_downloads_and_uploads() {
-    let bin = env!("CARGO_BIN_EXE_alula-copilot");
     let root = tempfile::tempdir().expect("test setup");
     let storage = Storage::local(root.path());
-    let base = storage.root_uri();
-    storage
-        .put(
-            "a/inputs.pb",
-            Bytes::from(inputs(&format!("{base}/d")).encode_to_vec()),
-        )
-        .await
-        .expect("test setup");
-    storage
-        .put("d/data.csv", Bytes::from_static(b"x,y\n1,2\n"))
-        .await
-        .expect("test setup");
+    exercise(&Copilot::Binary(Vec::new()), &storage).await;
+
     let pod = tempfile::tempdir().expect("test setup");
     let inputs_dir = pod.path().join("in");
-    let status = std::process::Command::new(bin)
+    let base = storage.root_uri();
+    let status = Copilot::command(&[])
         .args([
             "download",
             "--inputs",
-            &format!("{base}/a/inputs.pb"),
+            &format!("file://{base}/attempt/inputs.pb"),
             "--to",
         ])
         .arg(&inputs_dir)
@@ -463,69 +614,9 @@ async fn the_binary_downloads_and_uploads() {
         .expect("test setup");
     assert!(status.success());
     assert!(inputs_dir.join("inputs.yaml").is_file());
-    assert_eq!(
-        std::fs::read_to_string(inputs_dir.join("n")).expect("test setup"),
-        "-7"
-    );
+    assert!(!inputs_dir.join("inputs.json").exists());
 
-    let out_dir = pod.path().join("out");
-    write_outputs(&out_dir);
-    let iface = base64::engine::general_purpose::STANDARD.encode(typed_outputs().encode_to_vec());
-    let run = |prefix: &str| {
-        std::process::Command::new(bin)
-            .args(["upload", "--from"])
-            .arg(&out_dir)
-            .args([
-                "--output-prefix",
-                prefix,
-                "--interface",
-                &iface,
-                "--wait-for",
-                "none",
-            ])
-            .output()
-            .expect("test setup")
-    };
-    let output = run(&format!("{base}/a/out"));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out = LiteralMap::decode(
-        storage
-            .get("a/out/outputs.pb")
-            .await
-            .expect("test setup")
-            .expect("test setup"),
-    )
-    .expect("test setup");
-    check_outputs(&out, &format!("{base}/a/out"));
-
-    // A missing output is the task's failure, reported in error.pb; the sidecar succeeds.
-    std::fs::remove_file(out_dir.join("report")).expect("test setup");
-    let output = run(&format!("{base}/b/out"));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let doc = ErrorDocument::decode(
-        storage
-            .get("b/out/error.pb")
-            .await
-            .expect("test setup")
-            .expect("test setup"),
-    )
-    .expect("test setup");
-    assert!(doc
-        .error
-        .expect("test setup")
-        .message
-        .contains("output [report]"));
-
-    // Unusable arguments fail the container with a message.
-    let output = std::process::Command::new(bin)
+    let output = Copilot::command(&[])
         .args([
             "upload",
             "--from",
@@ -539,4 +630,19 @@ async fn the_binary_downloads_and_uploads() {
         .expect("test setup");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--interface is not base64"));
+
+    // An output prefix no store takes: named, before anything is read.
+    let iface = base64::engine::general_purpose::STANDARD.encode(typed_outputs().encode_to_vec());
+    let output = Copilot::command(&[])
+        .args(["upload", "--from"])
+        .arg(pod.path())
+        .args(["--output-prefix", "ftp://host/out", "--interface", &iface])
+        .output()
+        .expect("test setup");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the output prefix") && stderr.contains("ftp://host/out"),
+        "{stderr}"
+    );
 }

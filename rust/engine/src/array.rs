@@ -2,15 +2,50 @@
 //! node's parallelism, finished once enough elements succeeded (`min_successes` /
 //! `min_success_ratio`) or too many failed to get there.
 
+use std::time::SystemTime;
+
 use alula_idl::flyteidl::core::{
-    array_node, execution_error::ErrorKind, task_execution, ArrayNode, Literal, LiteralMap,
+    array_node, execution_error::ErrorKind, task_execution, ArrayNode, Literal, LiteralMap, TaskLog,
 };
 
-use crate::execution::{engine_error, Execution, TaskOutcome};
+use crate::execution::{engine_error, AttemptId, Execution, TaskOutcome};
 use crate::literals;
 use crate::state::{ArrayState, ElementState, KindState, NodePhase};
 
 impl Execution {
+    /// Hands in the log links of a running attempt of an array element (a driver learns them
+    /// from its plugin): the array node's task events carry them in the element's external
+    /// resource, as flytepropeller reports map task elements. Call it when the attempt starts
+    /// and again before reporting its end (links may change, a pod's name is known late).
+    /// Returns whether `attempt` is an array element's (others carry links on their own
+    /// task events).
+    pub fn set_attempt_logs(&mut self, attempt: AttemptId, logs: Vec<TaskLog>) -> bool {
+        let Some(&(n, Some(e))) = self.attempts.get(&attempt) else {
+            return false;
+        };
+        let KindState::Array(arr) = &self.state.nodes[n as usize].kind else {
+            return false;
+        };
+        let Some(el) = arr.elements.get(e as usize) else {
+            return false;
+        };
+        if arr.elements.len() > crate::events::MAX_EXTERNAL_RESOURCES {
+            // Its events carry no elements: nothing to keep links for.
+            return true;
+        }
+        let retry = el.attempts.saturating_sub(1);
+        self.events.element_logs(n, e, retry, logs);
+        true
+    }
+
+    /// Reports the links handed in since the last report: one RUNNING task event per running
+    /// array node whose elements got some. A driver calls it after starting attempts, so that
+    /// elements' logs can be followed while they run (a terminal event carries them anyway).
+    pub fn report_array_logs(&mut self, now: SystemTime) {
+        self.events
+            .array_logs_progress(&self.state, crate::execution::micros(now));
+    }
+
     pub(crate) fn start_array(&mut self, n: u32, spec: &ArrayNode, inputs: LiteralMap) {
         let mapped: Vec<(&String, usize)> = inputs
             .literals

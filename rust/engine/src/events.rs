@@ -7,7 +7,7 @@ use alula_idl::flyteidl::core::{
     connection_set, node, node_execution, task_execution, workflow_execution, workflow_node,
     CatalogCacheStatus, CompiledTask, CompiledWorkflow, CompiledWorkflowClosure, ConnectionSet,
     DynamicJobSpec, ExecutionError, Identifier, LiteralMap, NodeExecutionIdentifier, ResourceType,
-    TaskTemplate, WorkflowExecutionIdentifier, WorkflowTemplate,
+    TaskLog, TaskTemplate, WorkflowExecutionIdentifier, WorkflowTemplate,
 };
 use alula_idl::flyteidl::event::{
     node_execution_event, task_execution_event, workflow_execution_event,
@@ -16,6 +16,7 @@ use alula_idl::flyteidl::event::{
     WorkflowExecutionEvent,
 };
 use alula_idl::wkt::Timestamp;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::execution::ExecutionSettings;
 use crate::program::{Program, START_NODE};
@@ -186,6 +187,12 @@ pub(crate) struct EventBuilder {
     events: Vec<Event>,
     /// The cache status of a task node whose terminal event comes next.
     pending_cache: Option<(u32, i32)>,
+    /// Log links of array elements' latest attempts, as the driver hands them in (the engine
+    /// does no I/O): (node, element) → (retry attempt, links). Kept in memory only, as links
+    /// are: a restarted driver hands them in again for the attempts it re-attaches to.
+    element_logs: HashMap<(u32, u32), (u32, Vec<TaskLog>)>,
+    /// Array nodes whose elements got links since their last task event.
+    logs_changed: BTreeSet<u32>,
 }
 
 fn timestamp(us: u64) -> Option<Timestamp> {
@@ -232,6 +239,8 @@ impl EventBuilder {
             producer_id: settings.producer_id.clone(),
             events: Vec::new(),
             pending_cache: None,
+            element_logs: HashMap::new(),
+            logs_changed: BTreeSet::new(),
         }
     }
 
@@ -380,6 +389,36 @@ impl EventBuilder {
         })));
     }
 
+    /// Records the log links of attempt `retry` of element `e` of array node `n`, for the
+    /// node's next task event.
+    pub(crate) fn element_logs(&mut self, n: u32, e: u32, retry: u32, logs: Vec<TaskLog>) {
+        if !self.enabled {
+            return;
+        }
+        self.element_logs.insert((n, e), (retry, logs));
+        self.logs_changed.insert(n);
+    }
+
+    /// A RUNNING task event of every running array node whose elements got links since its
+    /// last event, so their logs can be followed while they run. Its phase version counts the
+    /// attempts started (kept in the saved state, so it grows across restarts too): admin
+    /// takes a RUNNING event only with a higher version than the one it holds.
+    pub(crate) fn array_logs_progress(&mut self, state: &ExecutionState, now_us: u64) {
+        for n in std::mem::take(&mut self.logs_changed) {
+            let Some(node) = state.nodes.get(n as usize) else {
+                continue;
+            };
+            let KindState::Array(arr) = &node.kind else {
+                continue;
+            };
+            if node.phase.is_terminal() {
+                continue;
+            }
+            let version = arr.elements.iter().map(|el| el.attempts).sum();
+            self.push_array_task(state, n, task_execution::Phase::Running, version, now_us);
+        }
+    }
+
     /// A task event of array node `n` (as flytepropeller's ArrayNode reports them), with one
     /// external resource per element unless the array is too large.
     pub(crate) fn array_task(
@@ -392,6 +431,17 @@ impl EventBuilder {
         if !self.enabled {
             return;
         }
+        self.push_array_task(state, n, phase, 0, now_us);
+    }
+
+    fn push_array_task(
+        &mut self,
+        state: &ExecutionState,
+        n: u32,
+        phase: task_execution::Phase,
+        phase_version: u32,
+        now_us: u64,
+    ) {
         let node = &state.nodes[n as usize];
         let KindState::Array(arr) = &node.kind else {
             return;
@@ -406,18 +456,34 @@ impl EventBuilder {
             arr.elements
                 .iter()
                 .enumerate()
-                .map(|(i, el)| ExternalResourceInfo {
-                    external_id: format!("{}-{i}", node.id),
-                    index: i as u32,
-                    retry_attempt: el.attempts.saturating_sub(1),
-                    phase: element_phase(el.phase, terminal) as i32,
-                    cache_status: CatalogCacheStatus::CacheDisabled as i32,
-                    ..Default::default()
+                .map(|(i, el)| {
+                    let retry_attempt = el.attempts.saturating_sub(1);
+                    // Only the links of the attempt the resource stands for.
+                    let logs = match self.element_logs.get(&(n, i as u32)) {
+                        Some((retry, logs)) if *retry == retry_attempt && el.attempts > 0 => {
+                            logs.clone()
+                        }
+                        _ => Vec::new(),
+                    };
+                    ExternalResourceInfo {
+                        external_id: format!("{}-{i}", node.id),
+                        index: i as u32,
+                        retry_attempt,
+                        phase: element_phase(el.phase, terminal) as i32,
+                        cache_status: CatalogCacheStatus::CacheDisabled as i32,
+                        logs,
+                        ..Default::default()
+                    }
                 })
                 .collect()
         } else {
             Vec::new()
         };
+        if terminal {
+            // Nothing more is reported of this node.
+            self.element_logs.retain(|(m, _), _| *m != n);
+            self.logs_changed.remove(&n);
+        }
         let execution_id = &self.execution_id;
         self.events.push(Event::Task(Box::new(TaskExecutionEvent {
             // flytepropeller names the array node's "task" after the node.
@@ -435,6 +501,7 @@ impl EventBuilder {
             }),
             retry_attempt: 0,
             phase: phase as i32,
+            phase_version,
             producer_id: self.producer_id.clone(),
             occurred_at: timestamp(now_us),
             metadata: Some(TaskExecutionMetadata {

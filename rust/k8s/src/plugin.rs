@@ -142,6 +142,7 @@ impl PodPlugin {
     fn count_failure(&self, name: &str, status: &AttemptStatus) {
         let failed = match status {
             AttemptStatus::Exited { exit_code, .. } => *exit_code != Some(0),
+            AttemptStatus::Killed { .. } => true,
             AttemptStatus::Failed { .. } | AttemptStatus::Lost { .. } => true,
             AttemptStatus::NotStarted | AttemptStatus::Running => false,
         };

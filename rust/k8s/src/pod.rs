@@ -10,6 +10,7 @@ use alula_idl::flyteidl::core::{
     task_template::Target,
     Resources, SecurityContext, TaskNodeOverrides, TaskTemplate,
 };
+use alula_propeller::process::pod_task;
 use alula_propeller::{Attempt, PluginError};
 use k8s_openapi::api::core::v1::{
     Container, EnvFromSource, EnvVar, Pod, PodSpec, PodTemplateSpec, ResourceRequirements,
@@ -38,7 +39,7 @@ const MAX_LABEL: usize = 63;
 /// Where the pod records its primary container's name (status mapping judges the attempt by it).
 pub const PRIMARY_CONTAINER_ANNOTATION: &str = "alula.dev/primary-container";
 /// The task config entry (and `K8sPod` field) flytekit names a pod task's primary container in.
-pub const PRIMARY_CONTAINER_KEY: &str = "primary_container_name";
+pub use alula_propeller::process::pod_task::PRIMARY_CONTAINER_KEY;
 
 /// Whether this plugin runs `task`: a container task, or a pod task (`k8s_pod` target: a
 /// flytekit task with a `pod_template`).
@@ -211,24 +212,9 @@ fn task_pod(
                 .map(podtemplate::pod_spec_from_struct)
                 .transpose()?
                 .unwrap_or_default();
-            // flytekit names it in the pod target and in the task's config.
-            let primary = Some(k.primary_container_name.clone())
-                .filter(|n| !n.is_empty())
-                .or_else(|| task.config.get(PRIMARY_CONTAINER_KEY).cloned())
-                .or_else(|| match spec.containers.as_slice() {
-                    [only] => Some(only.name.clone()),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    PluginError::Invalid(
-                        "the task's pod names no primary container (primary_container_name)".into(),
-                    )
-                })?;
-            if !spec.containers.iter().any(|c| c.name == primary) {
-                return Err(PluginError::Invalid(format!(
-                    "the task's pod has no container named {primary:?} (its primary container)"
-                )));
-            }
+            // Found as the process plugin finds it, so a task runs the same command anywhere.
+            let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+            let primary = pod_task::primary_container_name(k, task, &names)?;
             let meta = k.metadata.clone().unwrap_or_default();
             Ok(TaskPod {
                 spec,

@@ -11,7 +11,7 @@
 //! | Running, Unknown | `Running` |
 //! | Succeeded | `Exited { 0 }` |
 //! | Failed, reason `Evicted` (or preempted, node shutdown), or a `DisruptionTarget` condition | `Lost` (system, retried within the system budget) |
-//! | Failed, container `OOMKilled` | `Exited { code, "OOMKilled: ..." }`: Flyte makes it a *retryable user* error, which is what `Exited` without an `error.pb` gives (the task's own retries); `Failed` would not retry |
+//! | Failed (or Running, a sidecar still up), primary container `OOMKilled` | `Killed { code, "OOMKilled", "OOMKilled: ..." }`: as in Flyte, a *retryable user* error (the task's own retries) with the error code `OOMKilled`; `Failed` would not retry |
 //! | Failed, otherwise | `Exited { code, termination message }`; the driver reads `error.pb` |
 //!
 //! A pod that is gone is not a status: [`crate::PodPlugin::check`] decides (see there).
@@ -35,6 +35,9 @@ const LOST_REASONS: &[&str] = &[
     "NodeLost",
     "UnexpectedAdmissionError",
 ];
+
+/// The kubelet's reason for a container the kernel killed for memory, and Flyte's error code.
+const OOM_KILLED: &str = "OOMKilled";
 
 /// Waiting reasons that no amount of waiting fixes.
 const FATAL_WAITING: &[&str] = &[
@@ -106,12 +109,20 @@ fn primary_terminated(pod: &Pod) -> Option<&ContainerStateTerminated> {
         })
 }
 
-/// A terminated container's verdict. `OOMKilled` keeps its reason first in the message: Flyte
-/// makes it a retryable user error, which is what `Exited` without an `error.pb` gives.
+/// A terminated container's verdict. Flyte makes `OOMKilled` a retryable user error with that
+/// code (flyteplugins' `DemystifyFailure`): `Killed` carries the code to the attempt's error.
 fn exited(t: &ContainerStateTerminated) -> AttemptStatus {
-    AttemptStatus::Exited {
-        exit_code: Some(t.exit_code),
-        message: describe(t.reason.as_deref(), t.message.as_deref()),
+    let message = describe(t.reason.as_deref(), t.message.as_deref());
+    match t.reason.as_deref() {
+        Some(OOM_KILLED) => AttemptStatus::Killed {
+            exit_code: Some(t.exit_code),
+            code: OOM_KILLED.into(),
+            message,
+        },
+        _ => AttemptStatus::Exited {
+            exit_code: Some(t.exit_code),
+            message,
+        },
     }
 }
 

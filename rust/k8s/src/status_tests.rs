@@ -154,11 +154,12 @@ fn failed_exits_with_the_containers_code_and_message() {
 }
 
 #[test]
-fn oom_killed_is_a_retryable_user_exit() {
+fn oom_killed_is_a_retryable_user_exit_with_flytes_code() {
     assert_eq!(
         status(&terminated("OOMKilled", 137, None), 0),
-        AttemptStatus::Exited {
+        AttemptStatus::Killed {
             exit_code: Some(137),
+            code: "OOMKilled".into(),
             message: "OOMKilled".into()
         }
     );
@@ -227,8 +228,9 @@ fn pod_tasks_are_judged_by_their_primary_container() {
     );
     assert_eq!(
         status(&oom, 5),
-        AttemptStatus::Exited {
+        AttemptStatus::Killed {
             exit_code: Some(137),
+            code: "OOMKilled".into(),
             message: "OOMKilled".into()
         }
     );

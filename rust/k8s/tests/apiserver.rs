@@ -465,8 +465,9 @@ async fn pod_failures_are_classified_as_flyte_does() {
             "oom",
             serde_json::json!({"phase": "Failed", "containerStatuses": container_status(
                 serde_json::json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}))}),
-            AttemptStatus::Exited {
+            AttemptStatus::Killed {
                 exit_code: Some(137),
+                code: "OOMKilled".into(),
                 message: "OOMKilled".into(),
             },
         ),

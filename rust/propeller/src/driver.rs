@@ -20,7 +20,7 @@ use alula_engine::{
 };
 use alula_idl::flyteidl::admin::{
     ExecutionClosure, ExecutionSpec, NodeExecutionEventRequest, TaskExecutionEventRequest,
-    WorkflowExecutionEventRequest,
+    TaskResourceAttributes, WorkflowExecutionEventRequest,
 };
 use alula_idl::flyteidl::core::{
     literal_type, workflow_execution::Phase, CatalogCacheStatus, Literal, LiteralMap, LiteralType,
@@ -35,7 +35,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 
 use crate::children::Children;
-use crate::launch::closure_of;
+use crate::launch::{apply_task_resources, closure_of, task_resources_of};
 use crate::metrics::AttemptOutcome;
 use crate::plugin::{Attempt, AttemptStatus, LogData, Plugin, PluginError, Waker};
 use crate::{Context, DriveError, Notice};
@@ -100,6 +100,8 @@ pub(crate) struct Driver {
     reservations: serialize::Reservations,
     /// Log links for the terminal event of the attempt that just ended (node id, retry).
     end_links: Option<(String, u32, Vec<TaskLog>)>,
+    /// The execution's task resource defaults and limits, for the tasks dynamic tasks generate.
+    task_resources: Option<TaskResourceAttributes>,
 }
 
 /// The id admin's log route knows an attempt by.
@@ -144,7 +146,8 @@ impl Driver {
                 }
                 other => DriveError::Storage(other.to_string()),
             })?;
-        let closure = closure_of(&ctx.store, ctx.layout.storage(), &row).await?;
+        let task_resources = task_resources_of(ctx.layout.storage(), &row).await?;
+        let closure = closure_of(&ctx.store, task_resources.as_ref(), &row).await?;
         let id = WorkflowExecutionIdentifier {
             project: key.project.clone(),
             domain: key.domain.clone(),
@@ -203,6 +206,7 @@ impl Driver {
             pending_abort: row.phase == Phase::Aborting.as_str_name(),
             reservations: serialize::Reservations::default(),
             end_links: None,
+            task_resources,
         })
     }
 
@@ -227,6 +231,9 @@ impl Driver {
             // re-attaches instead. Saving can then wait (see `save_delay`) without holding up
             // a map over 100,000 elements.
             self.act().await?;
+            // Links of the map elements just started, on their array node's task event.
+            self.exec.report_array_logs(SystemTime::now());
+            self.collect_events();
             if self.save_due() {
                 let saved = self.save().await?;
                 self.deliver_saved(saved).await?;
@@ -655,6 +662,11 @@ impl Driver {
                 Ok(AttemptStatus::NotStarted) => self.to_start.push(ta),
                 Ok(_) | Err(_) => {
                     self.resume_reservation(&ta).await?;
+                    if attempt.array_index.is_some() {
+                        // Links are not saved: hand them in again.
+                        let links = self.log_links(plugin.as_ref(), &attempt);
+                        self.exec.set_attempt_logs(id, links);
+                    }
                     let cache_key = self.cache_key(&ta);
                     self.live.insert(
                         id,
@@ -711,6 +723,10 @@ impl Driver {
             &outcome,
         )
         .await;
+        if let TaskOutcome::Dynamic(spec) = &mut result {
+            // Generated tasks get the execution's resources as its registered ones did.
+            apply_task_resources(&mut spec.tasks, self.task_resources.as_ref());
+        }
         if let (
             TaskOutcome::Succeeded {
                 outputs,
@@ -731,8 +747,11 @@ impl Driver {
             *cache_status = CatalogCacheStatus::CachePopulated;
         }
         self.store_logs(plugin.as_ref(), &live.attempt).await;
-        if live.attempt.array_index.is_none() {
-            let links = self.log_links(plugin.as_ref(), &live.attempt);
+        let links = self.log_links(plugin.as_ref(), &live.attempt);
+        if live.attempt.array_index.is_some() {
+            // Before the engine hears of the end: the array node's terminal event may follow.
+            self.exec.set_attempt_logs(id, links);
+        } else {
             self.end_links = Some((a.node_id.clone(), a.retry_attempt, links));
         }
         // After the outputs are in the cache: a waiter that looks next finds them.
@@ -804,16 +823,18 @@ impl Driver {
 
     /// Tells admin where a just-started attempt's logs are: a RUNNING event of the next phase
     /// version (flytepropeller reports new logs of a phase so), after the engine's own RUNNING
-    /// event in the outbox. Array elements are reported by their array node's event instead.
+    /// event in the outbox. Array elements are reported by their array node's event instead:
+    /// the engine is handed their links.
     fn report_log_links(&mut self, plugin: &dyn Plugin, id: AttemptId) {
         let Some(live) = self.live.get(&id) else {
             return;
         };
         let a = &live.attempt;
+        let logs = self.log_links(plugin, a);
         if a.array_index.is_some() {
+            self.exec.set_attempt_logs(id, logs);
             return;
         }
-        let logs = self.log_links(plugin, a);
         if logs.is_empty() {
             return;
         }

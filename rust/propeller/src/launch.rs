@@ -9,8 +9,8 @@ use alula_admin::task_resources;
 use alula_idl::flyteidl::admin::{TaskClosure, TaskResourceAttributes, WorkflowClosure};
 use alula_idl::flyteidl::core::{
     binding_data, node, Binding, BindingData, CompiledTask, CompiledWorkflowClosure, Identifier,
-    Node, NodeMetadata, OutputReference, ResourceType, TaskNode, WorkflowExecutionIdentifier,
-    WorkflowMetadata, WorkflowTemplate,
+    Node, NodeMetadata, OutputReference, ResourceType, TaskNode, TaskTemplate,
+    WorkflowExecutionIdentifier, WorkflowMetadata, WorkflowTemplate,
 };
 use alula_storage::Storage;
 use prost::Message;
@@ -119,29 +119,48 @@ fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, DriveErro
 }
 
 /// The compiled workflow an execution runs, its tasks given the execution's resource defaults
-/// and limits.
+/// and limits (`platform`, from [`task_resources_of`]).
 pub async fn closure_of(
     store: &Store,
-    storage: &Storage,
+    platform: Option<&TaskResourceAttributes>,
     row: &ExecutionRow,
 ) -> Result<CompiledWorkflowClosure, DriveError> {
     let mut closure = stored_closure(store, row).await?;
-    // Admin stores the platform resources (TASK_RESOURCE attributes over the server's
-    // defaults) beside the inputs when any apply, as flyteadmin sets them on the closure.
+    apply_task_resources(
+        closure.tasks.iter_mut().filter_map(|t| t.template.as_mut()),
+        platform,
+    );
+    Ok(closure)
+}
+
+/// The execution's platform resources (TASK_RESOURCE attributes over the server's defaults):
+/// admin stores them beside the inputs when any apply, as flyteadmin sets them on the closure.
+pub async fn task_resources_of(
+    storage: &Storage,
+    row: &ExecutionRow,
+) -> Result<Option<TaskResourceAttributes>, DriveError> {
     let key = alula_admin::literals::keys::execution(&row.key, task_resources::KEY_FILE);
     let stored = storage
         .get(&key)
         .await
         .map_err(|e| DriveError::Storage(e.to_string()))?;
-    if let Some(bytes) = stored {
-        let platform: TaskResourceAttributes = decode(&bytes, "task resources")?;
-        for task in &mut closure.tasks {
-            if let Some(template) = task.template.as_mut() {
-                task_resources::apply(template, &platform);
-            }
-        }
+    stored
+        .map(|bytes| decode(&bytes, "task resources"))
+        .transpose()
+}
+
+/// Gives `tasks` the execution's resource defaults and limits: the tasks of its closure, and
+/// those a dynamic task generates while it runs (its `DynamicJobSpec`), alike.
+pub fn apply_task_resources<'a>(
+    tasks: impl IntoIterator<Item = &'a mut TaskTemplate>,
+    platform: Option<&TaskResourceAttributes>,
+) {
+    let Some(platform) = platform else {
+        return;
+    };
+    for template in tasks {
+        task_resources::apply(template, platform);
     }
-    Ok(closure)
 }
 
 async fn stored_closure(

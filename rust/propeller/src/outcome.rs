@@ -147,10 +147,66 @@ pub async fn read_outcome(
             };
             TaskOutcome::Failed(error("TaskExited", kind, exit_message(exit_code, message)))
         }
+        // Flyte reports a pod's OOMKilled under that code, a user error the task's retries cover.
+        AttemptStatus::Killed {
+            exit_code,
+            code,
+            message,
+        } => TaskOutcome::Failed(error(
+            code,
+            ErrorKind::User,
+            exit_message(exit_code, message),
+        )),
         _ => TaskOutcome::Failed(error(
             "OutputsNotFound",
             ErrorKind::System,
             "the task is not running and wrote no outputs".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(outcome: TaskOutcome) -> ExecutionError {
+        match outcome {
+            TaskOutcome::Failed(e) => e,
+            other => panic!("expected a retryable failure, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_killed_attempt_fails_with_the_platforms_code_as_a_user_error() {
+        let storage = Storage::memory();
+        let status = AttemptStatus::Killed {
+            exit_code: Some(137),
+            code: "OOMKilled".into(),
+            message: "OOMKilled: memory limit".into(),
+        };
+        let e = failed(read_outcome(&storage, "a/0", &TaskTemplate::default(), &status).await);
+        assert_eq!(e.code, "OOMKilled");
+        assert_eq!(e.kind, ErrorKind::User as i32);
+        assert!(
+            e.message.contains("OOMKilled: memory limit"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("137"), "{}", e.message);
+
+        // What the task wrote still wins, as for any exit.
+        let doc = ErrorDocument {
+            error: Some(alula_idl::flyteidl::core::ContainerError {
+                code: "USER:Boom".into(),
+                kind: container_error::Kind::Recoverable as i32,
+                ..Default::default()
+            }),
+        };
+        storage
+            .put("a/0/error.pb", doc.encode_to_vec().into())
+            .await
+            .expect("put");
+        let e = failed(read_outcome(&storage, "a/0", &TaskTemplate::default(), &status).await);
+        assert_eq!(e.code, "USER:Boom");
     }
 }

@@ -102,6 +102,14 @@ pub enum AttemptStatus {
         exit_code: Option<i32>,
         message: String,
     },
+    /// The platform killed it for a reason it names (Kubernetes' `OOMKilled`): like `Exited`,
+    /// but without outputs the attempt fails with `code` as its error code (as Flyte reports
+    /// it), a user error retried within the task's retries.
+    Killed {
+        exit_code: Option<i32>,
+        code: String,
+        message: String,
+    },
     /// It stopped without a chance to finish: the worker died, the pod was evicted or
     /// preempted. A system error: retried within the system budget.
     Lost {

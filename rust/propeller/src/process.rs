@@ -1,7 +1,9 @@
 //! The process plugin: runs a container task's command as a local process, the way a pod would
 //! run it, with Flyte's template variables filled in and the task's environment. Tasks
 //! registered by flytekit run through `pyflyte-fast-execute` / `pyflyte-execute` unchanged;
-//! Alula's through `alula-fast-execute` / `alula-execute`.
+//! Alula's through `alula-fast-execute` / `alula-execute`. Pod tasks (`k8s_pod` targets) run
+//! their primary container's command the same way; the rest of the pod is ignored
+//! ([`pod_task`]).
 //!
 //! Each attempt gets a working folder named after it, holding `started` (created exclusively:
 //! an attempt is never started twice), `pid` and `exit` (the exit status, written when the
@@ -18,13 +20,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use alula_idl::flyteidl::core::{task_template, TaskTemplate};
+use alula_idl::flyteidl::core::{task_template, TaskNodeOverrides, TaskTemplate};
 use async_trait::async_trait;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::plugin::{Attempt, AttemptStatus, LogData, Plugin, PluginError, Waker};
 use crate::template::TemplateVars;
+
+pub mod pod_task;
 
 /// How long an aborted process gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -76,9 +80,27 @@ impl ProcessPlugin {
     }
 }
 
-/// The command line of a container task with the template variables filled in.
+/// The command line a task registered (template variables not filled in): its container's, or
+/// its pod's primary container's (see [`pod_task`]); `None` when it has neither.
+pub fn task_command(
+    task: &TaskTemplate,
+    overrides: Option<&TaskNodeOverrides>,
+) -> Result<Option<Vec<String>>, PluginError> {
+    if let Some(c) = pod_task::primary_container(task, overrides)? {
+        return Ok(Some(c.command.into_iter().chain(c.args).collect()));
+    }
+    Ok(match &task.target {
+        Some(task_template::Target::Container(c)) => {
+            Some(c.command.iter().chain(&c.args).cloned().collect())
+        }
+        _ => None,
+    })
+}
+
+/// The command line of a container task (or of a pod task's primary container) with the
+/// template variables filled in.
 pub fn command_line(attempt: &Attempt) -> Result<Vec<String>, PluginError> {
-    let Some(task_template::Target::Container(container)) = &attempt.task.target else {
+    let Some(argv) = task_command(&attempt.task, attempt.overrides.as_ref())? else {
         return Err(PluginError::Invalid(format!(
             "task {} has no container to run",
             task_name(&attempt.task)
@@ -86,10 +108,8 @@ pub fn command_line(attempt: &Attempt) -> Result<Vec<String>, PluginError> {
     };
     refuse_raw_container(&attempt.task)?;
     let values = template_values(attempt);
-    let argv = container
-        .command
+    let argv = argv
         .iter()
-        .chain(&container.args)
         .map(|a| values.render(a))
         .collect::<Result<Vec<String>, String>>()
         .map_err(|e| PluginError::Invalid(format!("task {}: {e}", task_name(&attempt.task))))?;
@@ -106,10 +126,12 @@ pub fn command_line(attempt: &Attempt) -> Result<Vec<String>, PluginError> {
 /// (inputs as files before, outputs from files after): a pod's business. A local process has
 /// neither, so they are refused with a message saying where they run.
 pub fn refuse_raw_container(task: &TaskTemplate) -> Result<(), PluginError> {
-    let Some(task_template::Target::Container(c)) = &task.target else {
-        return Ok(());
+    let data_config = match &task.target {
+        Some(task_template::Target::Container(c)) => c.data_config.as_ref(),
+        Some(task_template::Target::K8sPod(k)) => k.data_config.as_ref(),
+        _ => None,
     };
-    if c.data_config.as_ref().is_some_and(|d| d.enabled) {
+    if data_config.is_some_and(|d| d.enabled) {
         return Err(PluginError::Invalid(format!(
             "task {} is a raw container ({}): raw-container tasks need the Kubernetes plugin \
              (start the server with a `kubernetes` setting); the local process plugin has no \
@@ -121,12 +143,18 @@ pub fn refuse_raw_container(task: &TaskTemplate) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// The environment of a container task: the container's variables, then the execution's
-/// `envs` (they override the task's, as in a Flyte pod), then Flyte's own (`FLYTE_INTERNAL_*`
-/// name the attempt and no setting may change them).
+/// The environment of a container task: the container's variables (a pod task's: its primary
+/// container's plain `value`s), then the execution's `envs` (they override the task's, as in a
+/// Flyte pod), then Flyte's own (`FLYTE_INTERNAL_*` name the attempt and no setting may change
+/// them).
 pub fn environment(attempt: &Attempt) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
-    if let Some(task_template::Target::Container(container)) = &attempt.task.target {
+    // An invalid pod has no command either: `command_line` reports it.
+    if let Ok(Some(primary)) =
+        pod_task::primary_container(&attempt.task, attempt.overrides.as_ref())
+    {
+        env.extend(primary.env);
+    } else if let Some(task_template::Target::Container(container)) = &attempt.task.target {
         for kv in &container.env {
             env.insert(kv.key.clone(), kv.value.clone());
         }
@@ -259,7 +287,11 @@ impl Plugin for ProcessPlugin {
     }
 
     fn can_run(&self, task: &TaskTemplate) -> bool {
-        matches!(task.target, Some(task_template::Target::Container(_)))
+        // A pod task runs its primary container's command; the rest of the pod is ignored.
+        matches!(
+            task.target,
+            Some(task_template::Target::Container(_)) | Some(task_template::Target::K8sPod(_))
+        )
     }
 
     async fn start(&self, attempt: &Attempt, waker: Waker) -> Result<(), PluginError> {

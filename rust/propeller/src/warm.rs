@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use alula_idl::flyteidl::core::{task_template, TaskTemplate};
+use alula_idl::flyteidl::core::TaskTemplate;
 use async_trait::async_trait;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -100,13 +100,9 @@ pub fn parse_command(argv: &[String]) -> Option<WarmCommand> {
     })
 }
 
+/// A container's command, or a pod task's primary container's: both run here alike.
 fn template_command(task: &TaskTemplate) -> Option<Vec<String>> {
-    match &task.target {
-        Some(task_template::Target::Container(c)) => {
-            Some(c.command.iter().chain(&c.args).cloned().collect())
-        }
-        _ => None,
-    }
+    crate::process::task_command(task, None).ok().flatten()
 }
 
 #[derive(Debug, Clone)]

@@ -213,9 +213,10 @@ pub(crate) fn flyte_aws_settings(
     env: impl Fn(&str) -> Option<String>,
 ) -> Vec<(&'static str, String)> {
     let mut settings = Vec::new();
-    let endpoint = env("FLYTE_AWS_ENDPOINT")
-        .filter(|e| !e.is_empty())
-        .or_else(|| env("AWS_ENDPOINT_URL").filter(|e| !e.is_empty()));
+    // `AWS_ENDPOINT` last: object_store's older name, still set by some deployments.
+    let endpoint = ["FLYTE_AWS_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+        .into_iter()
+        .find_map(|name| env(name).filter(|e| !e.is_empty()));
     if let Some(endpoint) = endpoint {
         if endpoint.starts_with("http://") {
             settings.push(("aws_allow_http", "true".to_string()));
@@ -279,5 +280,14 @@ mod tests {
             ]
         );
         assert!(flyte_aws_settings(|_| None).is_empty());
+        // The older name alone still allows a plain-http endpoint.
+        let old = |name: &str| (name == "AWS_ENDPOINT").then(|| "http://moto:5000".to_string());
+        assert_eq!(
+            flyte_aws_settings(old),
+            vec![
+                ("aws_allow_http", "true".to_string()),
+                ("aws_endpoint", "http://moto:5000".to_string()),
+            ]
+        );
     }
 }
