@@ -573,10 +573,65 @@ async fn dynamic_nodes_serve_their_workflow(store: Store) {
     }
 }
 
+/// A terminate racing the data plane's first event (QUEUED → RUNNING) still terminates: the
+/// caller is not told to retry because the phase moved under it.
+async fn terminate_racing_a_phase_change_succeeds(store: Store) {
+    let (_server, mut client, task_id) = setup(store, "race-0").await;
+    for i in 0..40 {
+        let name = format!("race-{i}");
+        if i > 0 {
+            client
+                .create_execution(admin::ExecutionCreateRequest {
+                    project: PROJECT.into(),
+                    domain: DOMAIN.into(),
+                    name: name.clone(),
+                    spec: Some(admin::ExecutionSpec {
+                        launch_plan: Some(task_id.clone()),
+                        ..Default::default()
+                    }),
+                    inputs: Some(literals(&[("a", int_literal(1))])),
+                    org: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        let mut events = client.clone();
+        let mut terminates = client.clone();
+        let running = wf_event(&name, workflow_execution::Phase::Running, 1, None);
+        let (event, terminated) = tokio::join!(
+            events.create_workflow_event(running),
+            terminates.terminate_execution(admin::ExecutionTerminateRequest {
+                id: Some(exec_id(&name)),
+                cause: "race".into(),
+            })
+        );
+        terminated.unwrap_or_else(|e| panic!("terminate of {name}: {e:?}"));
+        // The event may land before the terminate (then RUNNING was recorded first) or be
+        // refused after it (ABORTING only moves to ABORTED): either way the execution is
+        // being terminated.
+        if let Err(e) = event {
+            assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+        }
+        let got = client
+            .get_execution(admin::WorkflowExecutionGetRequest {
+                id: Some(exec_id(&name)),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            got.closure.unwrap().phase,
+            workflow_execution::Phase::Aborting as i32,
+            "{name}"
+        );
+    }
+}
+
 on_both_backends!(
     dynamic_nodes_serve_their_workflow,
     workflow_events_drive_the_execution,
     failures_reach_the_closure,
     node_and_task_events_record_executions,
     update_execution_archives,
+    terminate_racing_a_phase_change_succeeds,
 );

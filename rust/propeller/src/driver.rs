@@ -138,14 +138,7 @@ impl Driver {
             .ok_or_else(|| DriveError::Missing(format!("execution {}", exec_name(&key))))?;
         let spec = ExecutionSpec::decode(row.spec.as_slice())
             .map_err(|e| DriveError::Corrupt(format!("execution spec: {e}")))?;
-        let inputs = alula_admin::literals::execution_inputs(&ctx.config.storage, &row)
-            .await
-            .map_err(|e| match e {
-                alula_admin::literals::LiteralsError::Corrupt { .. } => {
-                    DriveError::Corrupt(e.to_string())
-                }
-                other => DriveError::Storage(other.to_string()),
-            })?;
+        let inputs = alula_admin::literals::execution_inputs(&ctx.config.storage, &row).await?;
         let task_resources = task_resources_of(ctx.layout.storage(), &row).await?;
         let closure = closure_of(&ctx.store, task_resources.as_ref(), &row).await?;
         let id = WorkflowExecutionIdentifier {

@@ -124,3 +124,15 @@ pub enum DriveError {
     #[error("the lease was lost")]
     LeaseLost,
 }
+
+impl From<alula_admin::literals::LiteralsError> for DriveError {
+    /// Damaged stored literals fail the execution at once; storage trouble is retried.
+    fn from(e: alula_admin::literals::LiteralsError) -> Self {
+        match e {
+            alula_admin::literals::LiteralsError::Corrupt { .. } => {
+                DriveError::Corrupt(e.to_string())
+            }
+            other => DriveError::Storage(other.to_string()),
+        }
+    }
+}

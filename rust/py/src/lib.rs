@@ -8,6 +8,7 @@ mod convert;
 mod local;
 mod progress;
 mod remote;
+mod runtime;
 mod server;
 mod storage;
 

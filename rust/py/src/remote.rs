@@ -10,7 +10,6 @@ use alula_idl::raw_codec::RawCodec;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use tokio::runtime::Runtime;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -23,23 +22,6 @@ pyo3::create_exception!(
 );
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One small runtime for the whole process: calls are few and I/O bound, and a runtime per
-/// call would throw away the HTTP/2 connections the channels keep.
-fn runtime() -> PyResult<&'static Runtime> {
-    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-    let built = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("alula-grpc")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    built
-        .as_ref()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the gRPC runtime: {e}")))
-}
 
 /// `host:port`, `dns:///host:port` (flytekit's config form) or `http://host:port` as a URI.
 fn endpoint_uri(endpoint: &str) -> PyResult<String> {
@@ -192,7 +174,7 @@ fn grpc_unary(
         .ok()
         .filter(|t| !t.is_zero())
         .ok_or_else(|| PyValueError::new_err(format!("timeout_s {timeout_s}: must be > 0")))?;
-    let rt = runtime()?;
+    let rt = crate::runtime::io_runtime()?;
     let request = request.to_vec();
     let result = py.detach(|| rt.block_on(call(uri, path, request, timeout)));
     match result {

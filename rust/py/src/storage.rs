@@ -3,31 +3,12 @@
 //! for the whole transfer.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use alula_storage::stream;
 use alula_storage::uri::UriError;
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use tokio::runtime::Runtime;
-
-/// The runtime transfers run on: a few threads suffice (they wait on the network), and one
-/// for the process keeps each bucket's connection pool alive between calls.
-fn runtime() -> PyResult<&'static Runtime> {
-    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("alula-storage")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the storage runtime: {e}")))
-}
 
 fn to_py(err: UriError) -> PyErr {
     match err {
@@ -42,7 +23,7 @@ fn run<T: Send>(
     py: Python<'_>,
     f: impl std::future::Future<Output = Result<T, UriError>> + Send,
 ) -> PyResult<T> {
-    let rt = runtime()?;
+    let rt = crate::runtime::io_runtime()?;
     py.detach(|| rt.block_on(f)).map_err(to_py)
 }
 

@@ -431,55 +431,61 @@ impl AdminApi {
         })
     }
 
-    /// Records ABORTED with the cause. (Once a propeller runs executions this becomes ABORTING,
-    /// and the propeller reports ABORTED when the nodes have stopped.)
+    /// Moves the execution to ABORTING with the cause; the propeller stops what runs and
+    /// reports ABORTED. The phase update is conditional on the phase read, and a data plane
+    /// moving the execution on at the same moment (QUEUED to RUNNING, say) is not the caller's
+    /// problem: the update is tried again on the new phase.
     pub(crate) async fn terminate_execution(
         &self,
         req: ExecutionTerminateRequest,
     ) -> AdminResult<ExecutionTerminateResponse> {
+        /// Phase changes racing one terminate: an execution has a handful of phases, so a
+        /// terminate that loses this many times in a row means something is wrong.
+        const TRIES: usize = 8;
         let key = execution_key(req.id.as_ref())?;
-        let row = self.execution_row(&key).await?;
-        let phase = Phase::from_str_name(&row.phase).unwrap_or(Phase::Undefined);
-        if is_terminal(phase) {
-            return Err(AdminError::FailedPrecondition(format!(
-                "execution {} is already in terminal phase {}",
-                display_exec(&key),
-                row.phase
-            )));
+        for _ in 0..TRIES {
+            let row = self.execution_row(&key).await?;
+            let phase = Phase::from_str_name(&row.phase).unwrap_or(Phase::Undefined);
+            if is_terminal(phase) {
+                return Err(AdminError::FailedPrecondition(format!(
+                    "execution {} is already in terminal phase {}",
+                    display_exec(&key),
+                    row.phase
+                )));
+            }
+            if phase == Phase::Aborting {
+                return Err(AdminError::FailedPrecondition(format!(
+                    "execution {} is already being terminated",
+                    display_exec(&key)
+                )));
+            }
+            let mut closure: ExecutionClosure =
+                decode(&row.closure, || format!("execution {}", display_exec(&key)))?;
+            let now = now_micros();
+            closure.phase = Phase::Aborting as i32;
+            closure.updated_at = Some(timestamp(now));
+            closure.output_result = Some(OutputResult::AbortMetadata(AbortMetadata {
+                cause: req.cause.clone(),
+                principal: String::new(),
+            }));
+            let updated = self
+                .store
+                .update_execution_phase(
+                    &key,
+                    &row.phase,
+                    Phase::Aborting.as_str_name(),
+                    closure.encode_to_vec(),
+                    now,
+                )
+                .await?;
+            if updated {
+                self.notify(super::ExecutionNotice::Terminated(key));
+                return Ok(ExecutionTerminateResponse {});
+            }
         }
-        if phase == Phase::Aborting {
-            return Err(AdminError::FailedPrecondition(format!(
-                "execution {} is already being terminated",
-                display_exec(&key)
-            )));
-        }
-        let mut closure: ExecutionClosure =
-            decode(&row.closure, || format!("execution {}", display_exec(&key)))?;
-        let now = now_micros();
-        // As flyteadmin: ABORTING until the propeller has stopped what runs and reports ABORTED.
-        closure.phase = Phase::Aborting as i32;
-        closure.updated_at = Some(timestamp(now));
-        closure.output_result = Some(OutputResult::AbortMetadata(AbortMetadata {
-            cause: req.cause,
-            principal: String::new(),
-        }));
-        let updated = self
-            .store
-            .update_execution_phase(
-                &key,
-                &row.phase,
-                Phase::Aborting.as_str_name(),
-                closure.encode_to_vec(),
-                now,
-            )
-            .await?;
-        if !updated {
-            return Err(AdminError::FailedPrecondition(format!(
-                "execution {} changed phase while being terminated; retry",
-                display_exec(&key)
-            )));
-        }
-        self.notify(super::ExecutionNotice::Terminated(key));
-        Ok(ExecutionTerminateResponse {})
+        Err(AdminError::FailedPrecondition(format!(
+            "execution {} kept changing phase while being terminated; retry",
+            display_exec(&key)
+        )))
     }
 }

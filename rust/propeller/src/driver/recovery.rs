@@ -41,13 +41,7 @@ pub(super) async fn succeeded_nodes(
         );
         let outputs =
             alula_admin::literals::load(&ctx.config.storage, &row.outputs, &row.outputs_uri, &what)
-                .await
-                .map_err(|e| match e {
-                    alula_admin::literals::LiteralsError::Corrupt { .. } => {
-                        DriveError::Corrupt(e.to_string())
-                    }
-                    other => DriveError::Storage(other.to_string()),
-                })?;
+                .await?;
         // A node without outputs recorded none: it is recovered with none.
         nodes.insert(row.key.node_id, outputs.unwrap_or_default());
     }
