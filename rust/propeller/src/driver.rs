@@ -40,6 +40,7 @@ use crate::metrics::AttemptOutcome;
 use crate::plugin::{Attempt, AttemptStatus, LogData, Plugin, PluginError, Waker};
 use crate::{Context, DriveError, Notice};
 
+mod log_upload;
 mod recovery;
 mod serialize;
 
@@ -866,19 +867,17 @@ impl Driver {
         let id = log_id(attempt);
         for (stream, data) in plugin.logs(attempt).await {
             let key = log_key(&id, stream);
-            let bytes = match data {
+            let storage = self.ctx.layout.storage();
+            let stored = match data {
                 // Written in place (local storage): nothing to copy.
                 LogData::File(path) if path == self.ctx.layout.location(&key) => continue,
-                LogData::File(path) => match tokio::fs::read(&path).await {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "cannot read a task log");
-                        continue;
-                    }
-                },
-                LogData::Bytes(bytes) => bytes,
+                LogData::File(path) => log_upload::store_log_file(storage, &key, &path).await,
+                LogData::Bytes(bytes) => storage
+                    .put(&key, bytes.into())
+                    .await
+                    .map_err(|e| e.to_string()),
             };
-            if let Err(e) = self.ctx.layout.storage().put(&key, bytes.into()).await {
+            if let Err(e) = stored {
                 tracing::warn!(key, error = %e, "cannot store a task log");
             }
         }
