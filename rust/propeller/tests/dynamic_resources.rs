@@ -6,7 +6,6 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alula_admin::{AdminApi, AdminConfig, Store};
 use alula_idl::flyteidl::admin::{
     TaskCreateRequest, TaskResourceAttributes, TaskResourceSpec, TaskSpec,
 };
@@ -128,28 +127,21 @@ fn resource(list: &[ResourceEntry], name: ResourceName) -> Option<String> {
 
 #[tokio::test]
 async fn a_dynamic_tasks_generated_task_gets_the_executions_resources() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let store = Store::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("alula.db").display()
-    ))
+    let h = Harness::configured(|config| {
+        config.task_resources = TaskResourceAttributes {
+            defaults: Some(TaskResourceSpec {
+                cpu: "1".into(),
+                memory: "1Gi".into(),
+                ..Default::default()
+            }),
+            limits: Some(TaskResourceSpec {
+                cpu: "2".into(),
+                memory: "4Gi".into(),
+                ..Default::default()
+            }),
+        };
+    })
     .await?;
-    let mut config = AdminConfig::new(dir.path().into(), "http://unused".into(), b"k".to_vec());
-    config.task_resources = TaskResourceAttributes {
-        defaults: Some(TaskResourceSpec {
-            cpu: "1".into(),
-            memory: "1Gi".into(),
-            ..Default::default()
-        }),
-        limits: Some(TaskResourceSpec {
-            cpu: "2".into(),
-            memory: "4Gi".into(),
-            ..Default::default()
-        }),
-    };
-    let api = AdminApi::new(store, Arc::new(config));
-    api.ensure_default_projects().await?;
-    let h = Harness { api, dir };
     let parent = container_task("dyn");
     h.api
         .create_task(tonic::Request::new(TaskCreateRequest {

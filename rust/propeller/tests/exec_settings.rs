@@ -7,16 +7,15 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alula_admin::{AdminApi, AdminConfig, Store};
 use alula_idl::flyteidl::admin::{
-    matching_attributes::Target, Envs, ExecutionCreateRequest, ExecutionSpec, MatchingAttributes,
-    ProjectDomainAttributes, ProjectDomainAttributesUpdateRequest, RawOutputDataConfig,
-    TaskCreateRequest, TaskResourceAttributes, TaskResourceSpec, TaskSpec, WorkflowExecutionConfig,
+    matching_attributes::Target, Envs, ExecutionSpec, MatchingAttributes, ProjectDomainAttributes,
+    ProjectDomainAttributesUpdateRequest, RawOutputDataConfig, TaskCreateRequest,
+    TaskResourceAttributes, TaskResourceSpec, TaskSpec, WorkflowExecutionConfig,
 };
 use alula_idl::flyteidl::core::{
     resources::{ResourceEntry, ResourceName},
-    task_template, workflow_execution, Container, Identifier, KeyValuePair, LiteralMap,
-    ResourceType, Resources, TaskTemplate, TypedInterface, VariableMap,
+    task_template, workflow_execution, Container, Identifier, KeyValuePair, ResourceType,
+    Resources, TaskTemplate, TypedInterface, VariableMap,
 };
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use alula_propeller::process::{ProcessConfig, ProcessPlugin};
@@ -71,28 +70,6 @@ async fn task(
     Ok(task_id)
 }
 
-async fn launch(
-    h: &Harness,
-    name: &str,
-    lp: &Identifier,
-    spec: ExecutionSpec,
-) -> anyhow::Result<()> {
-    h.api
-        .create_execution(Request::new(ExecutionCreateRequest {
-            project: PROJECT.into(),
-            domain: DOMAIN.into(),
-            name: name.into(),
-            spec: Some(ExecutionSpec {
-                launch_plan: Some(lp.clone()),
-                ..spec
-            }),
-            inputs: Some(LiteralMap::default()),
-            org: String::new(),
-        }))
-        .await?;
-    Ok(())
-}
-
 async fn set_project_domain(h: &Harness, target: Target) -> anyhow::Result<()> {
     h.api
         .update_project_domain_attributes(Request::new(ProjectDomainAttributesUpdateRequest {
@@ -144,8 +121,7 @@ async fn a_process_task_sees_the_executions_envs_and_raw_output_prefix() -> anyh
         ..Default::default()
     }));
     let running = h.propeller(vec![plugin], h.config());
-    launch(
-        &h,
+    h.launch_with(
         "envs1",
         &lp,
         ExecutionSpec {
@@ -219,28 +195,21 @@ fn resource(list: &[ResourceEntry], name: ResourceName) -> Option<String> {
 
 #[tokio::test]
 async fn attempts_carry_the_executions_task_resources_and_settings() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let store = Store::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("alula.db").display()
-    ))
+    let h = Harness::configured(|config| {
+        config.task_resources = TaskResourceAttributes {
+            defaults: Some(TaskResourceSpec {
+                cpu: "1".into(),
+                memory: "1Gi".into(),
+                ..Default::default()
+            }),
+            limits: Some(TaskResourceSpec {
+                cpu: "2".into(),
+                memory: "4Gi".into(),
+                ..Default::default()
+            }),
+        };
+    })
     .await?;
-    let mut config = AdminConfig::new(dir.path().into(), "http://unused".into(), b"k".to_vec());
-    config.task_resources = TaskResourceAttributes {
-        defaults: Some(TaskResourceSpec {
-            cpu: "1".into(),
-            memory: "1Gi".into(),
-            ..Default::default()
-        }),
-        limits: Some(TaskResourceSpec {
-            cpu: "2".into(),
-            memory: "4Gi".into(),
-            ..Default::default()
-        }),
-    };
-    let api = AdminApi::new(store, Arc::new(config));
-    api.ensure_default_projects().await?;
-    let h = Harness { api, dir };
     // Project-domain TASK_RESOURCE attributes lower the memory limit.
     set_project_domain(
         &h,
@@ -264,8 +233,7 @@ async fn attempts_carry_the_executions_task_resources_and_settings() -> anyhow::
     let lp = h.fan_out("sized_wf", &t, 1).await?;
     let recorder = Arc::new(Recorder::default());
     let running = h.propeller(vec![recorder.clone()], h.config());
-    launch(
-        &h,
+    h.launch_with(
         "sized1",
         &lp,
         ExecutionSpec {
@@ -364,8 +332,7 @@ async fn child_executions_inherit_the_parents_settings() -> anyhow::Result<()> {
         .await?;
     let recorder = Arc::new(Recorder::default());
     let running = h.propeller(vec![recorder.clone()], h.config());
-    launch(
-        &h,
+    h.launch_with(
         "parent1",
         &lp,
         ExecutionSpec {

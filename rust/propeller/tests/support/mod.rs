@@ -61,13 +61,19 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new() -> anyhow::Result<Self> {
+        Self::configured(|_| {}).await
+    }
+
+    /// A harness whose admin configuration `configure` has adjusted (server defaults).
+    pub async fn configured(configure: impl FnOnce(&mut AdminConfig)) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let store = Store::connect(&format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("alula.db").display()
         ))
         .await?;
-        let config = AdminConfig::new(dir.path().into(), "http://unused".into(), b"k".to_vec());
+        let mut config = AdminConfig::new(dir.path().into(), "http://unused".into(), b"k".to_vec());
+        configure(&mut config);
         let api = AdminApi::new(store, Arc::new(config));
         api.ensure_default_projects().await?;
         Ok(Self { api, dir })
@@ -184,6 +190,20 @@ impl Harness {
         launch_plan: &Identifier,
         max_parallelism: i32,
     ) -> anyhow::Result<()> {
+        let spec = ExecutionSpec {
+            max_parallelism,
+            ..Default::default()
+        };
+        self.launch_with(name, launch_plan, spec).await
+    }
+
+    /// Creates execution `name` of a launch plan (or a task) with `spec`'s settings.
+    pub async fn launch_with(
+        &self,
+        name: &str,
+        launch_plan: &Identifier,
+        spec: ExecutionSpec,
+    ) -> anyhow::Result<()> {
         self.api
             .create_execution(Request::new(ExecutionCreateRequest {
                 project: PROJECT.into(),
@@ -191,8 +211,7 @@ impl Harness {
                 name: name.into(),
                 spec: Some(ExecutionSpec {
                     launch_plan: Some(launch_plan.clone()),
-                    max_parallelism,
-                    ..Default::default()
+                    ..spec
                 }),
                 inputs: Some(LiteralMap::default()),
                 org: String::new(),
