@@ -52,6 +52,8 @@ pub struct Instrumentation {
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     /// Where `/api/v1/logs` reads logs not stored yet (running pods), if anywhere.
     pub live_logs: Option<Arc<dyn crate::logs::LiveLogs>>,
+    /// More routes of the HTTP port (the web console), behind the same guard as the API's.
+    pub routes: Vec<Router>,
 }
 
 /// Not ready once shutdown began: load balancers stop sending work before the listeners close.
@@ -194,7 +196,8 @@ pub async fn serve_api(
         .readiness
         .push(Arc::new(ShuttingDown(stop.clone())));
     let live_logs = instrumentation.live_logs.clone();
-    let http_router = upload::router(config.clone())
+    let extra_routes = std::mem::take(&mut instrumentation.routes);
+    let mut http_router = upload::router(config.clone())
         .merge(crate::download::router(config.clone()))
         .merge(crate::logs::router(config.clone(), live_logs))
         .merge(probe_router(store, instrumentation))
@@ -202,6 +205,9 @@ pub async fn serve_api(
             api.clone(),
             DataProxy::new(config.clone(), api.clone()),
         )?);
+    for routes in extra_routes {
+        http_router = http_router.merge(routes);
+    }
     // Every route, probes included: what a web page may not do (see `guard`).
     let http_router = guard::protect(http_router, config.http_access.clone());
     let data_proxy = DataProxy::new(config.clone(), api.clone());

@@ -471,6 +471,9 @@ pub async fn run(
 
     let served = match grpc {
         Some(grpc) => {
+            // The web console reads through the same services the API serves.
+            let console = alula_console::Api::new(api.clone(), config.clone());
+            instrumentation.routes.push(alula_console::router(console));
             app::serve_api(api, config, grpc, http, instrumentation, stopped(&stop)).await
         }
         None => {

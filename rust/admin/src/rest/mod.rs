@@ -61,8 +61,8 @@ pub fn router(api: AdminApi, data_proxy: DataProxy) -> Result<Router<()>, RouteE
         .with_state(gateway))
 }
 
-/// The HTTP status gRPC-gateway uses for each code.
-fn http_status(code: Code) -> StatusCode {
+/// The HTTP status gRPC-gateway uses for each code (the console answers with it too).
+pub fn http_status(code: Code) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,
         Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {

@@ -1,0 +1,64 @@
+//! The web console, served by alula-server under `/console` on the HTTP port: projects, their
+//! workflows, tasks and launch plans, executions (list, graph, timeline, nodes, attempts, values,
+//! logs), actions (terminate, relaunch, recover, signals) and a launch form.
+//!
+//! Pages are HTML rendered here from [maud] templates; a little JavaScript (`assets/*.js`, no
+//! build step) refreshes the live parts and sends actions. Every page reads through the same
+//! service traits gRPC and REST serve ([`api::Api`]), so the console never shows what the API
+//! cannot, and the caller's identity will reach those traits the same way once authentication
+//! lands (see [`api::Api::request`]).
+//!
+//! # URLs
+//! Flyte's console shapes, so the links flytekit prints open the right page:
+//! - `/console`, `/console/select-project`: the projects;
+//! - `/console/projects/{p}[/dashboard]?domain=d`, `/console/projects/{p}/domains/{d}`: a project;
+//! - `/console/projects/{p}/{executions|workflows|tasks|launchPlans}?domain=d`: lists;
+//! - `/console/projects/{p}/{workflows|tasks|launchPlans}/{name}?domain=d` and
+//!   `/console/projects/{p}/domains/{d}/{workflows|tasks|launchPlans}/{name}[/version/{v}]`:
+//!   an entity and its versions;
+//! - `/console/projects/{p}/domains/{d}/executions/{name}[?node=<node id>]`: an execution;
+//! - `/console/projects/{p}/domains/{d}/launchPlans/{name}/launch[?version=v]`: the launch form.
+//!
+//! # What tests may rely on (the page contract)
+//! Browser tests find things by these attributes, not by text or layout:
+//! - a phase is shown as `<span class="phase" data-phase="SUCCEEDED">` (the enum's proto name);
+//! - a row of the executions list is `<tr data-execution="{name}" data-phase="...">`;
+//! - the graph is `<svg id="graph">`, each node a `<g class="node" data-node-id="{id}"
+//!   data-phase="...">` (map nodes add `data-elements="{total}"`);
+//! - the selected node's panel is `<section id="node-detail" data-node-id="{id}">`, its attempts
+//!   `<li data-attempt="{retry}" data-phase="...">`, values `<div class="value"
+//!   data-name="{input or output name}">`, logs `<pre class="logs" data-stream="stdout">`;
+//! - action buttons carry `data-action="terminate|relaunch|recover|approve|reject|signal|launch"`;
+//! - an element whose `data-live="{url}"` attribute is set is replaced by the same element of
+//!   that URL's answer every few seconds; the server drops the attribute once nothing changes.
+
+mod actions;
+mod api;
+mod assets;
+mod error;
+mod format;
+mod graph;
+mod logs;
+mod pages;
+mod shell;
+mod timeline;
+mod values;
+
+use axum::response::Redirect;
+use axum::routing::get;
+use axum::Router;
+
+pub use api::Api;
+pub use error::ConsoleError;
+
+/// Everything a page handler needs.
+pub type State = Api;
+
+/// The console's routes (`/console/...`, and `/` sending browsers there), for the HTTP port.
+pub fn router(api: Api) -> Router {
+    let router = Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .merge(assets::routes())
+        .merge(actions::routes());
+    pages::routes(router).with_state(api)
+}

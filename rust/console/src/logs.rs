@@ -1,0 +1,1 @@
+//! (being written) An attempt's logs in a page, streamed while it runs.

@@ -1,0 +1,1 @@
+//! (being written) The timeline (Gantt) of node and attempt durations.

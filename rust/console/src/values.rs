@@ -1,0 +1,1 @@
+//! (being written) Inputs and outputs rendered by type.
