@@ -42,6 +42,7 @@ mod logs;
 mod pages;
 mod shell;
 mod timeline;
+mod urls;
 mod values;
 
 use axum::response::Redirect;
@@ -59,6 +60,7 @@ pub fn router(api: Api) -> Router {
     let router = Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .merge(assets::routes())
-        .merge(actions::routes());
+        .merge(actions::routes())
+        .merge(graph::routes());
     pages::routes(router).with_state(api)
 }
