@@ -36,7 +36,9 @@ pub fn routes() -> Router<State> {
     Router::new()
         .route(
             "/console/assets/console.css",
-            get(|headers: HeaderMap| async move { asset(&headers, "text/css; charset=utf-8", CSS) }),
+            get(
+                |headers: HeaderMap| async move { asset(&headers, "text/css; charset=utf-8", CSS) },
+            ),
         )
         .route(
             "/console/assets/console.js",

@@ -85,7 +85,10 @@ pub fn duration_text(d: std::time::Duration) -> String {
 pub fn proto_duration(d: Option<&ProtoDuration>) -> Option<std::time::Duration> {
     let d = d?;
     let nanos = u32::try_from(d.nanos).ok()?;
-    Some(std::time::Duration::new(u64::try_from(d.seconds).ok()?, nanos))
+    Some(std::time::Duration::new(
+        u64::try_from(d.seconds).ok()?,
+        nanos,
+    ))
 }
 
 /// A proto duration as text, `—` when absent.
