@@ -138,6 +138,24 @@ pub async fn serve_probes(
     Ok(())
 }
 
+/// flytekit prints console links on its admin endpoint's host and port when its config names no
+/// `console.endpoint`, so a browser may come to the gRPC port: `GET /` and `/console/...` there
+/// are sent to the same path on the HTTP port, where the console is. gRPC calls are POSTs to
+/// `/<package>.<Service>/<Method>`, which these routes never match.
+fn console_redirect(grpc: Router, public_http_url: &str) -> Router {
+    let base = public_http_url.trim_end_matches('/').to_string();
+    let redirect = move |uri: axum::http::Uri| {
+        let base = base.clone();
+        async move {
+            let path = uri.path_and_query().map_or("/console", |p| p.as_str());
+            axum::response::Redirect::temporary(&format!("{base}{path}"))
+        }
+    };
+    grpc.route("/", get(redirect.clone()))
+        .route("/console", get(redirect.clone()))
+        .route("/console/{*rest}", get(redirect))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("gRPC reflection setup failed: {0}")]
@@ -224,14 +242,8 @@ pub async fn serve_api(
     let incoming = TcpIncoming::from(grpc)
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
-    let grpc_server = tonic::transport::Server::builder()
-        // flytekit pings every 30 s; h2 answers pings without a minimum interval, and our own
-        // keepalive detects clients that vanished.
-        .http2_keepalive_interval(Some(Duration::from_secs(60)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .layer(GrpcMetricsLayer(metrics))
-        // Inside the metrics layer, so requests it answers INVALID_ARGUMENT are counted so.
-        .layer(crate::decode_errors::DecodeErrorLayer)
+    let mut services = tonic::service::Routes::builder();
+    services
         .add_service(health)
         .add_service(reflection)
         .add_service(
@@ -242,7 +254,23 @@ pub async fn serve_api(
         .add_service(DataProxyServiceServer::new(data_proxy))
         .add_service(SignalServiceServer::new(api))
         .add_service(AuthMetadataServiceServer::new(NoAuth))
-        .add_service(IdentityServiceServer::new(NoAuth))
+        .add_service(IdentityServiceServer::new(NoAuth));
+    let services = services.routes().into_axum_router();
+    let grpc_server = tonic::transport::Server::builder()
+        // flytekit pings every 30 s; h2 answers pings without a minimum interval, and our own
+        // keepalive detects clients that vanished.
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        // HTTP/1.1 too, for browsers sent to the console on this port (below); gRPC clients
+        // speak HTTP/2 and are told apart by the connection preface.
+        .accept_http1(true)
+        .layer(GrpcMetricsLayer(metrics))
+        // Inside the metrics layer, so requests it answers INVALID_ARGUMENT are counted so.
+        .layer(crate::decode_errors::DecodeErrorLayer)
+        .add_routes(tonic::service::Routes::from(console_redirect(
+            services,
+            &config.public_http_url,
+        )))
         .serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
     let http_server = axum::serve(http, http_router).with_graceful_shutdown(stopped(stop));
     let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });

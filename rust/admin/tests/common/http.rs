@@ -12,6 +12,8 @@ pub const JSON: &str = "application/json";
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    /// Where a redirect points, if it does.
+    pub location: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -61,6 +63,10 @@ pub async fn send(
         .get("content-type")
         .map(|v| v.to_str().expect("ASCII").to_string())
         .unwrap_or_default();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().expect("ASCII").to_string());
     let body = response
         .into_body()
         .collect()
@@ -71,6 +77,7 @@ pub async fn send(
     Reply {
         status,
         content_type,
+        location,
         body,
     }
 }

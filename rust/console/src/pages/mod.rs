@@ -3,14 +3,23 @@
 
 mod entities;
 mod execution;
+mod execution_header;
 mod executions;
+mod gate;
 mod launch;
 mod node;
+mod node_table;
 mod projects;
+mod scope;
+mod spec;
 
+use alula_idl::flyteidl::core::{Identifier, ResourceType};
+use axum::extract::Path;
+use axum::response::Redirect;
+use axum::routing::get;
 use axum::Router;
 
-use crate::State;
+use crate::{urls, State};
 
 pub fn routes(router: Router<State>) -> Router<State> {
     router
@@ -20,4 +29,32 @@ pub fn routes(router: Router<State>) -> Router<State> {
         .merge(execution::routes())
         .merge(node::routes())
         .merge(launch::routes())
+        .route(
+            "/console/projects/{project}/domains/{domain}/workflow/{name}/version/{version}",
+            get(|path| flytekit_entity(ResourceType::Workflow, path)),
+        )
+        .route(
+            "/console/projects/{project}/domains/{domain}/task/{name}/version/{version}",
+            get(|path| flytekit_entity(ResourceType::Task, path)),
+        )
+        .route(
+            "/console/projects/{project}/domains/{domain}/launch_plan/{name}/version/{version}",
+            get(|path| flytekit_entity(ResourceType::LaunchPlan, path)),
+        )
+}
+
+/// flytekit's `generate_console_url` names entities in the singular (`.../task/{name}/version/
+/// {version}`); the console's own pages use Flyte console's plural shapes.
+async fn flytekit_entity(
+    kind: ResourceType,
+    Path((project, domain, name, version)): Path<(String, String, String, String)>,
+) -> Redirect {
+    Redirect::permanent(&urls::entity(&Identifier {
+        resource_type: kind as i32,
+        project,
+        domain,
+        name,
+        version,
+        org: String::new(),
+    }))
 }
