@@ -29,18 +29,26 @@ pub fn literal_fits(value: &Literal, expected: &LiteralType) -> bool {
             return true;
         }
     }
-    // An empty collection or map has no element type to infer; like FlyteAdmin's IsInstance,
-    // it fits any collection (map) type.
+    // Collections and maps fit element by element, as FlyteAdmin's IsInstance checks them: the
+    // type inferred for the whole (a union of the elements' types, `List[none]` for an empty
+    // inner list) says less than each element does. An empty one fits any collection (map)
+    // type.
     match (&value.value, &expected.r#type) {
-        (Some(literal::Value::Collection(c)), Some(literal_type::Type::CollectionType(_)))
-            if c.literals.is_empty() =>
-        {
-            return true
+        (
+            Some(literal::Value::Collection(c)),
+            Some(literal_type::Type::CollectionType(element)),
+        ) => {
+            return c.literals.iter().all(|l| literal_fits(l, element));
         }
-        (Some(literal::Value::Map(m)), Some(literal_type::Type::MapValueType(_)))
-            if m.literals.is_empty() =>
-        {
-            return true
+        (Some(literal::Value::Map(m)), Some(literal_type::Type::MapValueType(element))) => {
+            return m.literals.values().all(|l| literal_fits(l, element));
+        }
+        // An untagged value where a union is declared fits when it fits one variant.
+        (
+            Some(literal::Value::Collection(_) | literal::Value::Map(_)),
+            Some(literal_type::Type::UnionType(u)),
+        ) if u.variants.iter().any(|v| literal_fits(value, v)) => {
+            return true;
         }
         _ => {}
     }
@@ -327,6 +335,62 @@ mod tests {
         ));
         // Empty is still not an integer.
         assert!(!literal_fits(&collection(vec![]), &int_type()));
+    }
+
+    /// What flytekit (and the console's launch form) send for `List[Union[int, str]]` and
+    /// `List[List[int]]`: each element fits, so the list does, however the elements' inferred
+    /// types combine (`[Union[int], Union[str]]` is no union of the declared one; an empty inner
+    /// list infers as `List[none]`).
+    #[test]
+    fn collections_fit_element_by_element() {
+        use alula_idl::flyteidl::core::{LiteralCollection, Union as UnionValue, UnionType};
+        let list_of = |t: LiteralType| LiteralType {
+            r#type: Some(literal_type::Type::CollectionType(Box::new(t))),
+            ..Default::default()
+        };
+        let collection = |items: Vec<Literal>| Literal {
+            value: Some(literal::Value::Collection(LiteralCollection {
+                literals: items,
+            })),
+            ..Default::default()
+        };
+        let string_type = alula_core::types::simple(SimpleType::String);
+        let int_or_str = LiteralType {
+            r#type: Some(literal_type::Type::UnionType(UnionType {
+                variants: vec![int_type(), string_type.clone()],
+            })),
+            ..Default::default()
+        };
+        let tagged = |value: Literal, tag: &LiteralType| Literal {
+            value: Some(literal::Value::Scalar(Box::new(Scalar {
+                value: Some(scalar::Value::Union(Box::new(UnionValue {
+                    value: Some(Box::new(value)),
+                    r#type: Some(tag.clone()),
+                }))),
+            }))),
+            ..Default::default()
+        };
+        let mixed = collection(vec![
+            tagged(int(1), &int_type()),
+            tagged(string("a"), &string_type),
+        ]);
+        assert!(literal_fits(&mixed, &list_of(int_or_str.clone())));
+        assert!(literal_fits(
+            &collection(vec![int(1), string("a")]),
+            &list_of(int_or_str)
+        ));
+        assert!(!literal_fits(&mixed, &list_of(int_type())));
+
+        let nested = list_of(list_of(int_type()));
+        assert!(literal_fits(&collection(vec![collection(vec![])]), &nested));
+        assert!(literal_fits(
+            &collection(vec![collection(vec![]), collection(vec![int(2)])]),
+            &nested
+        ));
+        assert!(!literal_fits(
+            &collection(vec![collection(vec![string("x")])]),
+            &nested
+        ));
     }
 
     #[test]
