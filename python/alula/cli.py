@@ -129,7 +129,8 @@ def _run_remote(args: argparse.Namespace, wf: Any, inputs: dict[str, Any]) -> in
         registration = remote.register(args.file)
         print(f"registered {len(registration.entities)} entities, version {registration.version}")
         execution = remote.execute(wf, inputs)
-        print(f"execution {execution}", flush=True)
+        print(f"execution {execution}")
+        print(f"console   {remote.console_url(execution)}", flush=True)
         if not args.wait:
             return 0
         result = remote.wait(execution)

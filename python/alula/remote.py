@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any, cast
+from urllib.parse import quote
 
 from alula import _native
 from alula._native import RpcError
@@ -35,6 +36,8 @@ from alula.core.settings import DEFAULT_IMAGE, SerializationSettings
 from alula.core.workflow import Workflow
 
 DEFAULT_ENDPOINT = "127.0.0.1:8089"
+# The console's base URL (`http://host:8088`) when browsers should not go through the endpoint.
+CONSOLE_ENV = "ALULA_CONSOLE_URL"
 ENDPOINT_ENV = "ALULA_ENDPOINT"
 TERMINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
 
@@ -156,6 +159,29 @@ class Remote:
         self.timeout = timeout
         # Launch plans registered through this client: name -> (version, workflow interface).
         self._launch_plans: dict[str, tuple[str, Interface]] = {}
+
+    def console_url(self, execution: Execution) -> str:
+        """The execution's page in the web console: under `ALULA_CONSOLE_URL` when set, else on
+        the admin endpoint itself, whose port sends browsers on to the console (as flytekit
+        derives its links when its config names no console endpoint)."""
+        base = os.environ.get(CONSOLE_ENV)
+        if not base:
+            host = self.endpoint
+            for prefix in ("dns:///", "http://", "https://", "grpc://"):
+                host = host.removeprefix(prefix)
+            base = f"http://{host.rstrip('/')}"
+        path = "/".join(
+            quote(part, safe="")
+            for part in (
+                "projects",
+                execution.project,
+                "domains",
+                execution.domain,
+                "executions",
+                execution.name,
+            )
+        )
+        return f"{base.rstrip('/')}/console/{path}"
 
     def call(self, rpc: str, request: Json) -> Json:
         """One RPC of `_RPCS` with its request and response as proto3 JSON."""

@@ -14,6 +14,10 @@
 //! a data object (never through a link, `objects`), and the body is streamed, never held whole.
 //! Logs are served as `text/plain` with `nosniff`: what a task prints must never run as a page
 //! of this origin.
+//!
+//! Following a running attempt is incremental: `?offset=<n>` answers only the bytes after the
+//! first `n` (nothing when there are no more), and [`LOG_LENGTH_HEADER`] says how long the
+//! stored log was when read, so a page polling every few seconds moves only what is new.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +41,9 @@ use crate::validate;
 /// The streams an attempt's logs come in (`output`: both in one).
 pub const STREAMS: [&str; 3] = ["stdout", "stderr", "output"];
 const COMBINED: &str = "output";
+/// The size in bytes of the whole stored log an answer was read from (absent for live sources,
+/// whose size is not known before they are read).
+pub const LOG_LENGTH_HEADER: &str = "x-log-length";
 
 /// Which attempt's logs: a task execution id's parts (the task itself is implied by the node).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +112,31 @@ pub trait LiveLogs: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>>;
 }
 
+/// Several live sources asked in turn (a deployment's pods, then its local processes): the
+/// first that knows the attempt answers. A source that fails is reported only when none knows
+/// the attempt, so an unreachable Kubernetes API does not hide a local process's log.
+pub struct FirstLiveLogs(pub Vec<Arc<dyn LiveLogs>>);
+
+impl LiveLogs for FirstLiveLogs {
+    fn logs<'a>(
+        &'a self,
+        id: &'a AttemptLogId,
+        stream: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut failure = None;
+            for source in &self.0 {
+                match source.logs(id, stream).await {
+                    Ok(Some(body)) => return Ok(Some(body)),
+                    Ok(None) => {}
+                    Err(e) => failure = Some(e),
+                }
+            }
+            failure.map_or(Ok(None), Err)
+        })
+    }
+}
+
 struct Logs {
     config: Arc<AdminConfig>,
     live: Option<Arc<dyn LiveLogs>>,
@@ -123,6 +155,9 @@ pub fn router(config: Arc<AdminConfig>, live: Option<Arc<dyn LiveLogs>>) -> Rout
 #[derive(Deserialize)]
 struct Element {
     index: Option<u32>,
+    /// Bytes of the log the caller has already (see the module docs).
+    #[serde(default)]
+    offset: u64,
 }
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
@@ -152,7 +187,10 @@ async fn serve(
     query: Result<Query<Element>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(element)) = query else {
-        return refuse(StatusCode::BAD_REQUEST, "index must be a number");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "index and offset must be non-negative numbers",
+        );
     };
     let Ok(retry_attempt) = retry.parse::<u32>() else {
         return refuse(
@@ -185,15 +223,15 @@ async fn serve(
         return failed(e);
     }
     for candidate in [stream.as_str(), COMBINED] {
-        match stored(&logs.config, &id, candidate).await {
-            Ok(Some(body)) => return text(body),
+        match stored(&logs.config, &id, candidate, element.offset).await {
+            Ok(Some((size, body))) => return text(body, Some(size)),
             Ok(None) => {}
             Err(e) => return failed(e),
         }
     }
     if let Some(live) = &logs.live {
         match live.logs(&id, &stream).await {
-            Ok(Some(body)) => return text(body),
+            Ok(Some(body)) => return text(skip(body, element.offset), None),
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, node = %id.node_id, "live logs unavailable");
@@ -210,12 +248,13 @@ async fn serve(
     )
 }
 
-/// The stored log, streamed.
+/// The stored log from `offset` on, streamed, and the whole log's size.
 async fn stored(
     config: &AdminConfig,
     id: &AttemptLogId,
     stream: &str,
-) -> AdminResult<Option<LogStream>> {
+    offset: u64,
+) -> AdminResult<Option<(u64, LogStream)>> {
     let key = log_key(id, stream);
     match check_key(&config.storage, &key) {
         Ok(()) => {}
@@ -228,20 +267,49 @@ async fn stored(
             return Err(AdminError::invalid(format!("{key} is not a log object")))
         }
     }
-    let Some(body) = config
+    let Some((size, body)) = config
         .storage
-        .get_stream(&key)
+        .get_stream_from(&key, offset)
         .await
         .map_err(|e| AdminError::Internal(e.to_string()))?
     else {
         return Ok(None);
     };
-    Ok(Some(body.map_err(std::io::Error::other).boxed()))
+    Ok(Some((size, body.map_err(std::io::Error::other).boxed())))
 }
 
-fn text(body: LogStream) -> Response {
+/// A live log without its first `offset` bytes (live sources read from the start: a pod's log
+/// API counts lines and seconds, not bytes).
+fn skip(body: LogStream, offset: u64) -> LogStream {
+    if offset == 0 {
+        return body;
+    }
+    let mut left = offset;
+    body.filter_map(move |chunk| {
+        let chunk = match chunk {
+            Ok(bytes) if left > 0 => {
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
+                left -= n as u64;
+                Ok(bytes.slice(n..))
+            }
+            other => other,
+        };
+        futures::future::ready(match chunk {
+            Ok(bytes) if bytes.is_empty() => None,
+            other => Some(other),
+        })
+    })
+    .boxed()
+}
+
+fn text(body: LogStream, size: Option<u64>) -> Response {
     let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();
+    if let Some(size) = size {
+        headers.insert(LOG_LENGTH_HEADER, HeaderValue::from(size));
+    }
+    // A log read while it grows must not be answered from a cache.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

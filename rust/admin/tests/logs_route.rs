@@ -217,3 +217,80 @@ async fn logs_not_stored_yet_come_from_the_live_source() {
     assert_eq!(get(5).await, (200, "live pod log".to_string()));
     assert_eq!(get(4).await.0, 404);
 }
+
+/// `GET` on the route of `router`: status, the whole-log length header, body.
+async fn get_raw(router: &axum::Router, uri: &str) -> (u16, Option<String>, String) {
+    let response = router
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let length = response
+        .headers()
+        .get(alula_admin::logs::LOG_LENGTH_HEADER)
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, length, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn a_growing_log_is_followed_by_offset() {
+    let dir = TempDir::new();
+    let key = log_key(&id(0), "stdout");
+    put(dir.path(), &key, b"first line\n");
+    let config = AdminConfig::new(dir.path().into(), "http://x".into(), b"k".to_vec());
+    let router = alula_admin::logs::router(Arc::new(config), Some(Arc::new(Pods)));
+    let url = log_url("", &id(0), "stdout");
+
+    let whole = get_raw(&router, &url).await;
+    assert_eq!(whole, (200, Some("11".into()), "first line\n".into()));
+    // Nothing new yet: an empty answer, not an error, and the length the reader has.
+    let at_end = get_raw(&router, &format!("{url}?offset=11")).await;
+    assert_eq!(at_end, (200, Some("11".into()), String::new()));
+
+    // The task prints more: only what follows the offset comes back.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join(&key))
+        .unwrap();
+    std::io::Write::write_all(&mut file, b"second line\n").unwrap();
+    let next = get_raw(&router, &format!("{url}?offset=11")).await;
+    assert_eq!(next, (200, Some("23".into()), "second line\n".into()));
+    let middle = get_raw(&router, &format!("{url}?offset=6")).await;
+    assert_eq!(middle.2, "line\nsecond line\n");
+    // Past the end (a log replaced by a shorter one): nothing, with the true length.
+    let past = get_raw(&router, &format!("{url}?offset=999")).await;
+    assert_eq!(past, (200, Some("23".into()), String::new()));
+    // With an element index too.
+    let element = AttemptLogId {
+        array_index: Some(2),
+        ..id(0)
+    };
+    put(dir.path(), &log_key(&element, "stdout"), b"element two\n");
+    let url2 = log_url("", &element, "stdout");
+    assert_eq!(
+        get_raw(&router, &format!("{url2}&offset=8")).await.2,
+        "two\n"
+    );
+
+    for bad in ["offset=-1", "offset=x", "offset=1.5"] {
+        let reply = get_raw(&router, &format!("{url}?{bad}")).await;
+        assert_eq!(reply.0, 400, "{bad}: {}", reply.2);
+    }
+
+    // A live source is read from its start; the route drops what the reader has. The offset
+    // falls inside the first chunk ("live ") and past it.
+    let live = log_url("", &id(5), "stderr");
+    assert_eq!(
+        get_raw(&router, &format!("{live}?offset=2")).await,
+        (200, None, "ve pod log".into())
+    );
+    assert_eq!(
+        get_raw(&router, &format!("{live}?offset=7")).await,
+        (200, None, "d log".into())
+    );
+    assert_eq!(get_raw(&router, &format!("{live}?offset=50")).await.2, "");
+}

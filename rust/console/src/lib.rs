@@ -16,8 +16,16 @@
 //! - `/console/projects/{p}/{workflows|tasks|launchPlans}/{name}?domain=d` and
 //!   `/console/projects/{p}/domains/{d}/{workflows|tasks|launchPlans}/{name}[/version/{v}]`:
 //!   an entity and its versions;
-//! - `/console/projects/{p}/domains/{d}/executions/{name}[?node=<node id>]`: an execution;
-//! - `/console/projects/{p}/domains/{d}/launchPlans/{name}/launch[?version=v]`: the launch form.
+//! - `/console/projects/{p}/domains/{d}/{workflow|task|launch_plan}/{name}/version/{v}`: what
+//!   flytekit's `generate_console_url` prints for entities (redirected to the shapes above);
+//! - `/console/projects/{p}/domains/{d}/executions/{name}[?node=<node id>[&attempt=N]]`: an
+//!   execution; `.../executions/{name}/nodes/{node id}` its node panel alone,
+//!   `.../executions/{name}/graph?path=<node ids>` a nested graph (subworkflow, branch, dynamic),
+//!   `.../executions/{name}/nodes/{node id}/elements?phase=&page=` a map node's elements;
+//! - `/console/projects/{p}/domains/{d}/launchPlans/{name}/launch[?version=v]` and
+//!   `/console/projects/{p}/domains/{d}/workflows/{name}/launch`: the launch form;
+//! - `POST /console/actions/{launch|terminate|relaunch|recover|approve|reject|signal}`: JSON in,
+//!   `{"url"}` or the REST gateway's `{code, message}` out.
 //!
 //! # What tests may rely on (the page contract)
 //! Browser tests find things by these attributes, not by text or layout:
@@ -28,7 +36,12 @@
 //! - the selected node's panel is `<section id="node-detail" data-node-id="{id}">`, its attempts
 //!   `<li data-attempt="{retry}" data-phase="...">`, values `<div class="value"
 //!   data-name="{input or output name}">`, logs `<pre class="logs" data-stream="stdout">`;
-//! - action buttons carry `data-action="terminate|relaunch|recover|approve|reject|signal|launch"`;
+//! - action buttons carry `data-action="terminate|relaunch|recover|approve|reject|signal|launch"`
+//!   (terminate opens `dialog#terminate-dialog`: cause `#terminate-cause`, confirm
+//!   `button[data-confirm=terminate]`; a signal's value is `#signal-value`);
+//! - a nested node's expand link is `svg#graph a[data-expand]`, its graph is drawn in
+//!   `section.graph-nested[data-path]`; the launch form's inputs are named after the launch
+//!   plan's inputs (`[name="{input}"]`) and labelled;
 //! - an element whose `data-live="{url}"` attribute is set is replaced by the same element of
 //!   that URL's answer every few seconds; the server drops the attribute once nothing changes.
 
@@ -37,6 +50,7 @@ mod api;
 mod assets;
 mod error;
 mod format;
+pub(crate) mod forms;
 mod graph;
 mod logs;
 mod pages;

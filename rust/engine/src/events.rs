@@ -15,8 +15,8 @@ use alula_idl::flyteidl::event::{
     ParentNodeExecutionMetadata, TaskExecutionEvent, TaskExecutionMetadata, TaskNodeMetadata,
     WorkflowExecutionEvent,
 };
-use alula_idl::wkt::Timestamp;
-use std::collections::{BTreeSet, HashMap};
+use alula_idl::wkt::{value, Struct, Timestamp, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::execution::ExecutionSettings;
 use crate::program::{Program, START_NODE};
@@ -177,6 +177,43 @@ fn element_phase(p: NodePhase, terminal: bool) -> task_execution::Phase {
         _ if terminal => P::Aborted,
         NodePhase::Running | NodePhase::DynamicRunning => P::Running,
         NodePhase::NotYetStarted => P::Queued,
+    }
+}
+
+/// The `custom_info` of every array node task event: how many elements there are and how many
+/// are in each phase, so a reader knows the array's progress even when the event carries no
+/// per-element external resources (arrays over [`MAX_EXTERNAL_RESOURCES`]). The shape:
+///
+/// ```json
+/// {"elements": {"total": 3, "phases": {"SUCCEEDED": 2, "RUNNING": 1}}}
+/// ```
+///
+/// `phases` keys are `TaskExecution.Phase` names (the phase an external resource of the element
+/// would carry: QUEUED, RUNNING, SUCCEEDED, FAILED, ABORTED), only phases with elements appear,
+/// and the counts add up to `total`. Numbers are JSON numbers (protobuf `Struct` doubles).
+fn element_counts(phases: impl Iterator<Item = task_execution::Phase>) -> Struct {
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut total = 0u64;
+    for p in phases {
+        *counts.entry(p.as_str_name()).or_default() += 1;
+        total += 1;
+    }
+    let number = |n: u64| Value {
+        kind: Some(value::Kind::NumberValue(n as f64)),
+    };
+    let object = |fields: BTreeMap<String, Value>| Value {
+        kind: Some(value::Kind::StructValue(Struct { fields })),
+    };
+    let phases = counts
+        .into_iter()
+        .map(|(name, n)| (name.to_string(), number(n)))
+        .collect();
+    let elements = BTreeMap::from([
+        ("total".to_string(), number(total)),
+        ("phases".to_string(), object(phases)),
+    ]);
+    Struct {
+        fields: BTreeMap::from([("elements".to_string(), object(elements))]),
     }
 }
 
@@ -479,6 +516,11 @@ impl EventBuilder {
         } else {
             Vec::new()
         };
+        let custom_info = element_counts(
+            arr.elements
+                .iter()
+                .map(|el| element_phase(el.phase, terminal)),
+        );
         if terminal {
             // Nothing more is reported of this node.
             self.element_logs.retain(|(m, _), _| *m != n);
@@ -510,6 +552,7 @@ impl EventBuilder {
                 ..Default::default()
             }),
             task_type: "k8s-array".into(),
+            custom_info: Some(custom_info),
             event_version: 1,
             reported_at: timestamp(now_us),
             ..Default::default()

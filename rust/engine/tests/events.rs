@@ -12,6 +12,7 @@ use alula_idl::flyteidl::core::{
     ResourceType, WorkflowExecutionIdentifier, WorkflowNode,
 };
 use alula_idl::flyteidl::event::{node_execution_event, NodeExecutionEvent, TaskExecutionEvent};
+use std::collections::BTreeMap;
 use support::*;
 
 fn settings() -> ExecutionSettings {
@@ -512,6 +513,79 @@ fn a_large_array_node_reports_few_events_without_elements() {
         .iter()
         .all(|t| t.metadata.as_ref().unwrap().external_resources.is_empty()));
     assert!(node_events(&events, "n0").len() <= 3);
+}
+
+/// The `custom_info.elements` of an array node task event: (total, phase name → count).
+fn element_counts(t: &TaskExecutionEvent) -> (u64, BTreeMap<String, u64>) {
+    use alula_idl::wkt::value::Kind;
+    let number = |v: &alula_idl::wkt::Value| match v.kind {
+        Some(Kind::NumberValue(n)) => n as u64,
+        ref other => panic!("not a number: {other:?}"),
+    };
+    let object = |v: &alula_idl::wkt::Value| match &v.kind {
+        Some(Kind::StructValue(s)) => s.fields.clone(),
+        other => panic!("not an object: {other:?}"),
+    };
+    let info = t
+        .custom_info
+        .as_ref()
+        .expect("array task events carry custom_info");
+    let elements = object(&info.fields["elements"]);
+    let phases = object(&elements["phases"])
+        .iter()
+        .map(|(k, v)| (k.clone(), number(v)))
+        .collect();
+    (number(&elements["total"]), phases)
+}
+
+#[test]
+fn array_task_events_count_their_elements_by_phase() {
+    let (_, events) = execute(
+        &map_closure(),
+        &[("xs", list([1, -2, 3, 4].into_iter()))],
+        &mut maybe(),
+    );
+    let tasks = task_events(&events, "n0");
+    assert!(tasks.len() >= 2);
+    for t in &tasks {
+        let (total, phases) = element_counts(t);
+        assert_eq!(total, 4);
+        assert_eq!(phases.values().sum::<u64>(), total, "{phases:?}");
+        // The counts are those of the per-element resources of the same event.
+        let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+        for r in &t.metadata.as_ref().unwrap().external_resources {
+            let name = task_execution::Phase::try_from(r.phase)
+                .unwrap()
+                .as_str_name();
+            *expected.entry(name.to_string()).or_default() += 1;
+        }
+        assert_eq!(phases, expected);
+    }
+    let (_, last) = element_counts(tasks.last().unwrap());
+    assert_eq!(
+        last,
+        BTreeMap::from([("FAILED".to_string(), 1), ("SUCCEEDED".to_string(), 3)])
+    );
+}
+
+#[test]
+fn a_large_array_node_still_counts_its_elements() {
+    let size = 10_001;
+    let xs = (0..size).map(|i| if i % 4 == 0 { -1 } else { i });
+    let (_, events) = execute(&map_closure(), &[("xs", list(xs))], &mut maybe());
+    let tasks = task_events(&events, "n0");
+    let (total, first) = element_counts(tasks[0]);
+    assert_eq!(total, size as u64);
+    assert_eq!(first.values().sum::<u64>(), total);
+    let (total, last) = element_counts(tasks.last().unwrap());
+    assert_eq!(total, size as u64);
+    assert_eq!(
+        last,
+        BTreeMap::from([
+            ("FAILED".to_string(), 2501),
+            ("SUCCEEDED".to_string(), 7500)
+        ])
+    );
 }
 
 #[test]

@@ -13,7 +13,8 @@
 //! Its stdout and stderr go to two files of their own ([`log_path`]): with local storage
 //! straight into the attempt's output prefix (`logs/stdout.txt`, `logs/stderr.txt`, where
 //! admin's log route reads them, while the task runs too); with a bucket into the working
-//! folder, and the driver stores them there once the attempt ended.
+//! folder, and the driver stores them there once the attempt ended; until then admin's log
+//! route reads them from there through [`ProcessPlugin::live_logs`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -28,7 +29,10 @@ use nix::unistd::Pid;
 use crate::plugin::{Attempt, AttemptStatus, LogData, Plugin, PluginError, Waker};
 use crate::template::TemplateVars;
 
+mod live_logs;
 pub mod pod_task;
+
+pub use live_logs::WorkFolderLogs;
 
 /// How long an aborted process gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -60,6 +64,12 @@ impl ProcessPlugin {
             config,
             children: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Admin's source of the logs of attempts running here whose output prefix is not a local
+    /// folder (a bucket): until the attempt ends they are only in its working folder.
+    pub fn live_logs(&self) -> std::sync::Arc<dyn alula_admin::logs::LiveLogs> {
+        std::sync::Arc::new(WorkFolderLogs::new(self.config.work_root.clone()))
     }
 
     fn dir(&self, attempt: &Attempt) -> PathBuf {
@@ -340,6 +350,10 @@ impl Plugin for ProcessPlugin {
         cmd.args(&argv[1..])
             .current_dir(&dir)
             .env("PATH", self.path_var())
+            // Python buffers what it prints into a file until 8 KiB or the end; unbuffered,
+            // a running task's lines are in its log as it prints them (a task may still set
+            // its own value).
+            .env("PYTHONUNBUFFERED", "1")
             .envs(flytekit_storage_env(std::env::vars()))
             .envs(&self.config.env)
             .envs(environment(attempt))

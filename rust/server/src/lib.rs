@@ -433,11 +433,22 @@ pub async fn run(
                 },
             )));
         }
-        plugins.push(Arc::new(ProcessPlugin::new(ProcessConfig {
+        let processes = Arc::new(ProcessPlugin::new(ProcessConfig {
             work_root: work_root.join("process"),
             path_prefix: task_path,
             env: Default::default(),
-        })));
+        }));
+        // Local processes' logs are stored when they end (with a bucket); until then admin's
+        // log route reads them from their working folders, after the pods' source if any.
+        instrumentation.live_logs = Some(Arc::new(alula_admin::logs::FirstLiveLogs(
+            instrumentation
+                .live_logs
+                .take()
+                .into_iter()
+                .chain([processes.live_logs()])
+                .collect(),
+        )));
+        plugins.push(processes);
         let mut pconfig = PropellerConfig::new(
             match file.instance_id {
                 Some(id) => id,

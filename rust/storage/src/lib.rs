@@ -330,6 +330,47 @@ impl Storage {
         ))
     }
 
+    /// The object under `key` from byte `offset` on, streamed, with the object's size when
+    /// asked; `None` when there is none. An offset at or past the end gives nothing to read: a
+    /// reader following a growing log asks for the bytes it has not seen yet, most often none.
+    pub async fn get_stream_from(
+        &self,
+        key: &str,
+        offset: u64,
+    ) -> Result<Option<(u64, ByteStream)>, StorageError> {
+        use futures::StreamExt;
+        let Some(size) = self.head(key).await? else {
+            return Ok(None);
+        };
+        if offset >= size {
+            return Ok(Some((size, futures::stream::empty().boxed())));
+        }
+        let location = self.location(key)?;
+        let options = object_store::GetOptions {
+            range: (offset > 0).then_some(object_store::GetRange::Offset(offset)),
+            ..Default::default()
+        };
+        let result = match self.inner.store.get_opts(&location, options).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.backend("read", key)(e)),
+        };
+        let uri = self.uri(key);
+        Ok(Some((
+            size,
+            result
+                .into_stream()
+                .map(move |chunk| {
+                    chunk.map_err(|source| StorageError::Backend {
+                        op: "read",
+                        uri: uri.clone(),
+                        source,
+                    })
+                })
+                .boxed(),
+        )))
+    }
+
     /// The object a URI names, which must be under this storage.
     pub async fn get_uri(&self, uri: &str) -> Result<Option<Bytes>, StorageError> {
         let key = self.key_of(uri).ok_or_else(|| StorageError::InvalidKey {

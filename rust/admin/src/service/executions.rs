@@ -24,7 +24,9 @@ use super::{decode, entity_id, list_params, named_id, timestamp, AdminApi};
 use crate::error::{AdminError, AdminResult};
 use crate::inputs::{plain_local_uris, resolve_inputs};
 use crate::literals::{self, ForClient, Placed};
-use crate::store::{now_micros, Entity, EntityKey, ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
+use crate::store::{
+    is_tag_field, now_micros, Entity, EntityKey, ExecutionKey, ExecutionRow, EXECUTION_FIELDS,
+};
 use crate::task_resources;
 use crate::validate;
 
@@ -70,6 +72,21 @@ pub(super) fn execution_key(id: Option<&WorkflowExecutionIdentifier>) -> AdminRe
         domain: id.domain.clone(),
         name: id.name.clone(),
     })
+}
+
+/// The labels (key, value) and tags (key, "") an execution is filtered by, as flyteadmin
+/// writes them to its execution_tags table. `spec.tags` is deprecated in flyteidl but older
+/// clients still send it, and flyteadmin still records it.
+#[allow(deprecated)]
+fn execution_tags(spec: &ExecutionSpec) -> Vec<(String, String)> {
+    let labels = spec.labels.iter().flat_map(|l| l.values.iter());
+    let mut tags: Vec<(String, String)> = labels
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain(spec.tags.iter().map(|t| (t.clone(), String::new())))
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
 }
 
 fn execution_of(row: &ExecutionRow) -> AdminResult<Execution> {
@@ -238,6 +255,8 @@ impl AdminApi {
             .await?;
         let metadata = spec.metadata.get_or_insert_with(ExecutionMetadata::default);
         let mode = i64::from(metadata.mode);
+        let principal = metadata.principal.clone();
+        let tags = execution_tags(&spec);
         let now = now_micros();
         let closure = ExecutionClosure {
             phase: Phase::Queued as i32,
@@ -281,6 +300,8 @@ impl AdminApi {
             user_inputs_uri: user_inputs.uri,
             created_at: now,
             updated_at: now,
+            principal,
+            tags,
         };
         if !self.store.insert_execution(&row).await? {
             return Err(already_exists(&key));
@@ -421,6 +442,13 @@ impl AdminApi {
             req.limit,
             &req.token,
         )?;
+        if is_tag_field(list.sort_field) {
+            // An execution has many labels: there is no one value to order it by.
+            return Err(AdminError::invalid(format!(
+                "cannot sort executions by {}: it is a filter on labels and tags only",
+                list.sort_field.name
+            )));
+        }
         let rows = self
             .store
             .list_executions(&id.project, &id.domain, &list)

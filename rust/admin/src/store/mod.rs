@@ -31,7 +31,7 @@ pub use events::{
     ExecutionEventState, ExecutionEventUpdate, NodeExecutionKey, NodeExecutionRow, NodeParent,
     TaskExecutionKey, TaskExecutionRow, NODE_EXECUTION_FIELDS, TASK_EXECUTION_FIELDS,
 };
-pub use executions::{ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
+pub use executions::{is_tag_field, ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
 pub use named_entities::{NamedEntityRow, DESCRIPTION_FIELDS, NAMED_ENTITY_FIELDS};
 pub use projects::PROJECT_FIELDS;
 pub use reservations::Reservation;

@@ -6,7 +6,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Any;
 
-use crate::list::{FilterOp, ListParams};
+use crate::list::{Filter, FilterOp, ListParams};
 
 /// A bound value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,7 +70,21 @@ impl Sql {
     /// Appends ` AND column op value` for each filter of `list`, then the order and the page.
     /// `tiebreak` (the key columns) keeps pages stable when sort values are equal.
     pub fn push_list(&mut self, list: &ListParams, tiebreak: &str) -> &mut Self {
-        for f in &list.filters {
+        self.push_filters(&list.filters);
+        self.push(" ORDER BY ")
+            .push(list.sort_field.column)
+            .push(if list.ascending { " ASC, " } else { " DESC, " })
+            .push(tiebreak);
+        self.push(" LIMIT ").bind(i64::from(list.limit));
+        // Offsets beyond i64 cannot address a row anyway.
+        self.push(" OFFSET ")
+            .bind(i64::try_from(list.offset).unwrap_or(i64::MAX))
+    }
+
+    /// Appends ` AND column op value` for each filter (a list's filters on another table go
+    /// into a subquery this way).
+    pub fn push_filters<'f>(&mut self, filters: impl IntoIterator<Item = &'f Filter>) -> &mut Self {
+        for f in filters {
             self.push(" AND ").push(f.field.column);
             match f.op {
                 FilterOp::ValueIn | FilterOp::ValueNotIn => {
@@ -110,14 +124,7 @@ impl Sql {
                 }
             }
         }
-        self.push(" ORDER BY ")
-            .push(list.sort_field.column)
-            .push(if list.ascending { " ASC, " } else { " DESC, " })
-            .push(tiebreak);
-        self.push(" LIMIT ").bind(i64::from(list.limit));
-        // Offsets beyond i64 cannot address a row anyway.
-        self.push(" OFFSET ")
-            .bind(i64::try_from(list.offset).unwrap_or(i64::MAX))
+        self
     }
 
     pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
