@@ -33,34 +33,6 @@ def _client_config(grpc: str, console: str) -> str:
     return f"admin:\n  endpoint: dns:///{grpc}\n  insecure: true\nconsole:\n  endpoint: {console}\n"
 
 
-def _public_http_url(config: str | None) -> str | None:
-    """The server's `public_http_url` setting as it reads it: the variable, else the TOML file."""
-    public = os.environ.get("ALULA_PUBLIC_HTTP_URL")
-    if public or not config:
-        return public
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: the variable is the way to set it for the console link
-        return None
-    try:
-        with open(config, "rb") as f:
-            value = tomllib.load(f).get("public_http_url")
-    except (OSError, tomllib.TOMLDecodeError):
-        return None  # the server reports a bad file itself
-    return value if isinstance(value, str) else None
-
-
-def _console_base(http: str, public: str | None) -> str:
-    """The URL browsers reach the HTTP port at: the configured public URL when there is one,
-    else the bound address (a wildcard bind is reached on this machine's loopback)."""
-    if public:
-        return public.rstrip("/")
-    host, _, port = http.rpartition(":")
-    if host in ("0.0.0.0", "[::]"):
-        host = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
-    return f"http://{host}:{port}"
-
-
 def run(args: argparse.Namespace) -> int:
     from alula import _native
 
@@ -81,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
 
     def ready(info: dict[str, str]) -> None:
         config = Path(info["storage_root"]) / "flytekit-config.yaml"
-        console = _console_base(info["http"], _public_http_url(args.config))
+        # The server's own idea of where browsers reach it (its setting, or the bound address
+        # with a wildcard bind made loopback).
+        console = info["public_http_url"].rstrip("/")
         config.write_text(_client_config(info["grpc"], console))
         print(
             f"Alula is running.\n"

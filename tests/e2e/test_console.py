@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from conftest import RunningServer, start_server
-from playwright.sync_api import Browser, Dialog, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from alula.remote import Execution, Registration, Remote
 
@@ -345,34 +345,22 @@ def test_failing_task_shows_every_attempt_and_the_traceback(console: Console, pa
     console.shot(page, "execution-failing")
 
 
-def accept_with_cause(dialog: Dialog) -> None:
-    """Answers a confirm/prompt the page may ask before an action."""
-    dialog.accept(CAUSE if dialog.type == "prompt" else None)
-
-
-def confirm_in_page(page: Page, action: str) -> None:
-    """Confirms an action the page asks about in its own <dialog>, if it does: the cause
-    goes into its text field and its button of the same action confirms."""
-    dialog = page.locator("dialog[open]")
-    try:
-        dialog.wait_for(timeout=2_000)
-    except Exception:
-        return  # no dialog of the page's own: the action went out on the click
-    fields = dialog.locator("textarea, input[type=text]")
-    if fields.count():
-        fields.first.fill(CAUSE)
-    dialog.locator(
-        f'button[data-action="{action}"], button[type="submit"], button[value="confirm"]'
-    ).first.click()
+def terminate_with_cause(page: Page) -> None:
+    """Terminates from the page as a person does: the button opens the page's own dialog, the
+    cause goes into its field, and its confirm button sends the action. The page then goes to
+    the answer's URL: waiting for that navigation keeps the test's next one from racing it."""
+    page.locator('button[data-action="terminate"]').first.click()
+    dialog = page.locator("dialog#terminate-dialog")
+    dialog.locator("#terminate-cause").fill(CAUSE)
+    with page.expect_navigation(timeout=30_000):
+        dialog.locator('button[data-confirm="terminate"]').click()
 
 
 def test_terminate_the_sleeper(console: Console, page: Page) -> None:
     name = console.runs["sleeper"].name
     console.wait_phase(name, {"RUNNING"})
     open_page(page, console.execution_url(name))
-    page.on("dialog", accept_with_cause)
-    page.locator('[data-action="terminate"]').first.click()
-    confirm_in_page(page, "terminate")
+    terminate_with_cause(page)
     assert console.wait_phase(name, TERMINAL, timeout=60) == "ABORTED"
     cause = console.execution(name)["closure"].get("abortMetadata", {}).get("cause", "")
     assert CAUSE in cause, cause
@@ -395,9 +383,9 @@ def test_approve_the_gate(console: Console, page: Page) -> None:
     expect(graph_node(page, gate)).to_have_attribute("data-phase", "RUNNING")
     panel = open_node(page, gate)
     console.shot(page, "execution-gate")
-    page.on("dialog", accept_with_cause)
-    panel.locator('[data-action="approve"]').first.click()
-    confirm_in_page(page, "approve")
+    # The page reloads on the gate's panel once the signal is set.
+    with page.expect_navigation(timeout=30_000):
+        panel.locator('button[data-action="approve"]').first.click()
     assert console.wait_phase(name, TERMINAL) == "SUCCEEDED"
     assert console.remote.wait(console.runs["gated"]) == "published 101"
     open_page(page, console.execution_url(name))

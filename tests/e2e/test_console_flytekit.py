@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from conftest import _free_port, _wait_for_port
 from flytekit.configuration import Config
 from flytekit.models.core.identifier import Identifier, ResourceType
 from flytekit.remote import FlyteRemote
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 BIN = Path(sys.executable).parent
 PROJECT, DOMAIN = "flytesnacks", "development"
@@ -106,31 +107,61 @@ def test_start_writes_the_console_endpoint(started: Started) -> None:
     assert re.search(rf"console\s+{re.escape(console)}/console\n", banner), banner
 
 
-def test_the_link_pyflyte_prints_opens_the_execution(
-    started: Started, chromium: Browser, tmp_path: Path
-) -> None:
-    (tmp_path / "hello_link.py").write_text(WORKFLOW)
-    done = subprocess.run(
-        [BIN / "pyflyte", "--config", started.config, "run", "--remote"]
-        + ["hello_link.py", "wf", "--name", "console"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def _run(
+    command: list[str | Path], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A CLI run to its end in `cwd` (with `env`, else this process's), its output captured."""
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _printed_execution_link(
+    done: subprocess.CompletedProcess[str], pattern: str, base: str
+) -> tuple[str, str]:
+    """The execution page a CLI printed (group 1 of `pattern`, `^`/`$` matching per line),
+    checked to be under `base`: its URL and the execution's name."""
     assert done.returncode == 0, done.stdout + done.stderr
-    found = re.search(r"Go to (\S+) to see execution in the console", done.stdout)
+    found = re.search(pattern, done.stdout, re.MULTILINE)
     assert found, done.stdout
     url = found.group(1)
-    base = f"http://127.0.0.1:{started.http}/console/projects/{PROJECT}/domains/{DOMAIN}"
     assert url.startswith(f"{base}/executions/"), url
-    name = url.rsplit("/", 1)[-1]
+    return url, url.rsplit("/", 1)[-1]
 
+
+@contextmanager
+def _page_at(chromium: Browser, url: str) -> Iterator[Page]:
+    """A fresh browser context's page opened at `url` (which must answer 200)."""
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = context.new_page()
         response = page.goto(url)
         assert response is not None and response.status == 200
+        yield page
+    finally:
+        context.close()
+
+
+def test_the_link_pyflyte_prints_opens_the_execution(
+    started: Started, chromium: Browser, tmp_path: Path
+) -> None:
+    (tmp_path / "hello_link.py").write_text(WORKFLOW)
+    done = _run(
+        [
+            BIN / "pyflyte",
+            "--config",
+            started.config,
+            "run",
+            "--remote",
+            "hello_link.py",
+            "wf",
+            "--name",
+            "console",
+        ],
+        tmp_path,
+    )
+    base = f"http://127.0.0.1:{started.http}/console/projects/{PROJECT}/domains/{DOMAIN}"
+    url, name = _printed_execution_link(done, r"Go to (\S+) to see execution in the console", base)
+
+    with _page_at(chromium, url) as page:
         # The page of that execution: its name, its phase badge and its graph.
         expect(page.locator("main span.phase[data-phase]").first).to_have_attribute(
             "data-phase", re.compile("QUEUED|RUNNING|SUCCEEDED")
@@ -173,8 +204,6 @@ def test_the_link_pyflyte_prints_opens_the_execution(
             assert response is not None and response.status == 200, link
             expect(page.locator("main")).to_contain_text(entity)
             page.screenshot(path=str(tmp_path / f"pyflyte-entity-{kind}.png"), full_page=True)
-    finally:
-        context.close()
 
 
 def test_the_link_alula_run_prints_opens_the_execution(
@@ -184,56 +213,38 @@ def test_the_link_alula_run_prints_opens_the_execution(
     sends the browser on to the console (as it does for flytekit without `console.endpoint`)."""
     (tmp_path / "shout.py").write_text(ALULA_WORKFLOW)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALULA_")}
-    done = subprocess.run(
-        [BIN / "alula", "run", "--remote", "--endpoint", f"127.0.0.1:{started.grpc}"]
-        + ["shout.py", "wf", "--word", "loud"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = _run(
+        [
+            BIN / "alula",
+            "run",
+            "--remote",
+            "--endpoint",
+            f"127.0.0.1:{started.grpc}",
+            "shout.py",
+            "wf",
+            "--word",
+            "loud",
+        ],
+        tmp_path,
+        env,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    found = re.search(r"^console\s+(\S+)$", done.stdout, re.MULTILINE)
-    assert found, done.stdout
-    url = found.group(1)
     prefix = f"http://127.0.0.1:{started.grpc}/console/projects/{PROJECT}/domains/{DOMAIN}"
-    assert url.startswith(f"{prefix}/executions/"), url
-    name = url.rsplit("/", 1)[-1]
+    url, name = _printed_execution_link(done, r"^console\s+(\S+)$", prefix)
 
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = context.new_page()
-        response = page.goto(url)
-        assert response is not None and response.status == 200
+    with _page_at(chromium, url) as page:
         # Redirected to the HTTP port's console, on that execution's page.
         assert page.url.startswith(f"http://127.0.0.1:{started.http}/console/"), page.url
         expect(page.locator("main")).to_contain_text(name)
         expect(page.locator("main span.phase[data-phase]").first).to_have_attribute(
             "data-phase", "SUCCEEDED", timeout=60_000
         )
-    finally:
-        context.close()
 
 
-def test_console_address_for_wildcard_binds_and_public_urls(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from alula.start import _client_config, _console_base, _public_http_url
+def test_flytekit_reads_the_console_endpoint(tmp_path: Path) -> None:
+    """The config `alula start` writes is read by flytekit as intended (the address itself is
+    the server's `public_http_url`: rust/server's `wildcard_binds_are_reached_on_loopback`)."""
+    from alula.start import _client_config
 
-    monkeypatch.delenv("ALULA_PUBLIC_HTTP_URL", raising=False)
-    assert _console_base("0.0.0.0:8088", None) == "http://127.0.0.1:8088"
-    assert _console_base("[::]:8088", None) == "http://[::1]:8088"
-    assert _console_base("10.1.2.3:80", None) == "http://10.1.2.3:80"
-    # The server's own setting wins: from its TOML file, or the variable over the file.
-    settings = tmp_path / "alula.toml"
-    settings.write_text('public_http_url = "https://alula.example/base/"\n')
-    assert _public_http_url(str(settings)) == "https://alula.example/base/"
-    assert _console_base("0.0.0.0:8088", _public_http_url(str(settings))) == (
-        "https://alula.example/base"
-    )
-    monkeypatch.setenv("ALULA_PUBLIC_HTTP_URL", "https://other.example")
-    assert _public_http_url(str(settings)) == "https://other.example"
     # flytekit reads the config alula start writes as intended.
     config = tmp_path / "config.yaml"
     config.write_text(_client_config("127.0.0.1:8089", "https://alula.example"))

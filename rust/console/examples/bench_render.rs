@@ -7,38 +7,38 @@
 //! labels), (b) an execution of a 1,000-node workflow with node events for every node and
 //! (c) a map node of 100,000 elements whose task event carries the element counts. Then it GETs
 //! pages through `alula_console::router` with tower's `oneshot` and prints the median time of
-//! each, plus the admin list calls under them. Results: `benchmarks/console.md`.
+//! each, plus the admin list calls under them. Results: `benchmarks/console.md`. The admin, the
+//! builders and the events are the console's test fixture (`tests/fixture`).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alula_admin::store::ExecutionKey;
-use alula_admin::{AdminApi, AdminConfig, Store};
+use alula_admin::{AdminApi, Store};
 use alula_idl::flyteidl::admin::{
-    self as admin, ExecutionClosure, ExecutionCreateRequest, ExecutionMetadata, ExecutionSpec,
-    Labels, LaunchPlanCreateRequest, LaunchPlanSpec, NamedEntityIdentifier,
-    NodeExecutionEventRequest, ResourceListRequest, TaskCreateRequest, TaskExecutionEventRequest,
-    TaskSpec, WorkflowCreateRequest, WorkflowExecutionEventRequest, WorkflowSpec,
+    self as admin, ExecutionClosure, ExecutionSpec, Labels, NamedEntityIdentifier,
+    ResourceListRequest,
 };
 use alula_idl::flyteidl::core::{
-    self as core, binding_data, literal, literal_type, node, primitive, scalar, task_template,
-    workflow_execution, ArrayNode, Binding, BindingData, Container, Identifier, Literal,
-    LiteralCollection, LiteralMap, LiteralType, Node, NodeExecutionIdentifier, OutputReference,
-    ParameterMap, Primitive, ResourceType, Scalar, SimpleType, TaskNode, TaskTemplate,
-    TypedInterface, Variable, VariableMap, WorkflowExecutionIdentifier, WorkflowTemplate,
+    self as core, literal, literal_type, node, workflow_execution, ArrayNode, Identifier, Literal,
+    LiteralCollection, LiteralType, Node, ResourceType, SimpleType, TypedInterface,
+    WorkflowTemplate,
 };
-use alula_idl::flyteidl::event::{
-    NodeExecutionEvent, TaskExecutionEvent, TaskExecutionMetadata, WorkflowExecutionEvent,
-};
+use alula_idl::flyteidl::event::TaskExecutionMetadata;
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
-use alula_idl::wkt::{value, Struct, Timestamp, Value};
+use alula_idl::wkt::{value, Struct, Value};
 use axum::body::Body;
 use axum::http::Request;
 use prost::Message;
 use tower::ServiceExt;
 
-const PROJECT: &str = "flytesnacks";
-const DOMAIN: &str = "development";
+#[path = "../tests/fixture/mod.rs"]
+mod fixture;
+
+use fixture::{
+    bind, int_literal, launch, literals, micros, node_event, post_node_event, post_task_event,
+    post_workflow_event, promise, task_event, typed_vars, v1, workflow_and_plan, workflow_event,
+    Console, DOMAIN, PROJECT,
+};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -51,22 +51,8 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn id(kind: ResourceType, name: &str) -> Identifier {
-    Identifier {
-        resource_type: kind as i32,
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        name: name.into(),
-        version: "v1".into(),
-        org: String::new(),
-    }
-}
-
 fn int_type() -> LiteralType {
-    LiteralType {
-        r#type: Some(literal_type::Type::Simple(SimpleType::Integer as i32)),
-        ..Default::default()
-    }
+    fixture::simple(SimpleType::Integer)
 }
 
 fn list_type() -> LiteralType {
@@ -76,111 +62,22 @@ fn list_type() -> LiteralType {
     }
 }
 
-fn vars(vs: &[(&str, LiteralType)]) -> VariableMap {
-    VariableMap {
-        variables: vs
-            .iter()
-            .map(|(n, t)| {
-                let var = Variable {
-                    r#type: Some(t.clone()),
-                    ..Default::default()
-                };
-                (n.to_string(), var)
-            })
-            .collect(),
-    }
-}
-
-fn int(i: i64) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive {
-                value: Some(primitive::Value::Integer(i)),
-            })),
-        }))),
-        ..Default::default()
-    }
-}
-
-fn promise(node_id: &str, var: &str) -> BindingData {
-    BindingData {
-        value: Some(binding_data::Value::Promise(OutputReference {
-            node_id: node_id.into(),
-            var: var.into(),
-            ..Default::default()
-        })),
-        union: None,
-    }
-}
-
-fn bind(var: &str, binding: BindingData) -> Binding {
-    Binding {
-        var: var.into(),
-        binding: Some(binding),
-    }
-}
-
-fn task_node(node_id: &str, task: &Identifier, input: BindingData) -> Node {
-    Node {
-        id: node_id.into(),
-        inputs: vec![bind("a", input)],
-        target: Some(node::Target::TaskNode(TaskNode {
-            reference: Some(core::task_node::Reference::ReferenceId(task.clone())),
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
-
-fn at(us: i64) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: us / 1_000_000,
-        nanos: ((us % 1_000_000) * 1000) as i32,
-    })
-}
-
-fn exec_id(name: &str) -> WorkflowExecutionIdentifier {
-    WorkflowExecutionIdentifier {
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        name: name.into(),
-        org: String::new(),
-    }
+/// Node `node_id` running `task` on `a` = `input`.
+fn task_node(node_id: &str, task: &Identifier, input: core::BindingData) -> Node {
+    fixture::task_node(node_id, task, vec![bind("a", input)])
 }
 
 /// Task `t` (a: int → o0: int), workflow `wide` of `nodes` nodes (chains of 50 fed by the
 /// workflow input), workflow `map` mapping `t` over `xs`, and a launch plan for each.
-async fn register(api: &AdminApi, nodes: usize) -> Result<Identifier, BoxError> {
-    let task_id = id(ResourceType::Task, "t");
+async fn register(api: &AdminApi, nodes: usize) -> Identifier {
+    let task_id = fixture::create_task(api, fixture::int_task("t", "v1", "img:1")).await;
     // flytekit registers a mapped task with its interface made of lists, as here.
-    let map_task_id = id(ResourceType::Task, "t-mapped");
-    for (tid, io) in [(&task_id, int_type()), (&map_task_id, list_type())] {
-        let task = TaskTemplate {
-            id: Some(tid.clone()),
-            r#type: "python-task".into(),
-            interface: Some(TypedInterface {
-                inputs: Some(vars(&[("a", io.clone())])),
-                outputs: Some(vars(&[("o0", io)])),
-            }),
-            target: Some(task_template::Target::Container(Container {
-                image: "img:1".into(),
-                args: vec!["pyflyte-execute".into()],
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
-        AdminService::create_task(
-            api,
-            tonic::Request::new(TaskCreateRequest {
-                id: Some(tid.clone()),
-                spec: Some(TaskSpec {
-                    template: Some(task),
-                    description: None,
-                }),
-            }),
-        )
-        .await?;
-    }
+    let mut mapped = fixture::int_task("t-mapped", "v1", "img:1");
+    mapped.interface = Some(TypedInterface {
+        inputs: Some(typed_vars(&[("a", list_type())])),
+        outputs: Some(typed_vars(&[("o0", list_type())])),
+    });
+    let map_task_id = fixture::create_task(api, mapped).await;
     let wide_nodes: Vec<Node> = (0..nodes)
         .map(|i| {
             let input = if i % 50 == 0 {
@@ -192,6 +89,8 @@ async fn register(api: &AdminApi, nodes: usize) -> Result<Identifier, BoxError> 
         })
         .collect();
     let last = format!("n{}", nodes - 1);
+    let wide = fixture::int_workflow("wide", wide_nodes, promise(&last, "o0"));
+    workflow_and_plan(api, wide, vec![]).await;
     let map_node = Node {
         id: "n0".into(),
         inputs: vec![bind("a", promise("start-node", "xs"))],
@@ -205,106 +104,31 @@ async fn register(api: &AdminApi, nodes: usize) -> Result<Identifier, BoxError> 
         }))),
         ..Default::default()
     };
-    let workflows = [
-        (
-            "wide",
-            vars(&[("x", int_type())]),
-            wide_nodes,
-            promise(&last, "o0"),
-            int_type(),
-        ),
-        (
-            "map",
-            vars(&[("xs", list_type())]),
-            vec![map_node],
-            promise("n0", "o0"),
-            list_type(),
-        ),
-    ];
-    for (name, inputs, nodes, output, output_type) in workflows {
-        let wf_id = id(ResourceType::Workflow, name);
-        let template = WorkflowTemplate {
-            id: Some(wf_id.clone()),
-            interface: Some(TypedInterface {
-                inputs: Some(inputs),
-                outputs: Some(vars(&[("out", output_type)])),
-            }),
-            nodes,
-            outputs: vec![bind("out", output)],
-            ..Default::default()
-        };
-        AdminService::create_workflow(
-            api,
-            tonic::Request::new(WorkflowCreateRequest {
-                id: Some(wf_id.clone()),
-                spec: Some(WorkflowSpec {
-                    template: Some(template),
-                    ..Default::default()
-                }),
-            }),
-        )
-        .await?;
-        AdminService::create_launch_plan(
-            api,
-            tonic::Request::new(LaunchPlanCreateRequest {
-                id: Some(id(ResourceType::LaunchPlan, name)),
-                spec: Some(LaunchPlanSpec {
-                    workflow_id: Some(wf_id),
-                    default_inputs: Some(ParameterMap {
-                        parameters: Default::default(),
-                    }),
-                    ..Default::default()
-                }),
-            }),
-        )
-        .await?;
-    }
-    Ok(task_id)
+    let map = WorkflowTemplate {
+        id: Some(v1(ResourceType::Workflow, "map")),
+        interface: Some(TypedInterface {
+            inputs: Some(typed_vars(&[("xs", list_type())])),
+            outputs: Some(typed_vars(&[("out", list_type())])),
+        }),
+        nodes: vec![map_node],
+        outputs: vec![bind("out", promise("n0", "o0"))],
+        ..Default::default()
+    };
+    workflow_and_plan(api, map, vec![]).await;
+    task_id
 }
 
-async fn launch(
-    api: &AdminApi,
-    name: &str,
-    lp: &str,
-    inputs: LiteralMap,
-    principal: &str,
-    labels: &[(&str, &str)],
-) -> Result<(), BoxError> {
-    AdminService::create_execution(
-        api,
-        tonic::Request::new(ExecutionCreateRequest {
-            project: PROJECT.into(),
-            domain: DOMAIN.into(),
-            name: name.into(),
-            spec: Some(ExecutionSpec {
-                launch_plan: Some(id(ResourceType::LaunchPlan, lp)),
-                metadata: Some(ExecutionMetadata {
-                    principal: principal.into(),
-                    ..Default::default()
-                }),
-                labels: Some(Labels {
-                    values: labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                }),
-                ..Default::default()
-            }),
-            inputs: Some(inputs),
-            org: String::new(),
-        }),
-    )
-    .await?;
-    Ok(())
+/// Starts execution `name` of launch plan `lp@v1` with `x` = 1, as `principal`.
+async fn launch_x(api: &AdminApi, name: &str, lp: &str, principal: &str, labels: &[(&str, &str)]) {
+    let inputs = literals(&[("x", int_literal(1))]);
+    let lp = v1(ResourceType::LaunchPlan, lp);
+    launch(api, &lp, name, inputs, principal, labels).await;
 }
 
 /// (a): one execution through CreateExecution, then `count - 1` copies of its row (new name,
 /// creation time, phase, principal and labels) through the store, 5,000 per transaction.
 async fn many_executions(api: &AdminApi, store: &Store, count: usize) -> Result<(), BoxError> {
-    let inputs = LiteralMap {
-        literals: [("x".to_string(), int(1))].into(),
-    };
-    launch(api, "e000000", "wide", inputs, "user0", &[("team", "t0")]).await?;
+    launch_x(api, "e000000", "wide", "user0", &[("team", "t0")]).await;
     let template = store
         .get_execution(&ExecutionKey {
             project: PROJECT.into(),
@@ -341,8 +165,8 @@ async fn many_executions(api: &AdminApi, store: &Store, count: usize) -> Result<
         closure.phase = phase as i32;
         row.created_at = start + i as i64 * 60_000_000;
         row.updated_at = row.created_at + 30_000_000;
-        closure.created_at = at(row.created_at);
-        closure.updated_at = at(row.updated_at);
+        closure.created_at = micros(row.created_at);
+        closure.updated_at = micros(row.updated_at);
         row.phase = phase.as_str_name().to_string();
         row.spec = spec.encode_to_vec();
         row.closure = closure.encode_to_vec();
@@ -358,77 +182,22 @@ async fn many_executions(api: &AdminApi, store: &Store, count: usize) -> Result<
     Ok(())
 }
 
-async fn workflow_event(
-    api: &AdminApi,
-    name: &str,
-    phase: workflow_execution::Phase,
-    t: i64,
-) -> Result<(), BoxError> {
-    AdminService::create_workflow_event(
-        api,
-        tonic::Request::new(WorkflowExecutionEventRequest {
-            request_id: String::new(),
-            event: Some(WorkflowExecutionEvent {
-                execution_id: Some(exec_id(name)),
-                producer_id: "propeller".into(),
-                phase: phase as i32,
-                occurred_at: at(t),
-                output_result: None,
-            }),
-        }),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn node_event(
-    api: &AdminApi,
-    exec: &str,
-    node: &str,
-    phase: core::node_execution::Phase,
-    t: i64,
-    is_array: bool,
-) -> Result<(), BoxError> {
-    AdminService::create_node_event(
-        api,
-        tonic::Request::new(NodeExecutionEventRequest {
-            request_id: String::new(),
-            event: Some(NodeExecutionEvent {
-                id: Some(NodeExecutionIdentifier {
-                    node_id: node.into(),
-                    execution_id: Some(exec_id(exec)),
-                }),
-                producer_id: "propeller".into(),
-                phase: phase as i32,
-                occurred_at: at(t),
-                spec_node_id: node.into(),
-                is_array,
-                ..Default::default()
-            }),
-        }),
-    )
-    .await?;
-    Ok(())
-}
-
 /// (b): the 1,000-node execution, every node RUNNING then SUCCEEDED (the last 10 running).
-async fn wide_execution(api: &AdminApi, nodes: usize) -> Result<(), BoxError> {
+async fn wide_execution(api: &AdminApi, nodes: usize) {
     use core::node_execution::Phase as N;
-    let inputs = LiteralMap {
-        literals: [("x".to_string(), int(1))].into(),
-    };
-    launch(api, "wide", "wide", inputs, "bench", &[]).await?;
+    launch_x(api, "wide", "wide", "bench", &[]).await;
     let t0 = alula_admin::store::now_micros();
-    workflow_event(api, "wide", workflow_execution::Phase::Running, t0).await?;
+    let running = workflow_event("wide", workflow_execution::Phase::Running, micros(t0));
+    post_workflow_event(api, running).await;
     for i in 0..nodes {
         let node = format!("n{i}");
         let t = t0 + i as i64 * 1_000_000;
-        node_event(api, "wide", &node, N::Running, t, false).await?;
+        post_node_event(api, node_event("wide", &node, N::Running, micros(t))).await;
         if i + 10 < nodes {
-            node_event(api, "wide", &node, N::Succeeded, t + 500_000, false).await?;
+            let done = node_event("wide", &node, N::Succeeded, micros(t + 500_000));
+            post_node_event(api, done).await;
         }
     }
-    Ok(())
 }
 
 /// The `custom_info` the engine puts on an array node's task events (see
@@ -456,21 +225,26 @@ fn element_counts(counts: &[(&str, u64)]) -> Struct {
 }
 
 /// (c): a map node over `elements` elements, running, its task event with the counts.
-async fn map_execution(api: &AdminApi, elements: usize) -> Result<(), BoxError> {
+async fn map_execution(api: &AdminApi, elements: usize) {
     let xs = Literal {
         value: Some(literal::Value::Collection(LiteralCollection {
-            literals: (0..elements as i64).map(int).collect(),
+            literals: (0..elements as i64).map(int_literal).collect(),
         })),
         ..Default::default()
     };
-    let inputs = LiteralMap {
-        literals: [("xs".to_string(), xs)].into(),
-    };
-    launch(api, "map", "map", inputs, "bench", &[]).await?;
+    let lp = v1(ResourceType::LaunchPlan, "map");
+    launch(api, &lp, "map", literals(&[("xs", xs)]), "bench", &[]).await;
     let t0 = alula_admin::store::now_micros();
-    workflow_event(api, "map", workflow_execution::Phase::Running, t0).await?;
-    let running = core::node_execution::Phase::Running;
-    node_event(api, "map", "n0", running, t0, true).await?;
+    let running = workflow_event("map", workflow_execution::Phase::Running, micros(t0));
+    post_workflow_event(api, running).await;
+    let mut running = node_event(
+        "map",
+        "n0",
+        core::node_execution::Phase::Running,
+        micros(t0),
+    );
+    running.is_array = true;
+    post_node_event(api, running).await;
     let done = elements as u64 * 6 / 10;
     let failed = elements as u64 / 10;
     let counts = [
@@ -479,32 +253,17 @@ async fn map_execution(api: &AdminApi, elements: usize) -> Result<(), BoxError> 
         ("RUNNING", elements as u64 - done - failed - 1000),
         ("QUEUED", 1000),
     ];
-    AdminService::create_task_event(
-        api,
-        tonic::Request::new(TaskExecutionEventRequest {
-            request_id: String::new(),
-            event: Some(TaskExecutionEvent {
-                task_id: Some(id(ResourceType::Task, "n0")),
-                parent_node_execution_id: Some(NodeExecutionIdentifier {
-                    node_id: "n0".into(),
-                    execution_id: Some(exec_id("map")),
-                }),
-                phase: core::task_execution::Phase::Running as i32,
-                producer_id: "propeller".into(),
-                occurred_at: at(t0),
-                metadata: Some(TaskExecutionMetadata {
-                    plugin_identifier: "container".into(),
-                    ..Default::default()
-                }),
-                task_type: "k8s-array".into(),
-                custom_info: Some(element_counts(&counts)),
-                event_version: 1,
-                ..Default::default()
-            }),
-        }),
-    )
-    .await?;
-    Ok(())
+    let task = v1(ResourceType::Task, "n0");
+    let running = core::task_execution::Phase::Running;
+    let mut event = task_event(&task, "map", "n0", 0, running, micros(t0));
+    event.metadata = Some(TaskExecutionMetadata {
+        plugin_identifier: "container".into(),
+        ..Default::default()
+    });
+    event.task_type = "k8s-array".into();
+    event.custom_info = Some(element_counts(&counts));
+    event.event_version = 1;
+    post_task_event(api, event).await;
 }
 
 fn median(mut samples: Vec<Duration>) -> f64 {
@@ -588,30 +347,25 @@ async fn main() -> Result<(), BoxError> {
     std::fs::create_dir_all(&dir)?;
     let url = format!("sqlite://{}?mode=rwc", dir.join("admin.db").display());
     let store = Store::connect(&url).await?;
-    let config = Arc::new(AdminConfig::new(
-        dir.join("storage"),
-        "http://localhost:8088".into(),
-        b"bench-key".to_vec(),
-    ));
-    let api = AdminApi::new(store.clone(), config.clone());
-    api.ensure_default_projects().await?;
+    let console = Console::over(store.clone(), dir.join("storage")).await;
+    let api = console.admin();
     let started = Instant::now();
-    register(&api, nodes).await?;
+    register(api, nodes).await;
     println!("registered in {:.1} s", started.elapsed().as_secs_f64());
     let started = Instant::now();
-    many_executions(&api, &store, executions).await?;
+    many_executions(api, &store, executions).await?;
     println!(
         "(a) {executions} executions in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    wide_execution(&api, nodes).await?;
+    wide_execution(api, nodes).await;
     println!(
         "(b) {nodes}-node execution with its events in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    map_execution(&api, elements).await?;
+    map_execution(api, elements).await;
     println!(
         "(c) map of {elements} elements in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -642,11 +396,10 @@ async fn main() -> Result<(), BoxError> {
         ),
         ("user+phase", "eq(user,user7)+eq(phase,RUNNING)", 0),
     ] {
-        let (ms, n) = time_list(&api, filters, offset, runs).await?;
+        let (ms, n) = time_list(api, filters, offset, runs).await?;
         println!("  {what:<22} {ms:8.2} ms  ({n} rows)");
     }
 
-    let router = alula_console::router(alula_console::Api::new(api.clone(), config));
     let base = format!("/console/projects/{PROJECT}/domains/{DOMAIN}/executions");
     println!("\nconsole pages, median of {runs}:");
     for (what, path) in [
@@ -664,7 +417,7 @@ async fn main() -> Result<(), BoxError> {
         ("execution, map of 100,000", format!("{base}/map")),
         ("map node elements", format!("{base}/map/nodes/n0/elements")),
     ] {
-        match time_page(&router, &path, runs).await {
+        match time_page(&console.router, &path, runs).await {
             Ok((ms, status, size)) => {
                 println!("  {what:<32} {ms:8.2} ms  HTTP {status}, {size} bytes  {path}")
             }

@@ -59,6 +59,14 @@ mod timeline;
 mod urls;
 mod values;
 
+// The test fixture is shared with the integration tests and the benchmark, which name this
+// crate `alula_console`; inside, the same path names the crate itself.
+#[cfg(test)]
+extern crate self as alula_console;
+#[cfg(test)]
+#[path = "../tests/fixture/mod.rs"]
+mod fixture;
+
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;

@@ -32,8 +32,8 @@ async fn dashboard_shows_recent_runs_and_entities() {
     let console = Console::start().await;
     let b = console.register_basics("v1", Some("0 * * * *")).await;
     console.activate(&b.launch_plan).await;
-    console.launch(&b.launch_plan, "run-a", "ann", &[]).await;
-    console.launch(&b.task, "run-b", "bob", &[]).await;
+    console.launch_as(&b.launch_plan, "run-a", "ann", &[]).await;
+    console.launch_as(&b.task, "run-b", "bob", &[]).await;
     console.report("run-b", Phase::Running).await;
     console.report("run-b", Phase::Succeeded).await;
 
@@ -90,10 +90,10 @@ async fn executions_filter_sort_and_page() {
             ("bob", &[("team", "web")])
         };
         console
-            .launch(&b.launch_plan, &format!("lp-{i}"), who, labels)
+            .launch_as(&b.launch_plan, &format!("lp-{i}"), who, labels)
             .await;
     }
-    console.launch(&b.task, "task-run", "bob", &[]).await;
+    console.launch_as(&b.task, "task-run", "bob", &[]).await;
     console.report("lp-1", Phase::Running).await;
     console.report("lp-1", Phase::Failed).await;
 
@@ -183,7 +183,7 @@ fn next_link(html: &str) -> Option<String> {
 async fn refused_filters_are_a_notice_not_an_error() {
     let console = Console::start().await;
     let b = console.register_basics("v1", None).await;
-    console.launch(&b.launch_plan, "one", "ann", &[]).await;
+    console.launch_as(&b.launch_plan, "one", "ann", &[]).await;
     let (status, html) = console.get(&format!("{EXECUTIONS}?from=yesterday")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("class=\"notice error\""), "{html}");
@@ -201,9 +201,13 @@ async fn entity_pages_show_versions_interface_and_runs() {
     let v1 = console.register_basics("v1", None).await;
     let v2 = console.register_basics("v2", Some("*/5 * * * *")).await;
     console.activate(&v2.launch_plan).await;
-    console.launch(&v1.launch_plan, "old-run", "ann", &[]).await;
-    console.launch(&v2.launch_plan, "new-run", "ann", &[]).await;
-    console.launch(&v2.task, "task-run", "ann", &[]).await;
+    console
+        .launch_as(&v1.launch_plan, "old-run", "ann", &[])
+        .await;
+    console
+        .launch_as(&v2.launch_plan, "new-run", "ann", &[])
+        .await;
+    console.launch_as(&v2.task, "task-run", "ann", &[]).await;
 
     let base = "/console/projects/flytesnacks/domains/development";
     let wf = console.page(&format!("{base}/workflows/wf")).await;
@@ -284,7 +288,7 @@ async fn names_and_descriptions_are_escaped() {
         )
         .await;
     console
-        .launch(&b.launch_plan, "run", "<b>mallory</b>", &[])
+        .launch_as(&b.launch_plan, "run", "<b>mallory</b>", &[])
         .await;
     for uri in [
         "/console/projects/flytesnacks/domains/development",

@@ -45,6 +45,7 @@ fn serve(py: Python<'_>, args: Vec<String>, ready: Option<Py<PyAny>>) -> PyResul
                 ("http", endpoints.http.to_string()),
                 ("storage_root", endpoints.storage_root.display().to_string()),
                 ("database", endpoints.database.clone()),
+                ("public_http_url", endpoints.public_http_url.clone()),
             ];
             for (k, v) in items {
                 if let Err(e) = info.set_item(k, v) {

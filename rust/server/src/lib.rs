@@ -235,6 +235,20 @@ pub struct Endpoints {
     pub http: SocketAddr,
     pub storage_root: PathBuf,
     pub database: String,
+    /// Where browsers and clients reach the HTTP port (the console, signed URLs, log links).
+    pub public_http_url: String,
+}
+
+/// The HTTP port's URL when `public_http_url` is not set: the bound address, except that a
+/// wildcard bind (`0.0.0.0`, `::`) is reached on this machine's loopback — no browser or client
+/// should be handed a link to `0.0.0.0`.
+fn default_public_http_url(bound: SocketAddr) -> String {
+    let ip = match bound.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, bound.port()))
 }
 
 /// The pod plugin (its watcher spawned) for the `kubernetes` settings.
@@ -342,7 +356,7 @@ pub async fn run(
     let mut config = AdminConfig::new(
         storage_root.clone(),
         file.public_http_url
-            .unwrap_or_else(|| format!("http://{http_bound}")),
+            .unwrap_or_else(|| default_public_http_url(http_bound)),
         signing_key,
     );
     let storage = match &file.storage_url {
@@ -372,6 +386,7 @@ pub async fn run(
         http: http_bound,
         storage_root: storage_root.clone(),
         database: format!("{:?}", store.backend()),
+        public_http_url: config.public_http_url.clone(),
     };
     tracing::info!(
         ?role,
@@ -510,6 +525,15 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcard_binds_are_reached_on_loopback() {
+        let url = |a: &str| default_public_http_url(a.parse().expect("address"));
+        assert_eq!(url("0.0.0.0:8088"), "http://127.0.0.1:8088");
+        assert_eq!(url("[::]:8088"), "http://[::1]:8088");
+        assert_eq!(url("10.1.2.3:80"), "http://10.1.2.3:80");
+        assert_eq!(url("127.0.0.1:30080"), "http://127.0.0.1:30080");
+    }
 
     #[test]
     fn kubernetes_table_parses() {

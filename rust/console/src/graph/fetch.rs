@@ -3,8 +3,8 @@
 //! execution's top level down a path of nested nodes.
 
 use alula_idl::flyteidl::admin::{
-    Execution, GetDynamicNodeWorkflowRequest, NodeExecution, NodeExecutionListRequest,
-    ObjectGetRequest, TaskExecution, TaskExecutionListRequest,
+    sort, Execution, GetDynamicNodeWorkflowRequest, NodeExecution, NodeExecutionListRequest,
+    ObjectGetRequest, Sort, TaskExecution, TaskExecutionListRequest,
 };
 use alula_idl::flyteidl::core::{
     if_else_block, node, workflow_node, BranchNode, CompiledWorkflow, CompiledWorkflowClosure,
@@ -18,6 +18,9 @@ use crate::{format, Api};
 
 /// Node executions per list call: one call holds the biggest workflows the console draws.
 const NODE_PAGE: u32 = 5_000;
+
+/// Task executions (attempts) per list call: more than any node retries.
+const ATTEMPT_PAGE: u32 = 1_000;
 
 pub fn execution_id(execution: &Execution) -> ConsoleResult<&WorkflowExecutionIdentifier> {
     execution
@@ -48,7 +51,8 @@ pub async fn workflow_closure(
     }
 }
 
-/// Every node execution of one level: the top level (`parent` empty) or a node's children.
+/// Every node execution of one level: the top level (`parent` empty) or a node's children,
+/// oldest first. The execution page, the node panel and the graph all read nodes here.
 pub async fn node_executions(
     api: &Api,
     id: &WorkflowExecutionIdentifier,
@@ -63,8 +67,12 @@ pub async fn node_executions(
                 workflow_execution_id: Some(id.clone()),
                 limit: NODE_PAGE,
                 token,
+                filters: String::new(),
+                sort_by: Some(Sort {
+                    key: "created_at".to_string(),
+                    direction: sort::Direction::Ascending as i32,
+                }),
                 unique_parent_id: parent.to_string(),
-                ..Default::default()
             }),
         )
         .await?
@@ -77,7 +85,9 @@ pub async fn node_executions(
     }
 }
 
-/// The attempts of a map node's task (the array node reports one task execution per attempt).
+/// The attempts of node `node_id`'s task, first attempt first (an array node reports one task
+/// execution per attempt too). The node panel, the node table's counts and the map node's
+/// elements all read attempts here.
 pub async fn task_executions(
     api: &Api,
     id: &WorkflowExecutionIdentifier,
@@ -90,13 +100,15 @@ pub async fn task_executions(
                 node_id: node_id.to_string(),
                 execution_id: Some(id.clone()),
             }),
-            limit: 100,
+            limit: ATTEMPT_PAGE,
             ..Default::default()
         }),
     )
     .await?
     .into_inner();
-    Ok(list.task_executions)
+    let mut attempts = list.task_executions;
+    attempts.sort_by_key(|a| a.id.as_ref().map_or(0, |id| id.retry_attempt));
+    Ok(attempts)
 }
 
 /// Fills in the element counts of the map nodes that ran: one call per map node, none for others.

@@ -12,6 +12,8 @@ mod layout;
 mod model;
 mod svg;
 
+pub(crate) use fetch::{node_executions, task_executions};
+
 use alula_idl::flyteidl::admin::{Execution, NodeExecution, WorkflowExecutionGetRequest};
 use alula_idl::flyteidl::core::WorkflowExecutionIdentifier;
 use alula_idl::flyteidl::service::admin_service_server::AdminService;

@@ -9,18 +9,21 @@
 
 use std::collections::HashMap;
 
-use alula_idl::flyteidl::admin::TaskExecutionEventRequest;
 use alula_idl::flyteidl::core::{
-    node_execution, task_execution, Identifier, NodeExecutionIdentifier, ResourceType, TaskLog,
+    node, node_execution, task_execution, workflow_node, ResourceType, TaskLog, WorkflowNode,
     WorkflowTemplate,
 };
-use alula_idl::flyteidl::event::{ExternalResourceInfo, TaskExecutionEvent, TaskExecutionMetadata};
-use alula_idl::flyteidl::service::admin_service_server::AdminService;
+use alula_idl::flyteidl::event::{
+    ExternalResourceInfo, ParentNodeExecutionMetadata, TaskExecutionMetadata,
+};
 use axum::http::StatusCode;
 
 use super::model::{self, Graph};
 use super::*;
-use crate::pages::execution_fixture::{exec_id, Fixture};
+use crate::fixture::{
+    at, bind, exec_id, int_workflow, node_event, post_node_event, post_task_event, promise,
+    task_event, v1, workflow_and_plan, Console,
+};
 
 const PHASES: [node_execution::Phase; 4] = [
     node_execution::Phase::Succeeded,
@@ -142,7 +145,7 @@ fn node_ids_and_labels_are_escaped() {
 #[tokio::test]
 async fn the_section_draws_the_registered_workflow_with_node_phases() {
     use node_execution::Phase;
-    let f = Fixture::new(3).await;
+    let f = Console::with_chain(3).await;
     f.launch("chain", "e1").await;
     f.node_event("e1", "n0", Phase::Running, 1, None).await;
     f.node_event("e1", "n0", Phase::Succeeded, 5, None).await;
@@ -195,7 +198,7 @@ async fn the_section_draws_the_registered_workflow_with_node_phases() {
 #[tokio::test]
 async fn elements_are_listed_a_hundred_a_page_and_filtered_by_phase() {
     use task_execution::Phase;
-    let f = Fixture::new(1).await;
+    let f = Console::with_chain(1).await;
     f.launch("chain", "m1").await;
     f.node_event("m1", "n0", node_execution::Phase::Running, 1, None)
         .await;
@@ -217,40 +220,14 @@ async fn elements_are_listed_a_hundred_a_page_and_filtered_by_phase() {
             ..Default::default()
         })
         .collect();
-    AdminService::create_task_event(
-        &f.api.admin,
-        tonic::Request::new(TaskExecutionEventRequest {
-            request_id: String::new(),
-            event: Some(TaskExecutionEvent {
-                task_id: Some(Identifier {
-                    resource_type: ResourceType::Task as i32,
-                    project: "flytesnacks".into(),
-                    domain: "development".into(),
-                    name: "n0".into(),
-                    version: "v1".into(),
-                    org: String::new(),
-                }),
-                parent_node_execution_id: Some(NodeExecutionIdentifier {
-                    node_id: "n0".into(),
-                    execution_id: Some(exec_id("m1")),
-                }),
-                phase: Phase::Running as i32,
-                producer_id: "propeller".into(),
-                occurred_at: Some(alula_idl::wkt::Timestamp {
-                    seconds: 1_700_000_002,
-                    nanos: 0,
-                }),
-                metadata: Some(TaskExecutionMetadata {
-                    external_resources: resources,
-                    ..Default::default()
-                }),
-                task_type: "k8s-array".into(),
-                ..Default::default()
-            }),
-        }),
-    )
-    .await
-    .unwrap();
+    let task = v1(ResourceType::Task, "n0");
+    let mut event = task_event(&task, "m1", "n0", 0, Phase::Running, at(2));
+    event.metadata = Some(TaskExecutionMetadata {
+        external_resources: resources,
+        ..Default::default()
+    });
+    event.task_type = "k8s-array".into();
+    post_task_event(f.admin(), event).await;
     let base = "/console/projects/flytesnacks/domains/development/executions/m1/nodes/n0/elements";
     let (status, page) = f.get(base).await;
     assert_eq!(status, StatusCode::OK, "{page}");
@@ -268,165 +245,55 @@ async fn elements_are_listed_a_hundred_a_page_and_filtered_by_phase() {
     assert!(last.contains("<tr data-element=\"249\""));
 }
 
-fn ident(kind: ResourceType, name: &str) -> Identifier {
-    Identifier {
-        resource_type: kind as i32,
-        project: "flytesnacks".into(),
-        domain: "development".into(),
-        name: name.into(),
-        version: "v1".into(),
-        org: String::new(),
-    }
-}
-
-fn int_vars(names: &[&str]) -> alula_idl::flyteidl::core::VariableMap {
-    use alula_idl::flyteidl::core::{literal_type, LiteralType, SimpleType, Variable};
-    alula_idl::flyteidl::core::VariableMap {
-        variables: names
-            .iter()
-            .map(|n| {
-                let var = Variable {
-                    r#type: Some(LiteralType {
-                        r#type: Some(literal_type::Type::Simple(SimpleType::Integer as i32)),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
-                (n.to_string(), var)
-            })
-            .collect(),
-    }
-}
-
-fn bind(var: &str, node: &str, from: &str) -> alula_idl::flyteidl::core::Binding {
-    use alula_idl::flyteidl::core::{binding_data, Binding, BindingData, OutputReference};
-    Binding {
-        var: var.into(),
-        binding: Some(BindingData {
-            value: Some(binding_data::Value::Promise(OutputReference {
-                node_id: node.into(),
-                var: from.into(),
-                attr_path: vec![],
-            })),
-            ..Default::default()
-        }),
-    }
-}
-
-fn int_workflow(
-    name: &str,
-    nodes: Vec<alula_idl::flyteidl::core::Node>,
-    out: (&str, &str),
-) -> WorkflowTemplate {
-    WorkflowTemplate {
-        id: Some(ident(ResourceType::Workflow, name)),
-        interface: Some(alula_idl::flyteidl::core::TypedInterface {
-            inputs: Some(int_vars(&["x"])),
-            outputs: Some(int_vars(&["out"])),
-        }),
-        nodes,
-        outputs: vec![bind("out", out.0, out.1)],
-        ..Default::default()
-    }
-}
-
 /// `outer(x)`: node `n0` runs subworkflow `inner(x)`, whose node `n0` runs task `t`.
-async fn register_nested(f: &Fixture) {
-    use alula_idl::flyteidl::admin::{
-        LaunchPlanCreateRequest, LaunchPlanSpec, WorkflowCreateRequest, WorkflowSpec,
-    };
-    use alula_idl::flyteidl::core::{node, workflow_node, WorkflowNode};
+async fn register_nested(f: &Console) {
     let mut inner_task = super::model::tests::task("n0", "t");
     if let Some(node::Target::TaskNode(t)) = &mut inner_task.target {
         t.reference = Some(
-            alula_idl::flyteidl::core::task_node::Reference::ReferenceId(ident(
+            alula_idl::flyteidl::core::task_node::Reference::ReferenceId(v1(
                 ResourceType::Task,
                 "t",
             )),
         );
     }
-    inner_task.inputs = vec![bind("a", "start-node", "x")];
-    let inner = int_workflow("inner", vec![inner_task], ("n0", "o0"));
+    inner_task.inputs = vec![bind("a", promise("start-node", "x"))];
+    let inner = int_workflow("inner", vec![inner_task], promise("n0", "o0"));
     let outer_node = alula_idl::flyteidl::core::Node {
         id: "n0".into(),
-        inputs: vec![bind("x", "start-node", "x")],
+        inputs: vec![bind("x", promise("start-node", "x"))],
         target: Some(node::Target::WorkflowNode(WorkflowNode {
-            reference: Some(workflow_node::Reference::SubWorkflowRef(ident(
+            reference: Some(workflow_node::Reference::SubWorkflowRef(v1(
                 ResourceType::Workflow,
                 "inner",
             ))),
         })),
         ..Default::default()
     };
-    let outer = int_workflow("outer", vec![outer_node], ("n0", "out"));
-    AdminService::create_workflow(
-        &f.api.admin,
-        tonic::Request::new(WorkflowCreateRequest {
-            id: outer.id.clone(),
-            spec: Some(WorkflowSpec {
-                template: Some(outer),
-                sub_workflows: vec![inner],
-                ..Default::default()
-            }),
-        }),
-    )
-    .await
-    .unwrap();
-    AdminService::create_launch_plan(
-        &f.api.admin,
-        tonic::Request::new(LaunchPlanCreateRequest {
-            id: Some(ident(ResourceType::LaunchPlan, "outer")),
-            spec: Some(LaunchPlanSpec {
-                workflow_id: Some(ident(ResourceType::Workflow, "outer")),
-                ..Default::default()
-            }),
-        }),
-    )
-    .await
-    .unwrap();
+    let outer = int_workflow("outer", vec![outer_node], promise("n0", "out"));
+    workflow_and_plan(f.admin(), outer, vec![inner]).await;
 }
 
+/// Node `node` (of spec node `spec`) of execution `exec` reaches `phase`: a child of `parent`
+/// when given, else a parent node.
 async fn nested_event(
-    f: &Fixture,
+    f: &Console,
     exec: &str,
     node: &str,
     spec: &str,
     parent: Option<&str>,
     phase: node_execution::Phase,
 ) {
-    use alula_idl::flyteidl::admin::NodeExecutionEventRequest;
-    use alula_idl::flyteidl::event::{NodeExecutionEvent, ParentNodeExecutionMetadata};
-    AdminService::create_node_event(
-        &f.api.admin,
-        tonic::Request::new(NodeExecutionEventRequest {
-            request_id: String::new(),
-            event: Some(NodeExecutionEvent {
-                id: Some(NodeExecutionIdentifier {
-                    node_id: node.into(),
-                    execution_id: Some(exec_id(exec)),
-                }),
-                producer_id: "propeller".into(),
-                phase: phase as i32,
-                occurred_at: Some(alula_idl::wkt::Timestamp {
-                    seconds: 1_700_000_010,
-                    nanos: 0,
-                }),
-                spec_node_id: spec.into(),
-                parent_node_metadata: parent
-                    .map(|p| ParentNodeExecutionMetadata { node_id: p.into() }),
-                is_parent: parent.is_none(),
-                ..Default::default()
-            }),
-        }),
-    )
-    .await
-    .unwrap();
+    let mut event = node_event(exec, node, phase, at(10));
+    event.spec_node_id = spec.into();
+    event.parent_node_metadata = parent.map(|p| ParentNodeExecutionMetadata { node_id: p.into() });
+    event.is_parent = parent.is_none();
+    post_node_event(f.admin(), event).await;
 }
 
 #[tokio::test]
 async fn a_subworkflow_expands_into_its_own_graph_with_child_phases() {
     use node_execution::Phase;
-    let f = Fixture::new(1).await;
+    let f = Console::with_chain(1).await;
     register_nested(&f).await;
     f.launch("outer", "s1").await;
     nested_event(&f, "s1", "n0", "n0", None, Phase::Running).await;

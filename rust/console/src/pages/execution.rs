@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use alula_idl::flyteidl::admin::{
-    sort, Execution, NodeExecution, NodeExecutionListRequest, Signal, SignalListRequest, Sort,
-    TaskExecutionListRequest, WorkflowExecutionGetDataRequest, WorkflowExecutionGetRequest,
+    Execution, NodeExecution, Signal, SignalListRequest, WorkflowExecutionGetDataRequest,
+    WorkflowExecutionGetRequest,
 };
 use alula_idl::flyteidl::core::{LiteralMap, NodeExecutionIdentifier, WorkflowExecutionIdentifier};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
@@ -25,9 +25,6 @@ use super::spec::Definition;
 use crate::error::ConsoleResult;
 use crate::shell::{self, Crumb, Page};
 use crate::{format, graph, timeline, urls, Api, State};
-
-/// Node executions read per call; an execution with more top-level nodes takes a few calls.
-const NODE_PAGE: u32 = 5_000;
 
 /// Up to this many top-level nodes, the table shows each node's attempt count (one call per
 /// node); bigger executions show attempts in the node panel only, so the page stays one-call.
@@ -85,8 +82,8 @@ pub(crate) struct ExecutionView {
     pub id: WorkflowExecutionIdentifier,
     pub execution: Execution,
     /// The inputs and outputs, or why they could not be read (too large, say).
-    pub inputs: Result<Option<LiteralMap>, String>,
-    pub outputs: Result<Option<LiteralMap>, String>,
+    pub inputs: Values,
+    pub outputs: Values,
     /// Top-level node executions, oldest first.
     pub nodes: Vec<NodeExecution>,
     pub definition: Definition,
@@ -109,22 +106,16 @@ impl ExecutionView {
         });
         let (data, nodes, definition, waiting) = tokio::join!(
             AdminService::get_execution_data(&api.admin, data_request),
-            list_nodes(api, &id, ""),
+            graph::node_executions(api, &id, ""),
             Definition::load(api, &execution),
             waiting_signals(api, &id),
         );
         let nodes = nodes?;
-        let (inputs, outputs) = match data {
-            Ok(data) => {
-                let data = data.into_inner();
-                (Ok(data.full_inputs), Ok(data.full_outputs))
-            }
-            Err(status) => (
-                Err(status.message().to_string()),
-                Err(status.message().to_string()),
-            ),
-        };
-        let attempts = attempt_counts(api, &nodes).await;
+        let (inputs, outputs) = values(data.map(|d| {
+            let d = d.into_inner();
+            (d.full_inputs, d.full_outputs)
+        }));
+        let attempts = attempt_counts(api, &id, &nodes).await;
         Ok(Self {
             id,
             execution,
@@ -146,34 +137,20 @@ impl ExecutionView {
     }
 }
 
-/// The node executions under `parent` (the top level when empty), oldest first, all pages.
-pub(crate) async fn list_nodes(
-    api: &Api,
-    id: &WorkflowExecutionIdentifier,
-    parent: &str,
-) -> ConsoleResult<Vec<NodeExecution>> {
-    let mut nodes = Vec::new();
-    let mut token = String::new();
-    loop {
-        let request = api.request(NodeExecutionListRequest {
-            workflow_execution_id: Some(id.clone()),
-            limit: NODE_PAGE,
-            token,
-            filters: String::new(),
-            sort_by: Some(Sort {
-                key: "created_at".to_string(),
-                direction: sort::Direction::Ascending as i32,
-            }),
-            unique_parent_id: parent.to_string(),
-        });
-        let page = AdminService::list_node_executions(&api.admin, request)
-            .await?
-            .into_inner();
-        nodes.extend(page.node_executions);
-        if page.token.is_empty() {
-            return Ok(nodes);
-        }
-        token = page.token;
+/// Inputs or outputs as a page shows them: the values, or why they could not be read.
+pub(crate) type Values = Result<Option<LiteralMap>, String>;
+
+/// A data call's inputs and outputs (an execution's or a node's) as the page shows them: when
+/// the call failed, both say why.
+pub(crate) fn values(
+    data: Result<(Option<LiteralMap>, Option<LiteralMap>), tonic::Status>,
+) -> (Values, Values) {
+    match data {
+        Ok((inputs, outputs)) => (Ok(inputs), Ok(outputs)),
+        Err(status) => (
+            Err(status.message().to_string()),
+            Err(status.message().to_string()),
+        ),
     }
 }
 
@@ -196,26 +173,23 @@ async fn waiting_signals(api: &Api, id: &WorkflowExecutionIdentifier) -> Vec<Sig
 }
 
 /// Attempts per node for small executions, read concurrently.
-async fn attempt_counts(api: &Api, nodes: &[NodeExecution]) -> HashMap<String, usize> {
+async fn attempt_counts(
+    api: &Api,
+    id: &WorkflowExecutionIdentifier,
+    nodes: &[NodeExecution],
+) -> HashMap<String, usize> {
     let shown: Vec<&NodeExecution> = nodes.iter().filter(|n| is_shown(n)).collect();
     if shown.len() > ATTEMPT_COUNT_LIMIT {
         return HashMap::new();
     }
     let mut calls = tokio::task::JoinSet::new();
     for node in shown {
-        let Some(id) = node.id.clone() else { continue };
-        let api = api.clone();
+        let (api, id, node_id) = (api.clone(), id.clone(), node_id(node).to_string());
         calls.spawn(async move {
-            let request = api.request(TaskExecutionListRequest {
-                node_execution_id: Some(id.clone()),
-                limit: 1_000,
-                ..Default::default()
-            });
-            let count = AdminService::list_task_executions(&api.admin, request)
+            let count = graph::task_executions(&api, &id, &node_id)
                 .await
-                .map(|list| list.into_inner().task_executions.len())
-                .unwrap_or(0);
-            (id.node_id, count)
+                .map_or(0, |attempts| attempts.len());
+            (node_id, count)
         });
     }
     let mut counts = HashMap::new();

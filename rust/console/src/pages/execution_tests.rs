@@ -1,5 +1,5 @@
 //! The execution page, the node panel and the actions against a real admin API over in-memory
-//! SQLite (see [`super::execution_fixture`]).
+//! SQLite (see [`crate::fixture`]).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,20 +7,18 @@
 )]
 
 use alula_idl::flyteidl::admin::{
-    self as admin, execution_closure, execution_metadata::ExecutionMode,
+    self as admin, execution_closure, execution_metadata::ExecutionMode, Signal,
 };
 use alula_idl::flyteidl::core::{
-    literal, literal_type, node_execution, primitive, scalar, task_execution, workflow_execution,
-    LiteralType, Primitive, Scalar, SignalIdentifier, SimpleType,
+    literal, node_execution, primitive, scalar, task_execution, workflow_execution, LiteralType,
+    Primitive, Scalar, SignalIdentifier, SimpleType,
 };
 use alula_idl::flyteidl::service::signal_service_server::SignalService;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use tower::ServiceExt;
 
-use super::execution_fixture::{int, int_type};
-// Other areas' tests reach the fixture by this path too.
-pub(crate) use super::execution_fixture::{exec_id, Fixture};
+use crate::fixture::{exec_id, int_literal, simple, Console};
 
 const PAGE: &str = "/console/projects/flytesnacks/domains/development/executions";
 
@@ -28,10 +26,52 @@ const PAGE: &str = "/console/projects/flytesnacks/domains/development/executions
 const TRACEBACK: &str =
     "Traceback (most recent call last):\n  File \"t.py\"\n<script>alert(1)</script>";
 
-/// `failed`: n0 failed twice (the second time for good), the execution FAILED.
-async fn failed_execution(f: &Fixture) {
+/// Execution `name` of `plan` running, its node `node` running.
+async fn running(f: &Console, plan: &str, name: &str, node: &str) {
+    f.launch(plan, name).await;
+    f.workflow_event(name, workflow_execution::Phase::Running, 1, None)
+        .await;
+    f.node_event(name, node, node_execution::Phase::Running, 2, None)
+        .await;
+}
+
+/// POSTs `body` as JSON to the console's `action`: the status and the answer.
+async fn act(f: &Console, action: &str, body: &str) -> (StatusCode, String) {
+    f.post(
+        &format!("/console/actions/{action}"),
+        "application/json",
+        body,
+    )
+    .await
+}
+
+/// A successful action's answer, as JSON.
+fn answer_json(answer: &str) -> serde_json::Value {
+    serde_json::from_str(answer).unwrap()
+}
+
+/// The signals of execution `name`.
+async fn signals(f: &Console, name: &str) -> Vec<Signal> {
+    SignalService::list_signals(
+        &f.api.admin,
+        tonic::Request::new(admin::SignalListRequest {
+            workflow_execution_id: Some(exec_id(name)),
+            limit: 10,
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap()
+    .into_inner()
+    .signals
+}
+
+/// A fixture with two-node `chain` and its execution `failed`: n0 failed twice (the second
+/// time for good), the execution FAILED.
+async fn failed_execution() -> Console {
     use node_execution::Phase as N;
     use task_execution::Phase as T;
+    let f = Console::with_chain(2).await;
     f.launch("chain", "failed").await;
     f.workflow_event("failed", workflow_execution::Phase::Running, 1, None)
         .await;
@@ -51,14 +91,13 @@ async fn failed_execution(f: &Fixture) {
         Some(TRACEBACK),
     )
     .await;
+    f
 }
 
 #[tokio::test]
 async fn a_failed_execution_shows_its_header_nodes_and_escaped_traceback() {
-    let f = Fixture::new(2).await;
-    failed_execution(&f).await;
-    let (status, html) = f.get(&format!("{PAGE}/failed")).await;
-    assert_eq!(status, StatusCode::OK, "{html}");
+    let f = failed_execution().await;
+    let html = f.page(&format!("{PAGE}/failed")).await;
     assert!(html.contains(r#"id="execution-header""#), "{html}");
     assert!(html.contains(r#"<span class="phase" data-phase="FAILED">"#));
     assert!(html.contains("ada@example.com"), "the principal is shown");
@@ -88,10 +127,8 @@ async fn a_failed_execution_shows_its_header_nodes_and_escaped_traceback() {
 
 #[tokio::test]
 async fn the_node_panel_lists_attempts_with_errors_and_log_links() {
-    let f = Fixture::new(2).await;
-    failed_execution(&f).await;
-    let (status, html) = f.get(&format!("{PAGE}/failed?node=n0")).await;
-    assert_eq!(status, StatusCode::OK, "{html}");
+    let f = failed_execution().await;
+    let html = f.page(&format!("{PAGE}/failed?node=n0")).await;
     assert!(html.contains(r#"id="node-detail""#), "{html}");
     assert!(html.contains(r#"data-node-id="n0" data-phase="FAILED" aria-labelledby"#));
     assert!(
@@ -142,12 +179,8 @@ async fn the_node_panel_lists_attempts_with_errors_and_log_links() {
 
 #[tokio::test]
 async fn a_running_execution_is_live_and_terminate_records_the_cause() {
-    let f = Fixture::new(2).await;
-    f.launch("chain", "running").await;
-    f.workflow_event("running", workflow_execution::Phase::Running, 1, None)
-        .await;
-    f.node_event("running", "n0", node_execution::Phase::Running, 2, None)
-        .await;
+    let f = Console::with_chain(2).await;
+    running(&f, "chain", "running", "n0").await;
     let (status, html) = f.get(&format!("{PAGE}/running?node=n0")).await;
     assert_eq!(status, StatusCode::OK);
     for part in ["header", "values", "graph", "timeline", "nodes"] {
@@ -179,11 +212,9 @@ async fn a_running_execution_is_live_and_terminate_records_the_cause() {
     assert_eq!(phase, workflow_execution::Phase::Running as i32);
 
     let body = r#"{"project":"flytesnacks","domain":"development","name":"running","cause":"wrong <b>inputs</b>"}"#;
-    let (status, answer) = f
-        .post("/console/actions/terminate", "application/json", body)
-        .await;
+    let (status, answer) = act(&f, "terminate", body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let answer = answer_json(&answer);
     assert_eq!(answer["url"], format!("{PAGE}/running"));
     let closure = f.execution("running").await.closure.unwrap();
     assert_eq!(closure.phase, workflow_execution::Phase::Aborting as i32);
@@ -198,37 +229,26 @@ async fn a_running_execution_is_live_and_terminate_records_the_cause() {
     assert!(html.contains(r#"data-phase="ABORTING""#));
 
     // Terminating twice is the API's FAILED_PRECONDITION, in the gateway's shape.
-    let (status, answer) = f
-        .post("/console/actions/terminate", "application/json", body)
-        .await;
+    let (status, answer) = act(&f, "terminate", body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let answer = answer_json(&answer);
     assert_eq!(answer["code"], tonic::Code::FailedPrecondition as i32);
     assert!(answer["message"].as_str().unwrap().contains("already"));
-    let (status, _) = f
-        .post("/console/actions/terminate", "application/json", "{")
-        .await;
+    let (status, _) = act(&f, "terminate", "{").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn relaunch_and_recover_answer_the_new_execution_page() {
-    let f = Fixture::new(2).await;
-    failed_execution(&f).await;
+    let f = failed_execution().await;
     let body = r#"{"project":"flytesnacks","domain":"development","name":"failed"}"#;
     for (action, mode) in [
         ("relaunch", ExecutionMode::Relaunch),
         ("recover", ExecutionMode::Recovered),
     ] {
-        let (status, answer) = f
-            .post(
-                &format!("/console/actions/{action}"),
-                "application/json",
-                body,
-            )
-            .await;
+        let (status, answer) = act(&f, action, body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
-        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        let answer = answer_json(&answer);
         let url = answer["url"].as_str().unwrap();
         let name = url.strip_prefix(&format!("{PAGE}/")).unwrap();
         assert_ne!(name, "failed");
@@ -243,19 +263,14 @@ async fn relaunch_and_recover_answer_the_new_execution_page() {
         );
     }
     let missing = r#"{"project":"flytesnacks","domain":"development","name":"nope"}"#;
-    let (status, answer) = f
-        .post("/console/actions/relaunch", "application/json", missing)
-        .await;
+    let (status, answer) = act(&f, "relaunch", missing).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
 }
 
 #[tokio::test]
 async fn a_waiting_gate_is_approved_from_its_panel() {
-    let f = Fixture::new(1).await;
-    let boolean = LiteralType {
-        r#type: Some(literal_type::Type::Simple(SimpleType::Boolean as i32)),
-        ..Default::default()
-    };
+    let f = Console::with_chain(1).await;
+    let boolean = simple(SimpleType::Boolean);
     waiting_gate(&f, "gated", "gated", "g0", "ok-to-go", boolean).await;
     let (status, html) = f.get(&format!("{PAGE}/gated?node=g0")).await;
     assert_eq!(status, StatusCode::OK);
@@ -268,27 +283,14 @@ async fn a_waiting_gate_is_approved_from_its_panel() {
     );
 
     let body = r#"{"project":"flytesnacks","domain":"development","name":"gated","signal_id":"ok-to-go","node":"g0"}"#;
-    let (status, answer) = f
-        .post("/console/actions/approve", "application/json", body)
-        .await;
+    let (status, answer) = act(&f, "approve", body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let answer = answer_json(&answer);
     assert_eq!(answer["url"], format!("{PAGE}/gated?node=g0"));
-    let signals = SignalService::list_signals(
-        &f.api.admin,
-        tonic::Request::new(admin::SignalListRequest {
-            workflow_execution_id: Some(exec_id("gated")),
-            limit: 10,
-            ..Default::default()
-        }),
-    )
-    .await
-    .unwrap()
-    .into_inner()
-    .signals;
+    let signals = signals(&f, "gated").await;
     let value = signals[0].value.clone().unwrap();
     assert_eq!(value, {
-        let mut l = int(0);
+        let mut l = int_literal(0);
         l.value = Some(literal::Value::Scalar(Box::new(Scalar {
             value: Some(scalar::Value::Primitive(Primitive {
                 value: Some(primitive::Value::Boolean(true)),
@@ -302,26 +304,20 @@ async fn a_waiting_gate_is_approved_from_its_panel() {
         "answered gates have no buttons"
     );
     // A second answer is the API's refusal, not a success.
-    let (status, _) = f
-        .post("/console/actions/reject", "application/json", body)
-        .await;
+    let (status, _) = act(&f, "reject", body).await;
     assert!(status.is_client_error(), "{status}");
 }
 
 /// Execution `name` of `plan` running, its gate node `node` waiting on `signal_id` of `ty`.
 async fn waiting_gate(
-    f: &Fixture,
+    f: &Console,
     plan: &str,
     name: &str,
     node: &str,
     signal_id: &str,
     ty: LiteralType,
 ) {
-    f.launch(plan, name).await;
-    f.workflow_event(name, workflow_execution::Phase::Running, 1, None)
-        .await;
-    f.node_event(name, node, node_execution::Phase::Running, 2, None)
-        .await;
+    running(f, plan, name, node).await;
     SignalService::get_or_create_signal(
         &f.api.admin,
         tonic::Request::new(admin::SignalGetOrCreateRequest {
@@ -338,8 +334,9 @@ async fn waiting_gate(
 
 #[tokio::test]
 async fn a_typed_signal_is_set_from_its_form() {
-    let f = Fixture::new(1).await;
-    waiting_gate(&f, "asks", "asks", "s0", "how-many", int_type()).await;
+    let f = Console::with_chain(1).await;
+    let int = simple(SimpleType::Integer);
+    waiting_gate(&f, "asks", "asks", "s0", "how-many", int).await;
     let (status, html) = f.get(&format!("{PAGE}/asks?node=s0")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains(r#"data-signal-form="""#), "{html}");
@@ -355,37 +352,18 @@ async fn a_typed_signal_is_set_from_its_form() {
             r#"{{"project":"flytesnacks","domain":"development","name":"asks","signal_id":"how-many","node":"s0","value":{value}}}"#
         )
     };
-    let (status, answer) = f
-        .post(
-            "/console/actions/signal",
-            "application/json",
-            &body(r#""seven""#),
-        )
-        .await;
+    let (status, answer) = act(&f, "signal", &body(r#""seven""#)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(answer.contains("how-many"), "{answer}");
-    let (status, answer) = f
-        .post("/console/actions/signal", "application/json", &body("7"))
-        .await;
+    let (status, answer) = act(&f, "signal", &body("7")).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let signals = SignalService::list_signals(
-        &f.api.admin,
-        tonic::Request::new(admin::SignalListRequest {
-            workflow_execution_id: Some(exec_id("asks")),
-            limit: 10,
-            ..Default::default()
-        }),
-    )
-    .await
-    .unwrap()
-    .into_inner()
-    .signals;
-    assert_eq!(signals[0].value, Some(int(7)));
+    let signals = signals(&f, "asks").await;
+    assert_eq!(signals[0].value, Some(int_literal(7)));
 }
 
 #[tokio::test]
 async fn an_unknown_execution_is_not_found() {
-    let f = Fixture::new(1).await;
+    let f = Console::with_chain(1).await;
     let (status, html) = f.get(&format!("{PAGE}/nope")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("nope"));
@@ -394,7 +372,7 @@ async fn an_unknown_execution_is_not_found() {
 /// The page of a 1,000-node execution: printed, and held to the issue's budget in release.
 #[tokio::test]
 async fn a_thousand_node_page_renders_in_budget() {
-    let f = Fixture::new(1_000).await;
+    let f = Console::with_chain(1_000).await;
     f.launch("chain", "big").await;
     f.workflow_event("big", workflow_execution::Phase::Running, 1, None)
         .await;

@@ -5,11 +5,9 @@ mod entities;
 mod entity;
 mod execution;
 mod execution_filters;
-#[cfg(test)]
-pub(crate) mod execution_fixture;
 mod execution_header;
 #[cfg(test)]
-pub(crate) mod execution_tests;
+mod execution_tests;
 mod executions;
 mod gate;
 mod launch;

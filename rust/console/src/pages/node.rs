@@ -5,10 +5,10 @@
 
 use alula_idl::flyteidl::admin::{
     node_execution_closure, task_execution_closure, Execution, NodeExecution,
-    NodeExecutionGetDataRequest, NodeExecutionGetRequest, TaskExecution, TaskExecutionListRequest,
+    NodeExecutionGetDataRequest, NodeExecutionGetRequest, TaskExecution,
 };
 use alula_idl::flyteidl::core::{
-    node_execution, task_execution, LiteralMap, NodeExecutionIdentifier, TaskLog, TypedInterface,
+    node_execution, task_execution, NodeExecutionIdentifier, TaskLog, TypedInterface,
     WorkflowExecutionIdentifier,
 };
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
@@ -20,13 +20,13 @@ use axum::Router;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::execution::{list_nodes, node_id};
+use super::execution::{node_id, values, Values};
 use super::execution_header::{error_block, value_list};
 use super::gate;
 use super::node_table::cache_badge;
 use super::spec::{task_interface, Definition, NodeInfo};
 use crate::error::ConsoleResult;
-use crate::{format, logs, shell, urls, Api, State};
+use crate::{format, graph, logs, shell, urls, Api, State};
 
 pub(crate) fn routes() -> Router<State> {
     Router::new().route(
@@ -112,27 +112,23 @@ pub async fn panel(
         .is_some_and(|m| m.is_parent_node || m.is_dynamic);
     let (data, attempts, definition, children) = tokio::join!(
         AdminService::get_node_execution_data(&api.admin, data_request),
-        list_attempts(api, &node_exec_id),
+        graph::task_executions(api, &exec_id, node),
         Definition::load(api, execution),
         async {
             if is_parent {
-                list_nodes(api, &exec_id, node).await.unwrap_or_default()
+                graph::node_executions(api, &exec_id, node)
+                    .await
+                    .unwrap_or_default()
             } else {
                 Vec::new()
             }
         },
     );
     let attempts = attempts?;
-    let (inputs, outputs) = match data {
-        Ok(data) => {
-            let data = data.into_inner();
-            (Ok(data.full_inputs), Ok(data.full_outputs))
-        }
-        Err(status) => (
-            Err(status.message().to_string()),
-            Err(status.message().to_string()),
-        ),
-    };
+    let (inputs, outputs) = values(data.map(|d| {
+        let d = d.into_inner();
+        (d.full_inputs, d.full_outputs)
+    }));
     // The task's interface types the values; the latest attempt names the task.
     let interface = match attempts
         .last()
@@ -195,23 +191,6 @@ pub async fn panel(
     })
 }
 
-async fn list_attempts(
-    api: &Api,
-    node: &NodeExecutionIdentifier,
-) -> ConsoleResult<Vec<TaskExecution>> {
-    let request = api.request(TaskExecutionListRequest {
-        node_execution_id: Some(node.clone()),
-        limit: 1_000,
-        ..Default::default()
-    });
-    let mut attempts = AdminService::list_task_executions(&api.admin, request)
-        .await?
-        .into_inner()
-        .task_executions;
-    attempts.sort_by_key(retry_of);
-    Ok(attempts)
-}
-
 fn retry_of(attempt: &TaskExecution) -> u32 {
     attempt.id.as_ref().map_or(0, |id| id.retry_attempt)
 }
@@ -251,8 +230,8 @@ struct PanelContent<'a> {
     children: &'a [NodeExecution],
     gate: Markup,
     interface: Option<&'a TypedInterface>,
-    inputs: &'a Result<Option<LiteralMap>, String>,
-    outputs: &'a Result<Option<LiteralMap>, String>,
+    inputs: &'a Values,
+    outputs: &'a Values,
 }
 
 impl PanelContent<'_> {

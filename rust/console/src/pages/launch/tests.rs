@@ -7,43 +7,25 @@
 )]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use alula_admin::{AdminApi, AdminConfig, Store};
 use alula_core::types::simple;
 use alula_idl::flyteidl::admin::{
-    LaunchPlanCreateRequest, LaunchPlanSpec, ResourceListRequest, TaskCreateRequest, TaskSpec,
-    WorkflowCreateRequest, WorkflowExecutionGetDataRequest, WorkflowSpec,
+    LaunchPlanSpec, ResourceListRequest, WorkflowExecutionGetDataRequest,
 };
 use alula_idl::flyteidl::core::{
-    binding_data, blob_type::BlobDimensionality, literal_type::Type, node, parameter, task_node,
-    task_template, Binding, BindingData, BlobType, Container, EnumType, Identifier, Literal,
-    LiteralMap, LiteralType, Node, OutputReference, Parameter, ParameterMap, ResourceType,
-    SimpleType, TaskNode, TaskTemplate, TypeAnnotation, TypedInterface, Variable, VariableMap,
-    WorkflowExecutionIdentifier, WorkflowTemplate,
+    blob_type::BlobDimensionality, literal_type::Type, parameter, BlobType, EnumType, Literal,
+    LiteralMap, LiteralType, Parameter, ParameterMap, ResourceType, SimpleType, TypeAnnotation,
+    TypedInterface, Variable, VariableMap, WorkflowExecutionIdentifier, WorkflowTemplate,
 };
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
+use crate::fixture::{
+    bind, create_launch_plan, create_task, create_workflow, id, int_task, promise, task_node, vars,
+    Console, DOMAIN, PROJECT,
+};
 use crate::forms::literal_from_json;
-use crate::Api;
-
-const PROJECT: &str = "flytesnacks";
-const DOMAIN: &str = "development";
-
-fn id(kind: ResourceType, name: &str, version: &str) -> Identifier {
-    Identifier {
-        resource_type: kind as i32,
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        name: name.into(),
-        version: version.into(),
-        org: String::new(),
-    }
-}
 
 fn var(ty: LiteralType) -> Variable {
     Variable {
@@ -114,97 +96,33 @@ fn literal(value: &Value, ty: &LiteralType) -> Literal {
 /// An admin API with task `t`, workflow `wf` (the inputs above plus `tag: str`, one node
 /// using `n`), its default launch plan `wf` (with those defaults and `tag` fixed) and a second
 /// launch plan `wf-nightly`.
-async fn setup() -> Api {
-    let store = Store::connect("sqlite::memory:").await.unwrap();
-    let storage = std::env::temp_dir().join(format!("alula-console-launch-{}", std::process::id()));
-    let config = Arc::new(AdminConfig::new(
-        storage,
-        "http://127.0.0.1:8088".into(),
-        b"test-key".to_vec(),
-    ));
-    let admin = AdminApi::new(store, config.clone());
-    admin.ensure_default_projects().await.unwrap();
-    let api = Api::new(admin, config);
-
-    let int_vars = |name: &str| VariableMap {
-        variables: BTreeMap::from([(name.to_string(), var(simple(SimpleType::Integer)))]),
-    };
-    let task_id = id(ResourceType::Task, "t", "v1");
-    let task = TaskTemplate {
-        id: Some(task_id.clone()),
-        r#type: "python-task".into(),
-        interface: Some(TypedInterface {
-            inputs: Some(int_vars("a")),
-            outputs: Some(int_vars("o0")),
-        }),
-        target: Some(task_template::Target::Container(Container {
-            image: "img".into(),
-            args: vec!["pyflyte-execute".into()],
-            ..Default::default()
-        })),
-        ..Default::default()
-    };
-    let request = TaskCreateRequest {
-        id: Some(task_id.clone()),
-        spec: Some(TaskSpec {
-            template: Some(task),
-            description: None,
-        }),
-    };
-    AdminService::create_task(&api.admin, api.request(request))
-        .await
-        .unwrap();
+async fn setup() -> Console {
+    let console = Console::start().await;
+    let admin = console.admin();
+    let task_id = create_task(admin, int_task("t", "v1", "img")).await;
 
     let mut workflow_inputs: BTreeMap<String, Variable> = inputs()
         .into_iter()
         .map(|(name, ty, _)| (name.to_string(), var(ty)))
         .collect();
     workflow_inputs.insert("tag".into(), var(simple(SimpleType::String)));
-    let promise = |node_id: &str, var: &str| BindingData {
-        value: Some(binding_data::Value::Promise(OutputReference {
-            node_id: node_id.into(),
-            var: var.into(),
-            attr_path: vec![],
-        })),
-        ..Default::default()
-    };
-    let wf_id = id(ResourceType::Workflow, "wf", "v1");
     let workflow = WorkflowTemplate {
-        id: Some(wf_id.clone()),
+        id: Some(id(ResourceType::Workflow, "wf", "v1")),
         interface: Some(TypedInterface {
             inputs: Some(VariableMap {
                 variables: workflow_inputs,
             }),
-            outputs: Some(int_vars("out")),
+            outputs: Some(vars(&[("out", SimpleType::Integer)])),
         }),
-        nodes: vec![Node {
-            id: "n0".into(),
-            inputs: vec![Binding {
-                var: "a".into(),
-                binding: Some(promise("start-node", "n")),
-            }],
-            target: Some(node::Target::TaskNode(TaskNode {
-                reference: Some(task_node::Reference::ReferenceId(task_id)),
-                ..Default::default()
-            })),
-            ..Default::default()
-        }],
-        outputs: vec![Binding {
-            var: "out".into(),
-            binding: Some(promise("n0", "o0")),
-        }],
+        nodes: vec![task_node(
+            "n0",
+            &task_id,
+            vec![bind("a", promise("start-node", "n"))],
+        )],
+        outputs: vec![bind("out", promise("n0", "o0"))],
         ..Default::default()
     };
-    let request = WorkflowCreateRequest {
-        id: Some(wf_id.clone()),
-        spec: Some(WorkflowSpec {
-            template: Some(workflow),
-            ..Default::default()
-        }),
-    };
-    AdminService::create_workflow(&api.admin, api.request(request))
-        .await
-        .unwrap();
+    let wf_id = create_workflow(admin, workflow, vec![]).await;
 
     let parameters: BTreeMap<String, Parameter> = inputs()
         .into_iter()
@@ -235,41 +153,21 @@ async fn setup() -> Api {
             }),
             ..Default::default()
         };
-        let request = LaunchPlanCreateRequest {
-            id: Some(id(ResourceType::LaunchPlan, name, version)),
-            spec: Some(spec),
-        };
-        AdminService::create_launch_plan(&api.admin, api.request(request))
-            .await
-            .unwrap();
+        create_launch_plan(admin, id(ResourceType::LaunchPlan, name, version), spec).await;
     }
-    api
+    console
 }
 
-async fn get(api: &Api, uri: &str) -> (StatusCode, String) {
-    let request = Request::get(uri).body(Body::empty()).unwrap();
-    let response = crate::router(api.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+/// POSTs `body` to the launch action as `content_type`: the status and the answer as JSON
+/// (null when it is not JSON).
+async fn post(console: &Console, content_type: &str, body: &Value) -> (StatusCode, Value) {
+    let (status, answer) = console
+        .post("/console/actions/launch", content_type, &body.to_string())
+        .await;
+    (status, serde_json::from_str(&answer).unwrap_or(Value::Null))
 }
 
-async fn post(api: &Api, content_type: &str, body: &Value) -> (StatusCode, Value) {
-    let request = Request::post("/console/actions/launch")
-        .header("content-type", content_type)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = crate::router(api.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-async fn execution_count(api: &Api) -> usize {
+async fn execution_count(console: &Console) -> usize {
     let request = ResourceListRequest {
         id: Some(alula_idl::flyteidl::admin::NamedEntityIdentifier {
             project: PROJECT.into(),
@@ -279,7 +177,7 @@ async fn execution_count(api: &Api) -> usize {
         limit: 100,
         ..Default::default()
     };
-    AdminService::list_executions(&api.admin, api.request(request))
+    AdminService::list_executions(console.admin(), tonic::Request::new(request))
         .await
         .unwrap()
         .into_inner()
@@ -302,12 +200,10 @@ fn good_inputs() -> Value {
 
 #[tokio::test]
 async fn the_form_has_a_labelled_field_of_the_right_kind_per_input_with_its_default() {
-    let api = setup().await;
-    let (status, html) = get(
-        &api,
-        "/console/projects/flytesnacks/domains/development/launchPlans/wf/launch",
-    )
-    .await;
+    let console = setup().await;
+    let (status, html) = console
+        .get("/console/projects/flytesnacks/domains/development/launchPlans/wf/launch")
+        .await;
     assert_eq!(status, StatusCode::OK, "{html}");
     for (name, kind) in [
         ("n", "integer"),
@@ -352,14 +248,14 @@ async fn the_form_has_a_labelled_field_of_the_right_kind_per_input_with_its_defa
 
 #[tokio::test]
 async fn good_values_create_an_execution_with_the_expected_literals() {
-    let api = setup().await;
+    let console = setup().await;
     let body = json!({
         "launch_plan": {"project": PROJECT, "domain": DOMAIN, "name": "wf"},
         "inputs": good_inputs(),
         "name": "from-the-form",
         "labels": {"team": "ml"},
     });
-    let (status, answer) = post(&api, "application/json", &body).await;
+    let (status, answer) = post(&console, "application/json", &body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(
         answer["url"],
@@ -373,7 +269,7 @@ async fn good_values_create_an_execution_with_the_expected_literals() {
             org: String::new(),
         }),
     };
-    let data = AdminService::get_execution_data(&api.admin, api.request(request))
+    let data = AdminService::get_execution_data(console.admin(), tonic::Request::new(request))
         .await
         .unwrap()
         .into_inner();
@@ -393,19 +289,19 @@ async fn good_values_create_an_execution_with_the_expected_literals() {
 
 #[tokio::test]
 async fn defaults_fill_what_the_form_leaves_out() {
-    let api = setup().await;
+    let console = setup().await;
     let body = json!({
         "launch_plan": {"project": PROJECT, "domain": DOMAIN, "name": "wf", "version": "v1"},
         "inputs": {"cfg": {"depth": 1}, "data": "s3://b/d.csv"},
     });
-    let (status, answer) = post(&api, "application/json", &body).await;
+    let (status, answer) = post(&console, "application/json", &body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(execution_count(&api).await, 1);
+    assert_eq!(execution_count(&console).await, 1);
 }
 
 #[tokio::test]
 async fn a_bad_value_is_refused_naming_the_input_and_nothing_is_created() {
-    let api = setup().await;
+    let console = setup().await;
     let mut inputs = good_inputs();
     inputs["xs"] = json!([1, "two", 3]);
     inputs["colour"] = json!("blue");
@@ -413,7 +309,7 @@ async fn a_bad_value_is_refused_naming_the_input_and_nothing_is_created() {
         "launch_plan": {"project": PROJECT, "domain": DOMAIN, "name": "wf"},
         "inputs": inputs,
     });
-    let (status, answer) = post(&api, "application/json", &body).await;
+    let (status, answer) = post(&console, "application/json", &body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["code"], 3);
     let message = answer["message"].as_str().unwrap();
@@ -432,17 +328,17 @@ async fn a_bad_value_is_refused_naming_the_input_and_nothing_is_created() {
         .map(|e| e["input"].as_str().unwrap())
         .collect();
     assert_eq!(named, ["colour", "xs"]);
-    assert_eq!(execution_count(&api).await, 0);
+    assert_eq!(execution_count(&console).await, 0);
 }
 
 #[tokio::test]
 async fn missing_required_unknown_and_fixed_inputs_are_refused() {
-    let api = setup().await;
+    let console = setup().await;
     let body = json!({
         "launch_plan": {"project": PROJECT, "domain": DOMAIN, "name": "wf"},
         "inputs": {"data": "s3://b/d.csv", "nope": 1, "tag": "mine"},
     });
-    let (status, answer) = post(&api, "application/json", &body).await;
+    let (status, answer) = post(&console, "application/json", &body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     let message = answer["message"].as_str().unwrap();
     assert!(message.contains("inputs.cfg: required"), "{message}");
@@ -451,18 +347,18 @@ async fn missing_required_unknown_and_fixed_inputs_are_refused() {
         message.contains("inputs.tag: fixed by the launch plan"),
         "{message}"
     );
-    assert_eq!(execution_count(&api).await, 0);
+    assert_eq!(execution_count(&console).await, 0);
 }
 
 #[tokio::test]
 async fn the_api_refusal_is_passed_on() {
-    let api = setup().await;
+    let console = setup().await;
     let body = json!({
         "launch_plan": {"project": PROJECT, "domain": DOMAIN, "name": "wf"},
         "inputs": good_inputs(),
         "name": "Not A Valid Name",
     });
-    let (status, answer) = post(&api, "application/json", &body).await;
+    let (status, answer) = post(&console, "application/json", &body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(
         answer["message"]
@@ -472,28 +368,30 @@ async fn the_api_refusal_is_passed_on() {
         "{answer}"
     );
     let body = json!({"launch_plan": {"project": PROJECT, "domain": DOMAIN, "name": "absent"}});
-    let (status, answer) = post(&api, "application/json", &body).await;
+    let (status, answer) = post(&console, "application/json", &body).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
-    assert_eq!(execution_count(&api).await, 0);
+    assert_eq!(execution_count(&console).await, 0);
 }
 
 #[tokio::test]
 async fn a_text_plain_post_is_refused_before_anything_runs() {
-    let api = setup().await;
+    let console = setup().await;
     let body = json!({
         "launch_plan": {"project": PROJECT, "domain": DOMAIN, "name": "wf"},
         "inputs": good_inputs(),
     });
-    let (status, answer) = post(&api, "text/plain;charset=UTF-8", &body).await;
+    let (status, answer) = post(&console, "text/plain;charset=UTF-8", &body).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
     assert_eq!(answer["code"], 3);
-    assert_eq!(execution_count(&api).await, 0);
+    assert_eq!(execution_count(&console).await, 0);
 }
 
 #[tokio::test]
 async fn a_workflow_offers_its_launch_plans_default_first() {
-    let api = setup().await;
-    let (status, html) = get(&api, &super::workflow_launch_url(PROJECT, DOMAIN, "wf")).await;
+    let console = setup().await;
+    let (status, html) = console
+        .get(&super::workflow_launch_url(PROJECT, DOMAIN, "wf"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{html}");
     let default = html.find(r#"data-launch-plan="wf""#).unwrap();
     let nightly = html.find(r#"data-launch-plan="wf-nightly""#).unwrap();
@@ -501,10 +399,8 @@ async fn a_workflow_offers_its_launch_plans_default_first() {
     assert!(html.contains(
         r#"href="/console/projects/flytesnacks/domains/development/launchPlans/wf-nightly/launch""#
     ));
-    let (status, _) = get(
-        &api,
-        "/console/projects/flytesnacks/domains/development/launchPlans/absent/launch",
-    )
-    .await;
+    let (status, _) = console
+        .get("/console/projects/flytesnacks/domains/development/launchPlans/absent/launch")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
