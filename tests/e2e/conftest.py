@@ -10,8 +10,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,3 +189,18 @@ def chromium() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def browser_page(
+    browser: Any, *, width: int = 1280, height: int = 800, timeout_ms: int | None = None
+) -> Iterator[Any]:
+    """A page in a fresh context of `browser` (the `chromium` fixture's), closed afterwards;
+    `timeout_ms` sets the context's default wait. Typed `Any` for the same reason as above."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    if timeout_ms is not None:
+        context.set_default_timeout(timeout_ms)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

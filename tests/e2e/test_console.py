@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunningServer, start_server
+from conftest import RunningServer, browser_page, start_server
 from playwright.sync_api import Browser, Page, expect
 
 from alula.remote import Execution, Registration, Remote
@@ -146,12 +146,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
 @pytest.fixture
 def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    with browser_page(chromium, timeout_ms=UI_TIMEOUT_MS) as page:
+        yield page
 
 
 def open_page(page: Page, url: str) -> None:

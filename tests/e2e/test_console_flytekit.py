@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import _free_port, _wait_for_port
+from conftest import _free_port, _wait_for_port, browser_page
 from flytekit.configuration import Config
 from flytekit.models.core.identifier import Identifier, ResourceType
 from flytekit.remote import FlyteRemote
@@ -130,14 +130,10 @@ def _printed_execution_link(
 @contextmanager
 def _page_at(chromium: Browser, url: str) -> Iterator[Page]:
     """A fresh browser context's page opened at `url` (which must answer 200)."""
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = context.new_page()
+    with browser_page(chromium) as page:
         response = page.goto(url)
         assert response is not None and response.status == 200
         yield page
-    finally:
-        context.close()
 
 
 def test_the_link_pyflyte_prints_opens_the_execution(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AlulaServer
+from conftest import AlulaServer, browser_page
 from playwright.sync_api import Browser, Page, expect
 
 from alula.remote import Registration, Remote
@@ -40,12 +40,8 @@ def file_registration(alula_server: AlulaServer) -> Registration:
 
 @pytest.fixture
 def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(20_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    with browser_page(chromium, height=900, timeout_ms=20_000) as page:
+        yield page
 
 
 def executions(server: AlulaServer) -> list[Any]:

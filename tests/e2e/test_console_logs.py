@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import RunningServer, start_server
+from conftest import RunningServer, browser_page, start_server
 from playwright.sync_api import Browser, Page, expect
 
 from alula.remote import Remote
@@ -32,10 +32,8 @@ def test_a_running_tasks_log_is_followed(server: RunningServer, chromium: Browse
     run = remote.execute("ticker", {"seconds": 12})
     base = f"http://127.0.0.1:{server.server.http_port}"
     url = f"{base}/console/projects/{PROJECT}/domains/{DOMAIN}/executions/{run.name}?node=n0"
-    context = chromium.new_context()
-    context.set_default_timeout(20_000)
-    page: Page = context.new_page()
-    try:
+    page: Page
+    with browser_page(chromium, timeout_ms=20_000) as page:
         page.goto(url)
         panel = page.locator('section#node-detail[data-node-id="n0"]')
         logs = panel.locator('pre.logs[data-stream="stdout"]')
@@ -51,5 +49,3 @@ def test_a_running_tasks_log_is_followed(server: RunningServer, chromium: Browse
         # The stderr stream is shown apart, and the combined one is hidden for a process.
         expect(panel.locator('figure.log[data-stream="output"]')).to_be_hidden()
         expect(panel.locator('pre.logs[data-stream="stderr"]')).to_be_attached()
-    finally:
-        context.close()

@@ -110,6 +110,18 @@ pub trait LiveLogs: Send + Sync + 'static {
         id: &'a AttemptLogId,
         stream: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>>;
+
+    /// [`LiveLogs::logs`] from byte `offset` on (what a page following the log has not seen).
+    /// By default the log is read from its start and its first bytes dropped (a pod's log API
+    /// counts lines and seconds, not bytes); a source that can seek (a file) overrides this.
+    fn logs_from<'a>(
+        &'a self,
+        id: &'a AttemptLogId,
+        stream: &'a str,
+        offset: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>> {
+        Box::pin(async move { Ok(self.logs(id, stream).await?.map(|body| skip(body, offset))) })
+    }
 }
 
 /// Several live sources asked in turn (a deployment's pods, then its local processes): the
@@ -123,10 +135,19 @@ impl LiveLogs for FirstLiveLogs {
         id: &'a AttemptLogId,
         stream: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>> {
+        self.logs_from(id, stream, 0)
+    }
+
+    fn logs_from<'a>(
+        &'a self,
+        id: &'a AttemptLogId,
+        stream: &'a str,
+        offset: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>> {
         Box::pin(async move {
             let mut failure = None;
             for source in &self.0 {
-                match source.logs(id, stream).await {
+                match source.logs_from(id, stream, offset).await {
                     Ok(Some(body)) => return Ok(Some(body)),
                     Ok(None) => {}
                     Err(e) => failure = Some(e),
@@ -230,8 +251,8 @@ async fn serve(
         }
     }
     if let Some(live) = &logs.live {
-        match live.logs(&id, &stream).await {
-            Ok(Some(body)) => return text(skip(body, element.offset), None),
+        match live.logs_from(&id, &stream, element.offset).await {
+            Ok(Some(body)) => return text(body, None),
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, node = %id.node_id, "live logs unavailable");
@@ -278,8 +299,7 @@ async fn stored(
     Ok(Some((size, body.map_err(std::io::Error::other).boxed())))
 }
 
-/// A live log without its first `offset` bytes (live sources read from the start: a pod's log
-/// API counts lines and seconds, not bytes).
+/// A live log without its first `offset` bytes (see [`LiveLogs::logs_from`]).
 fn skip(body: LogStream, offset: u64) -> LogStream {
     if offset == 0 {
         return body;

@@ -11,7 +11,7 @@ mod common;
 use alula_admin::Store;
 use alula_idl::flyteidl::admin::{
     self as admin, execution_metadata::ExecutionMode, ExecutionMetadata, ExecutionRelaunchRequest,
-    Labels, NamedEntityIdentifier, ResourceListRequest, Sort, TaskCreateRequest, TaskSpec,
+    Labels, NamedEntityIdentifier, ResourceListRequest, Sort,
 };
 use alula_idl::flyteidl::core::{Identifier, WorkflowExecutionIdentifier};
 use alula_idl::flyteidl::service::admin_service_client::AdminServiceClient;
@@ -25,16 +25,7 @@ type Client = AdminServiceClient<Channel>;
 async fn register_task(admin: &mut Client) -> Identifier {
     let task = int_task("t", "v1", "img:1");
     let task_id = task.id.clone().unwrap();
-    admin
-        .create_task(TaskCreateRequest {
-            id: task.id.clone(),
-            spec: Some(TaskSpec {
-                template: Some(task),
-                description: None,
-            }),
-        })
-        .await
-        .unwrap();
+    admin.create_task(task_create_request(task)).await.unwrap();
     task_id
 }
 

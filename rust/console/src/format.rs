@@ -41,6 +41,20 @@ pub fn task_phase(phase: i32) -> &'static str {
         .as_str_name()
 }
 
+/// True for the phases after which a node execution does not change.
+pub fn node_phase_is_terminal(phase: i32) -> bool {
+    use node_execution::Phase;
+    matches!(
+        Phase::try_from(phase),
+        Ok(Phase::Succeeded
+            | Phase::Failed
+            | Phase::Aborted
+            | Phase::Skipped
+            | Phase::TimedOut
+            | Phase::Recovered)
+    )
+}
+
 /// True for the phases after which an execution does not change.
 pub fn workflow_phase_is_terminal(phase: i32) -> bool {
     use workflow_execution::Phase;

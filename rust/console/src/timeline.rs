@@ -8,8 +8,7 @@ use alula_idl::flyteidl::admin::{Execution, NodeExecution};
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
-use crate::error::ConsoleResult;
-use crate::{format, Api};
+use crate::{format, graph};
 
 const LABEL_W: f64 = 220.0;
 const CHART_W: f64 = 860.0;
@@ -28,12 +27,8 @@ struct Row {
 }
 
 /// The timeline section of an execution page.
-pub async fn timeline_section(
-    _api: &Api,
-    execution: &Execution,
-    nodes: &[NodeExecution],
-) -> ConsoleResult<Markup> {
-    Ok(render(execution, nodes, until(execution, Utc::now())))
+pub fn timeline_section(execution: &Execution, nodes: &[NodeExecution]) -> Markup {
+    render(execution, nodes, until(execution, Utc::now()))
 }
 
 /// Where unfinished bars end: now while the execution runs, its last update once it ended (a
@@ -54,13 +49,6 @@ fn seconds(at: DateTime<Utc>, origin: DateTime<Utc>) -> f64 {
     (at - origin).num_milliseconds() as f64 / 1000.0
 }
 
-fn is_terminal(phase: &str) -> bool {
-    matches!(
-        phase,
-        "SUCCEEDED" | "FAILED" | "ABORTED" | "SKIPPED" | "TIMED_OUT" | "RECOVERED"
-    )
-}
-
 /// The rows, sorted by creation, and the span they cover in seconds.
 fn rows(nodes: &[NodeExecution], now: DateTime<Utc>) -> (Vec<Row>, f64) {
     let moment = |ts: Option<&alula_idl::wkt::Timestamp>| {
@@ -68,10 +56,7 @@ fn rows(nodes: &[NodeExecution], now: DateTime<Utc>) -> (Vec<Row>, f64) {
     };
     let timed: Vec<(&NodeExecution, DateTime<Utc>)> = nodes
         .iter()
-        .filter(|n| {
-            let id = super::graph::node_id_of(n);
-            id != "start-node" && id != "end-node"
-        })
+        .filter(|n| graph::is_shown(n))
         .filter_map(|n| {
             let c = n.closure.as_ref()?;
             Some((
@@ -87,20 +72,22 @@ fn rows(nodes: &[NodeExecution], now: DateTime<Utc>) -> (Vec<Row>, f64) {
         .into_iter()
         .map(|(n, created)| {
             let c = n.closure.as_ref();
-            let phase = format::node_phase(c.map_or(0, |c| c.phase));
+            let phase_code = c.map_or(0, |c| c.phase);
+            let phase = format::node_phase(phase_code);
+            let terminal = format::node_phase_is_terminal(phase_code);
             let started = c.and_then(|c| moment(c.started_at.as_ref()));
             let ran = c.and_then(|c| format::proto_duration(c.duration.as_ref()));
             let end = match (started, ran) {
-                (Some(s), Some(d)) if !d.is_zero() || is_terminal(phase) => {
+                (Some(s), Some(d)) if !d.is_zero() || terminal => {
                     s + chrono::Duration::from_std(d).unwrap_or_default()
                 }
-                _ if is_terminal(phase) => c
+                _ if terminal => c
                     .and_then(|c| moment(c.updated_at.as_ref()))
                     .unwrap_or(created),
                 _ => now,
             };
             Row {
-                id: super::graph::node_id_of(n).to_string(),
+                id: graph::node_id(n).to_string(),
                 phase,
                 created: seconds(created, origin),
                 started: started.map(|s| seconds(s, origin)),

@@ -308,14 +308,47 @@ impl Storage {
     /// The object under `key` as a stream of chunks (for objects too large to hold in memory,
     /// such as task logs), `None` when there is none.
     pub async fn get_stream(&self, key: &str) -> Result<Option<ByteStream>, StorageError> {
+        self.stream(key, object_store::GetOptions::default()).await
+    }
+
+    /// The object under `key` from byte `offset` on, streamed, with the object's size when
+    /// asked; `None` when there is none. An offset at or past the end gives nothing to read: a
+    /// reader following a growing log asks for the bytes it has not seen yet, most often none.
+    pub async fn get_stream_from(
+        &self,
+        key: &str,
+        offset: u64,
+    ) -> Result<Option<(u64, ByteStream)>, StorageError> {
+        use futures::StreamExt;
+        // The size first: stores refuse a range starting past the end rather than answer
+        // nothing, and a reader that is up to date needs no read at all.
+        let Some(size) = self.head(key).await? else {
+            return Ok(None);
+        };
+        if offset >= size {
+            return Ok(Some((size, futures::stream::empty().boxed())));
+        }
+        let options = object_store::GetOptions {
+            range: (offset > 0).then_some(object_store::GetRange::Offset(offset)),
+            ..Default::default()
+        };
+        Ok(self.stream(key, options).await?.map(|body| (size, body)))
+    }
+
+    /// A read of `key` with `options`, streamed; `None` when there is no object.
+    async fn stream(
+        &self,
+        key: &str,
+        options: object_store::GetOptions,
+    ) -> Result<Option<ByteStream>, StorageError> {
+        use futures::StreamExt;
         let location = self.location(key)?;
-        let result = match self.inner.store.get(&location).await {
+        let result = match self.inner.store.get_opts(&location, options).await {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.backend("read", key)(e)),
         };
         let uri = self.uri(key);
-        use futures::StreamExt;
         Ok(Some(
             result
                 .into_stream()
@@ -328,47 +361,6 @@ impl Storage {
                 })
                 .boxed(),
         ))
-    }
-
-    /// The object under `key` from byte `offset` on, streamed, with the object's size when
-    /// asked; `None` when there is none. An offset at or past the end gives nothing to read: a
-    /// reader following a growing log asks for the bytes it has not seen yet, most often none.
-    pub async fn get_stream_from(
-        &self,
-        key: &str,
-        offset: u64,
-    ) -> Result<Option<(u64, ByteStream)>, StorageError> {
-        use futures::StreamExt;
-        let Some(size) = self.head(key).await? else {
-            return Ok(None);
-        };
-        if offset >= size {
-            return Ok(Some((size, futures::stream::empty().boxed())));
-        }
-        let location = self.location(key)?;
-        let options = object_store::GetOptions {
-            range: (offset > 0).then_some(object_store::GetRange::Offset(offset)),
-            ..Default::default()
-        };
-        let result = match self.inner.store.get_opts(&location, options).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(self.backend("read", key)(e)),
-        };
-        let uri = self.uri(key);
-        Ok(Some((
-            size,
-            result
-                .into_stream()
-                .map(move |chunk| {
-                    chunk.map_err(|source| StorageError::Backend {
-                        op: "read",
-                        uri: uri.clone(),
-                        source,
-                    })
-                })
-                .boxed(),
-        )))
     }
 
     /// The object a URI names, which must be under this storage.

@@ -283,21 +283,12 @@ impl Store {
         }
         sql.push_filters(own_filters);
         // The tiebreak runs the same way as the sort, so one index scan yields the order.
-        let own = ListParams {
-            filters: Vec::new(),
-            sort_field: list.sort_field,
-            ascending: list.ascending,
-            limit: list.limit,
-            offset: list.offset,
+        let tiebreak = if list.ascending {
+            "name ASC"
+        } else {
+            "name DESC"
         };
-        sql.push_list(
-            &own,
-            if list.ascending {
-                "name ASC"
-            } else {
-                "name DESC"
-            },
-        );
+        sql.push_order_page(list, tiebreak);
         let rows = sql.query().fetch_all(&self.pool).await?;
         Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
     }

@@ -70,7 +70,13 @@ impl Sql {
     /// Appends ` AND column op value` for each filter of `list`, then the order and the page.
     /// `tiebreak` (the key columns) keeps pages stable when sort values are equal.
     pub fn push_list(&mut self, list: &ListParams, tiebreak: &str) -> &mut Self {
-        self.push_filters(&list.filters);
+        self.push_filters(&list.filters)
+            .push_order_page(list, tiebreak)
+    }
+
+    /// Appends the order and the page of `list` (not its filters: a caller that places them
+    /// itself, e.g. some in a subquery, writes them with [`Sql::push_filters`]).
+    pub fn push_order_page(&mut self, list: &ListParams, tiebreak: &str) -> &mut Self {
         self.push(" ORDER BY ")
             .push(list.sort_field.column)
             .push(if list.ascending { " ASC, " } else { " DESC, " })

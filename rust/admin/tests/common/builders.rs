@@ -165,3 +165,14 @@ pub fn literals(entries: &[(&str, Literal)]) -> LiteralMap {
             .collect(),
     }
 }
+
+/// The request that registers `task` (no description), as most suites register their tasks.
+pub fn task_create_request(task: TaskTemplate) -> alula_idl::flyteidl::admin::TaskCreateRequest {
+    alula_idl::flyteidl::admin::TaskCreateRequest {
+        id: task.id.clone(),
+        spec: Some(alula_idl::flyteidl::admin::TaskSpec {
+            template: Some(task),
+            description: None,
+        }),
+    }
+}

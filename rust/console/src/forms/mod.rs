@@ -11,7 +11,7 @@
 
 mod defaults;
 mod duration;
-mod msgpack;
+pub(crate) mod msgpack;
 #[cfg(test)]
 mod tests;
 

@@ -1,21 +1,34 @@
 //! MessagePack (through rmpv) for what flytekit (since 1.14) and Alula's SDK store as msgpack
-//! `Binary` (dataclasses, dicts, pydantic models): decoding shows a launch plan's dataclass
-//! default as JSON (bytes and extension values, which JSON cannot hold, come out as `null`);
-//! encoding turns a typed-in JSON object into the bytes their readers expect.
+//! `Binary` (dataclasses, dicts, pydantic models): decoding shows a stored value (or a launch
+//! plan's dataclass default) as JSON; bytes and extension values, which JSON cannot hold, come
+//! out as a note of their size. Encoding turns a typed-in JSON object into the bytes their
+//! readers expect. The one decoder of the console: value pages and launch forms both use it.
 
 use rmpv::Value as Msgpack;
 use serde_json::{Map, Number, Value};
 
 /// The JSON form of one msgpack value filling `bytes`; `None` if they are not that.
 pub(crate) fn to_json(bytes: &[u8]) -> Option<Value> {
+    decode(bytes).ok()
+}
+
+/// The JSON form of one msgpack value filling `bytes`, or why they are not one.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Value, String> {
     let mut rest = bytes;
-    let value = rmpv::decode::read_value(&mut rest).ok()?;
-    rest.is_empty().then(|| json_of(value))
+    let value = rmpv::decode::read_value(&mut rest).map_err(|e| e.to_string())?;
+    if !rest.is_empty() {
+        return Err(format!("{} bytes after the value", rest.len()));
+    }
+    Ok(json_of(value))
 }
 
 fn json_of(value: Msgpack) -> Value {
     match value {
-        Msgpack::Nil | Msgpack::Binary(_) | Msgpack::Ext(..) => Value::Null,
+        Msgpack::Nil => Value::Null,
+        Msgpack::Binary(b) => Value::String(format!("({} bytes)", b.len())),
+        Msgpack::Ext(kind, data) => {
+            Value::String(format!("(extension {kind}, {} bytes)", data.len()))
+        }
         Msgpack::Boolean(b) => Value::Bool(b),
         Msgpack::Integer(i) => i
             .as_i64()
@@ -24,7 +37,7 @@ fn json_of(value: Msgpack) -> Value {
             .unwrap_or(Value::Null),
         Msgpack::F32(f) => float(f64::from(f)),
         Msgpack::F64(f) => float(f),
-        Msgpack::String(s) => Value::String(s.into_str().unwrap_or_default()),
+        Msgpack::String(s) => Value::String(s.into_str().unwrap_or_else(|| "(not UTF-8)".into())),
         Msgpack::Array(items) => Value::Array(items.into_iter().map(json_of).collect()),
         Msgpack::Map(entries) => Value::Object(
             entries

@@ -7,8 +7,8 @@ use alula_idl::flyteidl::admin::{
     ObjectGetRequest, Sort, TaskExecution, TaskExecutionListRequest,
 };
 use alula_idl::flyteidl::core::{
-    if_else_block, node, workflow_node, BranchNode, CompiledWorkflow, CompiledWorkflowClosure,
-    Identifier, Node, NodeExecutionIdentifier, WorkflowExecutionIdentifier,
+    node, workflow_node, BranchNode, CompiledWorkflow, CompiledWorkflowClosure, Identifier, Node,
+    NodeExecutionIdentifier, WorkflowExecutionIdentifier,
 };
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 
@@ -186,7 +186,7 @@ impl Level {
             ),
             Level::Branch {
                 branch, children, ..
-            } => (children, case_nodes(branch)),
+            } => (children, model::case_nodes(branch)),
         };
         let run = executions
             .iter()
@@ -195,19 +195,6 @@ impl Level {
         let node = nodes.into_iter().find(|n| n.id == spec)?;
         Some((node.clone(), run.cloned()))
     }
-}
-
-/// The nodes of a branch's cases, in order.
-pub fn case_nodes(branch: &BranchNode) -> Vec<&Node> {
-    let mut out = Vec::new();
-    if let Some(block) = &branch.if_else {
-        out.extend(block.case.as_ref().and_then(|c| c.then_node.as_deref()));
-        out.extend(block.other.iter().filter_map(|o| o.then_node.as_deref()));
-        if let Some(if_else_block::Default::ElseNode(n)) = &block.default {
-            out.push(n);
-        }
-    }
-    out
 }
 
 fn same_workflow(a: Option<&Identifier>, b: &Identifier) -> bool {

@@ -12,10 +12,11 @@ mod layout;
 mod model;
 mod svg;
 
-pub(crate) use fetch::{node_executions, task_executions};
+pub(crate) use fetch::{node_executions, task_executions, workflow_closure};
+pub(crate) use model::case_nodes;
 
 use alula_idl::flyteidl::admin::{Execution, NodeExecution, WorkflowExecutionGetRequest};
-use alula_idl::flyteidl::core::WorkflowExecutionIdentifier;
+use alula_idl::flyteidl::core::{CompiledWorkflowClosure, WorkflowExecutionIdentifier};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::routing::get;
@@ -41,16 +42,18 @@ pub(crate) fn routes() -> Router<State> {
 }
 
 /// The graph section of an execution page: `<svg id="graph">` with a `<g class="node"
-/// data-node-id=.. data-phase=..>` per node (see the page contract). `nodes` are the
-/// execution's top-level node executions; nested ones are fetched as needed.
+/// data-node-id=.. data-phase=..>` per node (see the page contract). `workflow` is the compiled
+/// workflow the page already read (`None`: nothing to draw) and `nodes` the execution's
+/// top-level node executions; nested ones are fetched as needed.
 pub async fn graph_section(
     api: &Api,
     execution: &Execution,
+    workflow: Option<&CompiledWorkflowClosure>,
     nodes: &[NodeExecution],
     selected: Option<&str>,
 ) -> ConsoleResult<Markup> {
     let id = fetch::execution_id(execution)?;
-    let Some(closure) = fetch::workflow_closure(api, execution).await? else {
+    let Some(closure) = workflow else {
         return Ok(html! {
             section #graph-section aria-labelledby="graph-heading" {
                 h2 #graph-heading { "Graph" }
@@ -60,7 +63,7 @@ pub async fn graph_section(
     };
     let phase = format::workflow_phase(execution.closure.as_ref().map_or(0, |c| c.phase));
     let level = fetch::Level::Workflow {
-        workflow: Box::new(closure.primary.unwrap_or_default()),
+        workflow: Box::new(closure.primary.clone().unwrap_or_default()),
         executions: nodes.to_vec(),
         parent_phase: phase,
     };
@@ -101,9 +104,12 @@ fn zoom_controls() -> Markup {
     }
 }
 
-/// A node execution's id (what the timeline labels its rows with).
-pub(crate) fn node_id_of(n: &NodeExecution) -> &str {
-    model::node_execution_id(n)
+/// A node execution's id (what the table and timeline label their rows with).
+pub(crate) use model::node_execution_id as node_id;
+
+/// Flyte's bookkeeping nodes are not shown as table or timeline rows.
+pub(crate) fn is_shown(node: &NodeExecution) -> bool {
+    !matches!(node_id(node), "" | "start-node" | "end-node")
 }
 
 #[derive(Deserialize)]

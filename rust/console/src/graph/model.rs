@@ -116,6 +116,20 @@ pub fn by_spec_id(executions: &[NodeExecution]) -> HashMap<&str, &NodeExecution>
     map
 }
 
+/// The nodes of a branch's cases, in order (the graph draws them; the node panel finds its
+/// spec among them).
+pub fn case_nodes(branch: &BranchNode) -> Vec<&Node> {
+    let mut out = Vec::new();
+    if let Some(block) = &branch.if_else {
+        out.extend(block.case.as_ref().and_then(|c| c.then_node.as_deref()));
+        out.extend(block.other.iter().filter_map(|o| o.then_node.as_deref()));
+        if let Some(if_else_block::Default::ElseNode(n)) = &block.default {
+            out.push(n);
+        }
+    }
+    out
+}
+
 /// What a template node runs, as its box's second line, and its kind.
 fn describe(n: &Node) -> (Kind, String) {
     let id_name = |id: Option<&Identifier>| id.map(|i| short_name(&i.name).to_string());
@@ -364,11 +378,8 @@ pub fn branch_cases(
 }
 
 fn is_terminal(phase: &str) -> bool {
-    use node_execution::Phase as P;
-    matches!(
-        P::from_str_name(phase),
-        Some(P::Succeeded | P::Failed | P::Aborted | P::Skipped | P::TimedOut | P::Recovered)
-    )
+    node_execution::Phase::from_str_name(phase)
+        .is_some_and(|p| crate::format::node_phase_is_terminal(p as i32))
 }
 
 /// A map node's elements by phase, from its task execution (the latest attempt): the per-element

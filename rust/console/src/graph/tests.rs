@@ -154,7 +154,8 @@ async fn the_section_draws_the_registered_workflow_with_node_phases() {
     let nodes = fetch::node_executions(&f.api, &exec_id("e1"), "")
         .await
         .unwrap();
-    let html = graph_section(&f.api, &execution, &nodes, Some("n1"))
+    let workflow = fetch::workflow_closure(&f.api, &execution).await.unwrap();
+    let html = graph_section(&f.api, &execution, workflow.as_ref(), &nodes, Some("n1"))
         .await
         .unwrap()
         .into_string();
@@ -303,7 +304,8 @@ async fn a_subworkflow_expands_into_its_own_graph_with_child_phases() {
         .await
         .unwrap();
     assert_eq!(nodes.len(), 1, "the child is not a top-level node");
-    let html = graph_section(&f.api, &execution, &nodes, None)
+    let workflow = fetch::workflow_closure(&f.api, &execution).await.unwrap();
+    let html = graph_section(&f.api, &execution, workflow.as_ref(), &nodes, None)
         .await
         .unwrap()
         .into_string();

@@ -3,9 +3,9 @@
 //! version and schedule). One entity with its versions is [`super::entity`].
 
 use alula_idl::flyteidl::admin::{
-    schedule::ScheduleExpression, sort::Direction, ActiveLaunchPlanRequest, FixedRateUnit,
-    LaunchPlan, LaunchPlanState, NamedEntityIdentifier, NamedEntityListRequest,
-    ResourceListRequest, Sort,
+    schedule::ScheduleExpression, ActiveLaunchPlanRequest, FixedRateUnit, LaunchPlan,
+    LaunchPlanState, NamedEntity, NamedEntityIdentifier, NamedEntityListRequest,
+    ResourceListRequest,
 };
 use alula_idl::flyteidl::core::{Identifier, ResourceType};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
@@ -17,8 +17,8 @@ use maud::{html, Markup};
 use tonic::Code;
 
 use super::entity;
-use super::executions::query;
-use super::scope::{Params, Scope};
+use super::executions::{self, query};
+use super::scope::{token, Params, Scope};
 use crate::error::ConsoleResult;
 use crate::format;
 use crate::shell::{self, Crumb, Page};
@@ -179,34 +179,52 @@ pub(crate) async fn list(
     .entities;
     let more = entities.len() > limit as usize;
     entities.truncate(limit as usize);
-    let mut rows = Vec::with_capacity(entities.len());
-    for e in entities {
-        let name = e.id.map(|id| id.name).unwrap_or_default();
-        let latest = versions(api, kind, project, domain, &name, 1, 0)
-            .await?
-            .0
-            .into_iter()
-            .next();
-        let active = match kind {
-            ResourceType::LaunchPlan => active_launch_plan(api, project, domain, &name).await?,
-            _ => None,
-        };
-        rows.push(Row {
-            description: e.metadata.map(|m| m.description).unwrap_or_default(),
-            name,
-            latest,
-            active,
+    // The per-name reads are independent: run them together (as the execution page's attempt
+    // counts do) and put the rows back in admin's order.
+    let mut reads = tokio::task::JoinSet::new();
+    for (at, e) in entities.into_iter().enumerate() {
+        let (api, project, domain) = (api.clone(), project.to_string(), domain.to_string());
+        reads.spawn(async move {
+            let row = row(&api, kind, &project, &domain, e).await;
+            (at, row)
         });
     }
-    Ok(Listed { rows, more })
+    let mut rows: Vec<(usize, Row)> = Vec::with_capacity(reads.len());
+    while let Some(done) = reads.join_next().await {
+        let (at, row) = done.map_err(|e| tonic::Status::internal(format!("listing names: {e}")))?;
+        rows.push((at, row?));
+    }
+    rows.sort_by_key(|(at, _)| *at);
+    Ok(Listed {
+        rows: rows.into_iter().map(|(_, row)| row).collect(),
+        more,
+    })
 }
 
-fn token(offset: u64) -> String {
-    if offset == 0 {
-        String::new()
-    } else {
-        offset.to_string()
-    }
+/// A listed name with its latest version and, for launch plans, the active one.
+async fn row(
+    api: &Api,
+    kind: ResourceType,
+    project: &str,
+    domain: &str,
+    e: NamedEntity,
+) -> ConsoleResult<Row> {
+    let name = e.id.map(|id| id.name).unwrap_or_default();
+    let latest = versions(api, kind, project, domain, &name, 1, 0)
+        .await?
+        .0
+        .into_iter()
+        .next();
+    let active = match kind {
+        ResourceType::LaunchPlan => active_launch_plan(api, project, domain, &name).await?,
+        _ => None,
+    };
+    Ok(Row {
+        description: e.metadata.map(|m| m.description).unwrap_or_default(),
+        name,
+        latest,
+        active,
+    })
 }
 
 /// The versions of one name, newest first: `limit` from `offset`, and whether more follow.
@@ -239,10 +257,7 @@ pub(crate) async fn versions_matching(
         limit: limit + 1,
         token: token(offset),
         filters: filters.to_string(),
-        sort_by: Some(Sort {
-            key: "created_at".to_string(),
-            direction: Direction::Descending as i32,
-        }),
+        sort_by: Some(executions::newest_first()),
     };
     let mut found: Vec<Version> = match kind {
         ResourceType::Task => AdminService::list_tasks(&api.admin, api.request(request))

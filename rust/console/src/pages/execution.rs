@@ -9,7 +9,7 @@ use alula_idl::flyteidl::admin::{
     Execution, NodeExecution, Signal, SignalListRequest, WorkflowExecutionGetDataRequest,
     WorkflowExecutionGetRequest,
 };
-use alula_idl::flyteidl::core::{LiteralMap, NodeExecutionIdentifier, WorkflowExecutionIdentifier};
+use alula_idl::flyteidl::core::{LiteralMap, WorkflowExecutionIdentifier};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use alula_idl::flyteidl::service::signal_service_server::SignalService;
 use axum::extract::{Path, Query, State as AxumState};
@@ -23,6 +23,7 @@ use super::node;
 use super::node_table;
 use super::spec::Definition;
 use crate::error::ConsoleResult;
+pub(crate) use crate::graph::{is_shown, node_id};
 use crate::shell::{self, Crumb, Page};
 use crate::{format, graph, timeline, urls, Api, State};
 
@@ -203,19 +204,6 @@ async fn attempt_counts(
     counts
 }
 
-/// Flyte's bookkeeping nodes are not shown as rows.
-pub(crate) fn is_shown(node: &NodeExecution) -> bool {
-    node.id
-        .as_ref()
-        .is_some_and(|id| id.node_id != "start-node" && id.node_id != "end-node")
-}
-
-pub(crate) fn node_id(node: &NodeExecution) -> &str {
-    node.id
-        .as_ref()
-        .map_or("", |id: &NodeExecutionIdentifier| &id.node_id)
-}
-
 /// The parts of the page that refresh on their own while the execution runs. Each carries
 /// `data-live="{the page's URL}&live={part}"`: the page answers such a request with that part
 /// alone, so a refresh renders one part, not the whole page once per part.
@@ -272,13 +260,18 @@ impl Context<'_> {
                 }
             }
             Part::Graph => {
-                let graph =
-                    graph::graph_section(api, &view.execution, &view.nodes, self.selected).await?;
+                let graph = graph::graph_section(
+                    api,
+                    &view.execution,
+                    view.definition.workflow.as_ref(),
+                    &view.nodes,
+                    self.selected,
+                )
+                .await?;
                 html! { div #graph-live .live-part data-live=[live] { (graph) } }
             }
             Part::Timeline => {
-                let timeline =
-                    timeline::timeline_section(api, &view.execution, &view.nodes).await?;
+                let timeline = timeline::timeline_section(&view.execution, &view.nodes);
                 html! { div #timeline-live .live-part data-live=[live] { (timeline) } }
             }
             Part::Nodes => node_table::table(view, self.selected, live),
@@ -291,7 +284,15 @@ impl Context<'_> {
         let Some(node_id) = self.selected else {
             return Ok(None);
         };
-        match node::panel(self.api, &self.view.execution, node_id, attempt).await {
+        match node::panel(
+            self.api,
+            &self.view.execution,
+            &self.view.definition,
+            node_id,
+            attempt,
+        )
+        .await
+        {
             Err(e) if e.status() == axum::http::StatusCode::NOT_FOUND => Ok(Some(html! {
                 p.notice.error role="alert" {
                     "No node " code { (node_id) } " in this execution: " (e.to_string())

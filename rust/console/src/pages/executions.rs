@@ -18,7 +18,7 @@ use maud::{html, Markup};
 use tonic::Code;
 
 use super::execution_filters::{filter_form, Filters};
-use super::scope::{Params, Scope};
+use super::scope::{token, Params, Scope};
 use crate::error::ConsoleResult;
 use crate::format;
 use crate::shell::{self, Crumb, Page};
@@ -86,11 +86,7 @@ pub(crate) async fn list(
                 org: String::new(),
             }),
             limit: limit + 1,
-            token: if offset == 0 {
-                String::new()
-            } else {
-                offset.to_string()
-            },
+            token: token(offset),
             filters: filters.to_string(),
             sort_by: Some(sort_by),
         }),

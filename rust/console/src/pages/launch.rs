@@ -129,27 +129,34 @@ async fn launch_page(
     let plan = resolve_launch_plan(&api, &wanted).await?;
     let versions = launch_plan_versions(&api, &project, &domain, &name, VERSIONS_SHOWN).await?;
     let id = plan.id.clone().unwrap_or(wanted);
-    let crumbs = [
-        Crumb::link(project.clone(), urls::project(&project, &domain)),
-        Crumb::link(
-            "Launch plans",
-            urls::entities(ResourceType::LaunchPlan, &project, &domain),
-        ),
-        Crumb::link(
-            name.clone(),
-            urls::entity(&Identifier {
-                version: String::new(),
-                ..id.clone()
-            }),
-        ),
-        Crumb::here("Launch"),
-    ];
+    let crumbs = launch_crumbs(ResourceType::LaunchPlan, "Launch plans", &id);
     let body = html! {
         h1 { "Launch " (name) }
         (version_picker(&id, &versions))
         (fields::launch_form(&id, &plan))
     };
     Ok(shell::page(&format!("Launch {name}"), &crumbs, body))
+}
+
+/// {project} / {kind list} / {entity} / Launch, for the launch pages of `entity` (a `kind`).
+fn launch_crumbs(kind: ResourceType, kind_label: &str, entity: &Identifier) -> [Crumb; 4] {
+    let entity = Identifier {
+        resource_type: kind as i32,
+        version: String::new(),
+        ..entity.clone()
+    };
+    [
+        Crumb::link(
+            entity.project.clone(),
+            urls::project(&entity.project, &entity.domain),
+        ),
+        Crumb::link(
+            kind_label,
+            urls::entities(kind, &entity.project, &entity.domain),
+        ),
+        Crumb::link(entity.name.clone(), urls::entity(&entity)),
+        Crumb::here("Launch"),
+    ]
 }
 
 /// A GET form choosing the version whose form is shown (works without script).
@@ -241,24 +248,16 @@ async fn workflow_launch_page(
         let name = lp.id.as_ref().map(|i| i.name.clone()).unwrap_or_default();
         (name != workflow, name)
     });
-    let crumbs = [
-        Crumb::link(project.clone(), urls::project(&project, &domain)),
-        Crumb::link(
-            "Workflows",
-            urls::entities(ResourceType::Workflow, &project, &domain),
-        ),
-        Crumb::link(
-            workflow.clone(),
-            urls::entity(&Identifier {
-                resource_type: ResourceType::Workflow as i32,
-                project: project.clone(),
-                domain: domain.clone(),
-                name: workflow.clone(),
-                ..Default::default()
-            }),
-        ),
-        Crumb::here("Launch"),
-    ];
+    let crumbs = launch_crumbs(
+        ResourceType::Workflow,
+        "Workflows",
+        &Identifier {
+            project: project.clone(),
+            domain: domain.clone(),
+            name: workflow.clone(),
+            ..Default::default()
+        },
+    );
     let body = html! {
         h1 { "Launch " (workflow) }
         @if newest.is_empty() {

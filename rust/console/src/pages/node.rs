@@ -8,8 +8,7 @@ use alula_idl::flyteidl::admin::{
     NodeExecutionGetDataRequest, NodeExecutionGetRequest, TaskExecution,
 };
 use alula_idl::flyteidl::core::{
-    node_execution, task_execution, NodeExecutionIdentifier, TaskLog, TypedInterface,
-    WorkflowExecutionIdentifier,
+    task_execution, NodeExecutionIdentifier, TaskLog, TypedInterface, WorkflowExecutionIdentifier,
 };
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use axum::extract::{Path, Query, State as AxumState};
@@ -76,19 +75,19 @@ async fn panel_fragment(
         }
         return Ok(Redirect::to(&url).into_response());
     }
-    let request =
-        api.request(alula_idl::flyteidl::admin::WorkflowExecutionGetRequest { id: Some(id) });
-    let execution = AdminService::get_execution(&api.admin, request)
-        .await?
-        .into_inner();
-    let panel = panel(&api, &execution, &node, query.attempt).await?;
+    let execution = graph::execution(&api, id.project, id.domain, id.name).await?;
+    let definition = Definition::load(&api, &execution).await;
+    let panel = panel(&api, &execution, &definition, &node, query.attempt).await?;
     Ok(shell::fragment(panel).into_response())
 }
 
 /// The panel of node `node` of `execution`, showing attempt `attempt` (the latest by default).
+/// `definition` is the execution's, which the caller has read already (the execution page
+/// shares its own), so the panel reads no workflow again.
 pub async fn panel(
     api: &Api,
     execution: &Execution,
+    definition: &Definition,
     node: &str,
     attempt: Option<u32>,
 ) -> ConsoleResult<Markup> {
@@ -110,10 +109,9 @@ pub async fn panel(
         .metadata
         .as_ref()
         .is_some_and(|m| m.is_parent_node || m.is_dynamic);
-    let (data, attempts, definition, children) = tokio::join!(
+    let (data, attempts, children) = tokio::join!(
         AdminService::get_node_execution_data(&api.admin, data_request),
         graph::task_executions(api, &exec_id, node),
-        Definition::load(api, execution),
         async {
             if is_parent {
                 graph::node_executions(api, &exec_id, node)
@@ -145,7 +143,7 @@ pub async fn panel(
         .filter(|s| !s.is_empty())
         .unwrap_or(node);
     let spec = definition.find_node(spec_node_id);
-    let node_terminal = node_phase_is_terminal(phase_of(&node_execution));
+    let node_terminal = format::node_phase_is_terminal(phase_of(&node_execution));
     let execution_terminal =
         format::workflow_phase_is_terminal(execution.closure.as_ref().map_or(0, |c| c.phase));
     let gate = match spec {
@@ -197,19 +195,6 @@ fn retry_of(attempt: &TaskExecution) -> u32 {
 
 fn phase_of(node: &NodeExecution) -> i32 {
     node.closure.as_ref().map_or(0, |c| c.phase)
-}
-
-fn node_phase_is_terminal(phase: i32) -> bool {
-    use node_execution::Phase;
-    matches!(
-        Phase::try_from(phase),
-        Ok(Phase::Succeeded
-            | Phase::Failed
-            | Phase::Aborted
-            | Phase::Skipped
-            | Phase::TimedOut
-            | Phase::Recovered)
-    )
 }
 
 fn task_phase_is_terminal(phase: i32) -> bool {

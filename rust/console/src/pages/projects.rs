@@ -12,8 +12,8 @@ use maud::html;
 
 use super::entities;
 use super::executions;
-use super::scope::{Params, Scope};
-use crate::error::ConsoleResult;
+use super::scope::{project_name, Params, Scope};
+use crate::error::{ConsoleError, ConsoleResult};
 use crate::shell::{self, Crumb, Page};
 use crate::{urls, Api, State};
 
@@ -61,9 +61,9 @@ async fn projects(AxumState(api): AxumState<Api>) -> ConsoleResult<Page> {
                         tr data-project=(p.id) {
                             td {
                                 @if let Some(first) = p.domains.first() {
-                                    a href=(urls::project(&p.id, &first.id)) { (display_name(&p.name, &p.id)) }
+                                    a href=(urls::project(&p.id, &first.id)) { (project_name(p)) }
                                 } @else {
-                                    (display_name(&p.name, &p.id))
+                                    (project_name(p))
                                 }
                                 @if !p.name.is_empty() && p.name != p.id {
                                     " " span.muted.mono { (p.id) }
@@ -84,14 +84,6 @@ async fn projects(AxumState(api): AxumState<Api>) -> ConsoleResult<Page> {
         }
     };
     Ok(shell::page("Projects", &[Crumb::here("Projects")], body))
-}
-
-fn display_name<'a>(name: &'a str, id: &'a str) -> &'a str {
-    if name.is_empty() {
-        id
-    } else {
-        name
-    }
 }
 
 async fn dashboard_by_query(
@@ -116,29 +108,35 @@ async fn dashboard_by_path(
 
 async fn dashboard(api: &Api, scope: &Scope, uri: &Uri) -> ConsoleResult<Page> {
     let (project, domain) = (scope.id(), scope.domain.as_str());
-    let recent = executions::list(
-        api,
-        project,
-        domain,
-        "",
-        executions::newest_first(),
-        DASHBOARD_ROWS,
-        0,
-    )
-    .await?;
+    // The four sections are independent reads: ask for them together, not one after another.
+    let section =
+        |kind: ResourceType| entities::list(api, kind, project, domain, "", DASHBOARD_ROWS, 0);
+    let (recent, workflows, tasks, launch_plans) = tokio::try_join!(
+        async {
+            let recent = executions::list(
+                api,
+                project,
+                domain,
+                "",
+                executions::newest_first(),
+                DASHBOARD_ROWS,
+                0,
+            );
+            Ok::<_, ConsoleError>(recent.await?)
+        },
+        section(ResourceType::Workflow),
+        section(ResourceType::Task),
+        section(ResourceType::LaunchPlan),
+    )?;
     let live_url = uri.path_and_query().map_or_else(
         || urls::project(project, domain),
         |pq| pq.as_str().to_string(),
     );
-    let mut sections = Vec::new();
-    for (kind, title) in [
-        (ResourceType::Workflow, "Workflows"),
-        (ResourceType::Task, "Tasks"),
-        (ResourceType::LaunchPlan, "Launch plans"),
-    ] {
-        let listed = entities::list(api, kind, project, domain, "", DASHBOARD_ROWS, 0).await?;
-        sections.push((kind, title, listed));
-    }
+    let sections = [
+        (ResourceType::Workflow, "Workflows", workflows),
+        (ResourceType::Task, "Tasks", tasks),
+        (ResourceType::LaunchPlan, "Launch plans", launch_plans),
+    ];
     let body = html! {
         h1 { (scope.name()) }
         @if !scope.project.description.is_empty() {

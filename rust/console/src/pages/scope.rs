@@ -55,6 +55,25 @@ impl Params {
     }
 }
 
+/// The admin pagination token for an offset, the inverse of [`Params::offset`] (the first page
+/// has none).
+pub(crate) fn token(offset: u64) -> String {
+    if offset == 0 {
+        String::new()
+    } else {
+        offset.to_string()
+    }
+}
+
+/// A project's display name (its id when it has none).
+pub(crate) fn project_name(project: &Project) -> &str {
+    if project.name.is_empty() {
+        &project.id
+    } else {
+        &project.name
+    }
+}
+
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
 fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -128,11 +147,7 @@ impl Scope {
 
     /// The project's display name (its id when it has none).
     pub(crate) fn name(&self) -> &str {
-        if self.project.name.is_empty() {
-            &self.project.id
-        } else {
-            &self.project.name
-        }
+        project_name(&self.project)
     }
 
     /// Projects / {project} ({domain}), the project linked.

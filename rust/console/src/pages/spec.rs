@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use alula_idl::flyteidl::admin::{Execution, ObjectGetRequest};
 use alula_idl::flyteidl::core::{
-    gate_node, if_else_block, node, task_node, workflow_node, CompiledWorkflowClosure, Identifier,
-    Node, ResourceType, TypedInterface, VariableMap,
+    gate_node, node, task_node, workflow_node, CompiledWorkflowClosure, Identifier, Node,
+    ResourceType, TypedInterface, VariableMap,
 };
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 
-use crate::Api;
+use crate::{graph, Api};
 
 /// The compiled workflow of an execution, or the task a single-task execution runs.
 #[derive(Default)]
@@ -27,8 +27,13 @@ impl Definition {
     pub async fn load(api: &Api, execution: &Execution) -> Self {
         let closure = execution.closure.as_ref();
         let target = execution.spec.as_ref().and_then(|s| s.launch_plan.as_ref());
-        if let Some(workflow_id) = closure.and_then(|c| c.workflow_id.as_ref()) {
-            let workflow = get_workflow(api, workflow_id).await;
+        if closure.is_some_and(|c| c.workflow_id.is_some()) {
+            let workflow = graph::workflow_closure(api, execution)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "the console could not read a workflow");
+                    None
+                });
             let interface = workflow
                 .as_ref()
                 .and_then(|w| w.primary.as_ref())
@@ -96,19 +101,9 @@ fn find_in<'a>(node: &'a Node, id: &str) -> Option<&'a Node> {
         return Some(node);
     }
     match &node.target {
-        Some(node::Target::BranchNode(branch)) => {
-            let block = branch.if_else.as_ref()?;
-            let cases = block.case.iter().map(|c| c.as_ref()).chain(&block.other);
-            for case in cases {
-                if let Some(found) = case.then_node.as_ref().and_then(|n| find_in(n, id)) {
-                    return Some(found);
-                }
-            }
-            match &block.default {
-                Some(if_else_block::Default::ElseNode(n)) => find_in(n, id),
-                _ => None,
-            }
-        }
+        Some(node::Target::BranchNode(branch)) => graph::case_nodes(branch)
+            .into_iter()
+            .find_map(|case| find_in(case, id)),
         Some(node::Target::ArrayNode(array)) => array.node.as_ref().and_then(|n| find_in(n, id)),
         _ => None,
     }
@@ -163,19 +158,6 @@ fn runs(node: &Node) -> String {
             None => "map".to_string(),
         },
         None => String::new(),
-    }
-}
-
-async fn get_workflow(api: &Api, id: &Identifier) -> Option<CompiledWorkflowClosure> {
-    let request = api.request(ObjectGetRequest {
-        id: Some(id.clone()),
-    });
-    match AdminService::get_workflow(&api.admin, request).await {
-        Ok(workflow) => workflow.into_inner().closure?.compiled_workflow,
-        Err(status) => {
-            tracing::debug!(%status, "the console could not read a workflow");
-            None
-        }
     }
 }
 

@@ -9,6 +9,7 @@ use alula_idl::flyteidl::core::{
     literal, literal_type, primitive, scalar, Binary, Blob, Literal, LiteralMap, LiteralType,
     Primitive, StructuredDataset, VariableMap,
 };
+use alula_idl::wkt::Struct;
 use maud::{html, Markup};
 
 use super::frame::Preview;
@@ -22,7 +23,7 @@ const FOLD_AFTER: usize = 10;
 /// Characters of a string shown; the rest are counted.
 pub(super) const MAX_STRING_CHARS: usize = 10_000;
 /// Nesting shown before a value is summarised (a pathological or recursive structure).
-const MAX_DEPTH: usize = 12;
+pub(super) const MAX_DEPTH: usize = 12;
 
 /// What the renderer shows of the objects values refer to, fetched beforehand.
 pub(super) struct Resolved {
@@ -90,9 +91,7 @@ fn literal_html(
             Some(scalar::Value::NoneType(_)) => html! { span.none data-kind="none" { "None" } },
             Some(scalar::Value::Blob(b)) => blob_html(b, links),
             Some(scalar::Value::Binary(b)) => binary_html(b),
-            Some(scalar::Value::Generic(s)) => html! {
-                div.struct data-kind="struct" { (json::tree(&json::from_struct(s), 0)) }
-            },
+            Some(scalar::Value::Generic(s)) => struct_html(s),
             Some(scalar::Value::StructuredDataset(sd)) => dataset_html(sd, links),
             Some(scalar::Value::Schema(schema)) => html! {
                 div.dataset data-kind="schema" {
@@ -284,10 +283,21 @@ fn download(link: Option<&String>, label: &str) -> Markup {
     }
 }
 
+/// A `Struct` (older flytekit's dataclasses, protobuf messages) through its proto3 JSON form.
+fn struct_html(s: &Struct) -> Markup {
+    match serde_json::to_value(s) {
+        Ok(value) => html! { div.struct data-kind="struct" { (json::tree(&value, 0)) } },
+        // Only a number JSON has no form for (NaN, infinity) gets here.
+        Err(e) => {
+            html! { span.value-error data-kind="struct" { "a struct JSON cannot show: " (e) } }
+        }
+    }
+}
+
 /// Dataclasses, dicts and pydantic models (flytekit ≥ 1.14 sends them as MessagePack).
 fn binary_html(b: &Binary) -> Markup {
     if b.tag == "msgpack" {
-        match json::from_msgpack(&b.value) {
+        match crate::forms::msgpack::decode(&b.value) {
             Ok(value) => {
                 return html! { div.struct data-kind="msgpack" { (json::tree(&value, 0)) } };
             }
