@@ -100,15 +100,31 @@ class RpcError(RuntimeError):
     method: str
     """The full method path, e.g. "/flyteidl.service.AdminService/CreateTask"."""
 
-def grpc_unary(endpoint: str, method: str, request: bytes, timeout_s: float = 30.0) -> bytes:
+def grpc_unary(
+    endpoint: str,
+    method: str,
+    request: bytes,
+    timeout_s: float = 30.0,
+    *,
+    tls: bool | None = None,
+    ca_cert: str | os.PathLike[str] | None = None,
+    metadata: list[tuple[str, str]] | None = None,
+) -> bytes:
     """Send one unary gRPC request of encoded protobuf to `method` ("/package.Service/Method")
-    at `endpoint` ("host:port", "dns:///host:port" or "http://host:port") and return the
-    encoded response. Raises RpcError when the call fails or gets no answer in `timeout_s`."""
+    at `endpoint` ("host:port", "dns:///host:port", "http://host:port" or "https://host:port")
+    and return the encoded response. Raises RpcError when the call fails or gets no answer in
+    `timeout_s`. `tls` chooses TLS for endpoints without a scheme; `ca_cert` is a PEM file of
+    the CA(s) to trust instead of the system's roots; `metadata` are (key, value) pairs sent
+    with the call, e.g. ("authorization", "Bearer ..."). Raises ValueError for a bad endpoint,
+    metadata key or CA file."""
 
 # --- alula start (rust/py/src/server.rs) ---
 
 def serve(args: list[str], ready: Callable[[dict[str, str]], None] | None = None) -> None:
     """Run admin + propeller until Ctrl-C; `ready` gets the bound endpoints."""
+
+def auth_command(args: list[str]) -> str:
+    """`alula auth ARGS...` on the server's database; returns its output (RuntimeError on error)."""
 
 # --- objects by URI (rust/py/src/storage.rs) ---
 # URIs: s3://, gs://, az:// or abfs://, memory://, file:// or a plain path. Settings come from

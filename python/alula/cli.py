@@ -239,9 +239,10 @@ def parser() -> argparse.ArgumentParser:
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
     clear = cache_commands.add_parser("clear", help="delete every cached task output")
     clear.set_defaults(run=_cache_clear)
-    from alula import start
+    from alula import auth_cli, start
 
     start.add_parser(commands)
+    auth_cli.add_parser(commands)
     return p
 
 

@@ -14,8 +14,10 @@ import hashlib
 import io
 import json
 import os
+import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from urllib.parse import quote
 
 from alula import _native
 from alula._native import RpcError
+from alula.auth import ClientCredentials, StaticToken, TokenEndpoint, ssl_context
 from alula.bundle import bundle
 from alula.core.interface import Interface
 from alula.core.launch_plan import LaunchPlan
@@ -39,10 +42,18 @@ DEFAULT_ENDPOINT = "127.0.0.1:8089"
 # The console's base URL (`http://host:8088`) when browsers should not go through the endpoint.
 CONSOLE_ENV = "ALULA_CONSOLE_URL"
 ENDPOINT_ENV = "ALULA_ENDPOINT"
+# TLS and credentials when `Remote` is not given them (what `alula run --remote` uses).
+INSECURE_ENV = "ALULA_INSECURE"
+CA_CERT_ENV = "ALULA_CA_CERT"
+CLIENT_ID_ENV = "ALULA_CLIENT_ID"
+CLIENT_SECRET_ENV = "ALULA_CLIENT_SECRET"
+CLIENT_SECRET_FILE_ENV = "ALULA_CLIENT_SECRET_FILE"
+TOKEN_ENV = "ALULA_TOKEN"
 TERMINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
 
 _ADMIN = "flyteidl.service.AdminService"
 _DATA_PROXY = "flyteidl.service.DataProxyService"
+_AUTH_METADATA = "flyteidl.service.AuthMetadataService"
 # RPC name -> (service, request message, response message).
 _RPCS = {
     "CreateTask": (_ADMIN, "admin.TaskCreateRequest", "admin.TaskCreateResponse"),
@@ -77,7 +88,19 @@ _RPCS = {
         "service.CreateUploadLocationRequest",
         "service.CreateUploadLocationResponse",
     ),
+    "GetOAuth2Metadata": (
+        _AUTH_METADATA,
+        "service.OAuth2MetadataRequest",
+        "service.OAuth2MetadataResponse",
+    ),
+    "GetPublicClientConfig": (
+        _AUTH_METADATA,
+        "service.PublicClientAuthConfigRequest",
+        "service.PublicClientAuthConfigResponse",
+    ),
 }
+# Answered without a token: where to get one.
+_PUBLIC_RPCS = frozenset({"GetOAuth2Metadata", "GetPublicClientConfig"})
 _CREATE = {TASK: "CreateTask", WORKFLOW: "CreateWorkflow", LAUNCH_PLAN: "CreateLaunchPlan"}
 
 
@@ -136,11 +159,44 @@ def _paths(source: str | Path | ModuleType | Iterable[str | Path]) -> list[str]:
     return [str(p) for p in cast("Iterable[str | Path]", source)]
 
 
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return None
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    raise ValueError(f"{name}={value!r}: expected 1 or 0")
+
+
+def _use_tls(endpoint: str, insecure: bool | None, ca_cert: str | None) -> bool:
+    """`https://` means TLS and `http://` none; other forms follow `insecure` (else
+    `ALULA_INSECURE`), and without either a CA file asks for TLS."""
+    bare = endpoint.strip().removeprefix("dns:///")
+    if bare.startswith("https://"):
+        return True
+    if bare.startswith("http://"):
+        return False
+    if insecure is None:
+        insecure = _env_flag(INSECURE_ENV)
+    if insecure is None:
+        return ca_cert is not None
+    return not insecure
+
+
 class Remote:
     """A client of one control plane, registering into and running in one project and domain.
 
     Server errors surface as `alula._native.RpcError` naming the RPC, with the gRPC `code`
     ("NOT_FOUND", ...) and the server's `message`.
+
+    TLS: an `https://` endpoint, or `insecure=False` (`ALULA_INSECURE=0`); `ca_cert`
+    (`ALULA_CA_CERT`) is a PEM file of the CA(s) to trust instead of the system's. Credentials:
+    `client_id` and `client_secret` (`ALULA_CLIENT_ID`, `ALULA_CLIENT_SECRET` or a file named
+    by `ALULA_CLIENT_SECRET_FILE`) exchanged for tokens at the token endpoint the server
+    advertises, or a ready `token` (`ALULA_TOKEN`). Every call then carries the bearer token;
+    a call refused UNAUTHENTICATED is retried once with a new token.
     """
 
     def __init__(
@@ -151,14 +207,85 @@ class Remote:
         *,
         image: str = DEFAULT_IMAGE,
         timeout: float = 30.0,
+        insecure: bool | None = None,
+        ca_cert: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
         self.project = project
         self.domain = domain
         self.image = image
         self.timeout = timeout
+        self.ca_cert = ca_cert or os.environ.get(CA_CERT_ENV) or None
+        self.tls = _use_tls(self.endpoint, insecure, self.ca_cert)
+        self._ssl: ssl.SSLContext | None = None
+        self.credentials = self._credentials(client_id, client_secret, token)
         # Launch plans registered through this client: name -> (version, workflow interface).
         self._launch_plans: dict[str, tuple[str, Interface]] = {}
+
+    def _credentials(
+        self, client_id: str | None, client_secret: str | None, token: str | None
+    ) -> ClientCredentials | StaticToken | None:
+        if token:
+            return StaticToken(token)
+        client_id = client_id or os.environ.get(CLIENT_ID_ENV) or None
+        if client_secret is None and client_id:
+            client_secret = os.environ.get(CLIENT_SECRET_ENV) or None
+            secret_file = os.environ.get(CLIENT_SECRET_FILE_ENV)
+            if client_secret is None and secret_file:
+                try:
+                    with open(secret_file) as f:
+                        client_secret = f.read().strip()
+                except OSError as e:
+                    raise ValueError(
+                        f"{CLIENT_SECRET_FILE_ENV}: cannot read {secret_file}: {e.strerror}"
+                    ) from None
+        if client_id and client_secret:
+            return ClientCredentials(
+                client_id,
+                client_secret,
+                self._token_endpoint,
+                ca_cert=self.ca_cert,
+                timeout=self.timeout,
+            )
+        if client_id or client_secret:
+            raise ValueError(
+                "client credentials need both a client id and a client secret "
+                f"(or {CLIENT_SECRET_ENV} / {CLIENT_SECRET_FILE_ENV})"
+            )
+        env_token = os.environ.get(TOKEN_ENV)
+        return StaticToken(env_token) if env_token else None
+
+    def _token_endpoint(self) -> TokenEndpoint:
+        """The token endpoint, scopes and audience the server advertises (public RPCs)."""
+        metadata = self.call("GetOAuth2Metadata", {})
+        url = metadata.get("tokenEndpoint", "")
+        if not url:
+            raise RuntimeError(
+                f"{self.endpoint} advertises no token endpoint: is authentication on?"
+            )
+        config = self.call("GetPublicClientConfig", {})
+        return TokenEndpoint(url, list(config.get("scopes", [])), str(config.get("audience", "")))
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """What HTTPS requests (uploads, logs, the token endpoint) verify servers with."""
+        if self._ssl is None:
+            self._ssl = ssl_context(self.ca_cert)
+        return self._ssl
+
+    def _urlopen(self, request: urllib.request.Request) -> Any:
+        context = self.ssl_context() if request.full_url.startswith("https:") else None
+        return urllib.request.urlopen(request, timeout=self.timeout, context=context)
+
+    def _http_failure(self, url: str, error: OSError) -> str:
+        """An HTTP request's failure, saying which CA was trusted when it is about TLS."""
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, ssl.SSLError):
+            trusted = f"the CA in {self.ca_cert}" if self.ca_cert else "the system's roots"
+            return f"{url}: TLS failed (trusting {trusted}): {reason}"
+        return f"{url}: {reason}"
 
     def console_url(self, execution: Execution) -> str:
         """The execution's page in the web console: under `ALULA_CONSOLE_URL` when set, else on
@@ -169,7 +296,7 @@ class Remote:
             host = self.endpoint
             for prefix in ("dns:///", "http://", "https://", "grpc://"):
                 host = host.removeprefix(prefix)
-            base = f"http://{host.rstrip('/')}"
+            base = f"{'https' if self.tls else 'http'}://{host.rstrip('/')}"
         path = "/".join(
             quote(part, safe="")
             for part in (
@@ -187,9 +314,33 @@ class Remote:
         """One RPC of `_RPCS` with its request and response as proto3 JSON."""
         service, request_type, response_type = _RPCS[rpc]
         data = _native.message_from_json(f"flyteidl.{request_type}", json.dumps(request))
-        out = _native.grpc_unary(self.endpoint, f"/{service}/{rpc}", data, self.timeout)
+        token = None
+        if self.credentials is not None and rpc not in _PUBLIC_RPCS:
+            token = self.credentials.token()
+        out = self._unary(f"/{service}/{rpc}", data, token)
         result: Json = json.loads(_native.message_to_json(f"flyteidl.{response_type}", out))
         return result
+
+    def _unary(self, method: str, data: bytes, token: str | None) -> bytes:
+        try:
+            return self._send(method, data, token)
+        except RpcError as e:
+            if token is None or self.credentials is None or e.code != "UNAUTHENTICATED":
+                raise
+        # The token expired or was revoked early: one retry with a new one.
+        return self._send(method, data, self.credentials.refresh())
+
+    def _send(self, method: str, data: bytes, token: str | None) -> bytes:
+        metadata = [("authorization", f"Bearer {token}")] if token else []
+        return _native.grpc_unary(
+            self.endpoint,
+            method,
+            data,
+            self.timeout,
+            tls=self.tls,
+            ca_cert=self.ca_cert if self.tls else None,
+            metadata=metadata,
+        )
 
     def register(
         self,
@@ -285,7 +436,7 @@ class Remote:
             location["signedUrl"], data=body, headers=headers, method="PUT"
         )
         try:
-            with urllib.request.urlopen(put, timeout=self.timeout) as response:
+            with self._urlopen(put) as response:
                 response.read()
         except urllib.error.HTTPError as e:
             detail = e.read().decode(errors="replace").strip()
@@ -293,7 +444,8 @@ class Remote:
                 f"upload to {location['signedUrl']} failed: HTTP {e.code}: {detail or e.reason}"
             ) from e
         except OSError as e:
-            raise RuntimeError(f"upload to {location['signedUrl']} failed: {e}") from e
+            failure = self._http_failure(location["signedUrl"], e)
+            raise RuntimeError(f"upload to {failure}") from e
         url: str = location["nativeUrl"]
         return url
 
@@ -473,13 +625,28 @@ class Remote:
         uri = links.get(stream) or links.get("output")
         if not uri:
             raise LookupError(f"{what} links no {stream} log (links: {sorted(links)})")
+        request = urllib.request.Request(uri, headers=self._log_headers(uri))
         try:
-            with urllib.request.urlopen(uri, timeout=self.timeout) as response:
+            with self._urlopen(request) as response:
                 body: bytes = response.read()
         except urllib.error.HTTPError as e:
             detail = e.read().decode(errors="replace").strip()
             raise RuntimeError(f"reading {uri} failed: HTTP {e.code}: {detail or e.reason}") from e
+        except OSError as e:
+            raise RuntimeError(f"reading {self._http_failure(uri, e)}") from e
         return body.decode(errors="replace")
+
+    def _log_headers(self, uri: str) -> dict[str, str]:
+        """The bearer for the server's own log endpoint; a link to anywhere else (a cloud
+        logging console) must not receive the token."""
+        if self.credentials is None:
+            return {}
+        link = urllib.parse.urlsplit(uri)
+        host = self.endpoint.strip().removeprefix("dns:///")
+        server = urllib.parse.urlsplit(host if "://" in host else f"//{host}")
+        if link.path.startswith("/api/v1/logs") and link.hostname == server.hostname:
+            return {"Authorization": f"Bearer {self.credentials.token()}"}
+        return {}
 
 
 def _element_logs(

@@ -128,7 +128,7 @@ def test_unreachable_server_and_bad_arguments() -> None:
     with pytest.raises(ValueError, match="method"):
         _native.grpc_unary("127.0.0.1:1", "GetTask", b"")
     with pytest.raises(ValueError, match="endpoint"):
-        _native.grpc_unary("https://example.invalid:443", ADMIN + "GetTask", b"")
+        _native.grpc_unary("grpc+unix://x", ADMIN + "GetTask", b"")
 
 
 def test_execute_creates_a_queued_execution(

@@ -18,9 +18,10 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 
-use crate::auth::NoAuth;
+use crate::auth::layer::AuthLayer;
+use crate::auth::{Auth, AuthError};
+use crate::authz::{Gate, Guarded};
 use crate::config::{AdminConfig, HttpAccess};
 use crate::dataproxy::DataProxy;
 use crate::guard;
@@ -168,8 +169,13 @@ pub enum ServeError {
     Startup(#[from] crate::error::AdminError),
     #[error("REST gateway setup failed: {0}")]
     Rest(#[from] crate::rest::RouteError),
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("authentication setup failed: {0}")]
+    Auth(#[from] AuthError),
 }
 
+/// Serves an admin over `store` with the authentication `config.auth` asks for.
 pub async fn serve(
     store: Store,
     config: Arc<AdminConfig>,
@@ -177,9 +183,12 @@ pub async fn serve(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let auth = Auth::new(config.auth.clone(), store.clone()).await?;
+    let gate = Gate::new(auth, store.clone());
     let api = AdminApi::new(store, config.clone());
     serve_api(
         api,
+        gate,
         config,
         grpc,
         http,
@@ -189,10 +198,12 @@ pub async fn serve(
     .await
 }
 
-/// Serves `api` (whose notices a propeller in the same process may be listening to), with the
-/// series and readiness conditions of the process's other components.
+/// Serves `api` (whose notices a propeller in the same process may be listening to) behind
+/// `gate` (every gRPC and REST call, the logs route and the audit log), with the series and
+/// readiness conditions of the process's other components.
 pub async fn serve_api(
     api: AdminApi,
+    gate: Gate,
     config: Arc<AdminConfig>,
     grpc: TcpListener,
     http: TcpListener,
@@ -215,46 +226,60 @@ pub async fn serve_api(
         .push(Arc::new(ShuttingDown(stop.clone())));
     let live_logs = instrumentation.live_logs.clone();
     let extra_routes = std::mem::take(&mut instrumentation.routes);
-    let mut http_router = upload::router(config.clone())
+    let auth_layer = AuthLayer {
+        auth: gate.auth().clone(),
+    };
+    let data_proxy = DataProxy::new(config.clone(), api.clone());
+    let handlers = crate::rest::GatedHandlers::new(api.clone(), data_proxy, gate.clone());
+    // What answers per caller: the authentication layer puts the caller in each request and
+    // the gate (REST gateway, logs, audit) or the console decides. Upload and download URLs
+    // carry their own signature; the layer refuses nothing, so they pass as before.
+    let mut api_router = upload::router(config.clone())
         .merge(crate::download::router(config.clone()))
-        .merge(crate::logs::router(config.clone(), live_logs))
-        .merge(probe_router(store, instrumentation))
-        .merge(crate::rest::router(
-            api.clone(),
-            DataProxy::new(config.clone(), api.clone()),
-        )?);
+        .merge(crate::logs::gated_router(
+            config.clone(),
+            live_logs,
+            gate.clone(),
+        ))
+        .merge(crate::rest::gated_router(handlers.clone())?)
+        .merge(crate::authz::audit::router(gate.clone()));
     for routes in extra_routes {
-        http_router = http_router.merge(routes);
+        api_router = api_router.merge(routes);
     }
+    // Probes, metrics and the token endpoint need no caller.
+    let http_router = api_router
+        .layer(auth_layer.clone())
+        .merge(probe_router(store, instrumentation))
+        .merge(crate::auth::token_endpoint::router(gate.auth().clone()));
     // Every route, probes included: what a web page may not do (see `guard`).
     let http_router = guard::protect(http_router, config.http_access.clone());
-    let data_proxy = DataProxy::new(config.clone(), api.clone());
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<AdminServiceServer<AdminApi>>()
+        .set_serving::<AdminServiceServer<Guarded<AdminApi>>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(alula_idl::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    // Without TCP_NODELAY small responses wait for the client's delayed ACK (~40 ms per call).
-    let incoming = TcpIncoming::from(grpc)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)));
+    // Through TLS when configured (one watched certificate for both ports); TCP_NODELAY on,
+    // else small responses wait for the client's delayed ACK (~40 ms per call).
+    let (incoming, http) = crate::tls::listeners(grpc, http, config.tls.as_ref())?;
+    // Each service behind the gate: the compiler checks every RPC goes through it.
+    let admin = handlers.admin;
     let mut services = tonic::service::Routes::builder();
     services
         .add_service(health)
         .add_service(reflection)
         .add_service(
-            AdminServiceServer::new(api.clone())
+            AdminServiceServer::new(admin.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(DataProxyServiceServer::new(data_proxy))
-        .add_service(SignalServiceServer::new(api))
-        .add_service(AuthMetadataServiceServer::new(NoAuth))
-        .add_service(IdentityServiceServer::new(NoAuth));
+        .add_service(DataProxyServiceServer::new(handlers.data_proxy))
+        .add_service(SignalServiceServer::new(admin))
+        .add_service(AuthMetadataServiceServer::new(handlers.discovery.clone()))
+        .add_service(IdentityServiceServer::new(handlers.discovery));
     let services = services.routes().into_axum_router();
     let grpc_server = tonic::transport::Server::builder()
         // flytekit pings every 30 s; h2 answers pings without a minimum interval, and our own
@@ -267,6 +292,8 @@ pub async fn serve_api(
         .layer(GrpcMetricsLayer(metrics))
         // Inside the metrics layer, so requests it answers INVALID_ARGUMENT are counted so.
         .layer(crate::decode_errors::DecodeErrorLayer)
+        // The caller of each call, for the guarded services (it refuses nothing itself).
+        .layer(auth_layer)
         .add_routes(tonic::service::Routes::from(console_redirect(
             services,
             &config.public_http_url,

@@ -21,6 +21,13 @@ pub struct AdminConfig {
     pub public_http_url: String,
     /// HMAC key signing upload URLs; URLs signed with another key are refused.
     pub signing_key: Vec<u8>,
+    /// Earlier signing keys whose URLs are still accepted (a rotation without downtime: the new
+    /// key signs, URLs handed out before it still work until they expire).
+    pub previous_signing_keys: Vec<Vec<u8>>,
+    /// Who callers are (off, the built-in authorization server, or an OIDC provider).
+    pub auth: crate::auth::AuthSettings,
+    /// TLS on both ports, when set.
+    pub tls: Option<crate::tls::TlsFiles>,
     /// Which `Host` and `Origin` headers the HTTP port answers (see [`crate::guard`]).
     pub http_access: HttpAccess,
     /// The longest validity a client may ask of an upload URL (flyteadmin: 1 hour).
@@ -53,6 +60,9 @@ impl AdminConfig {
             http_access: HttpAccess::for_public_url(&public_http_url),
             public_http_url,
             signing_key,
+            previous_signing_keys: Vec::new(),
+            auth: Default::default(),
+            tls: None,
             max_upload_expiry: Duration::from_secs(3600),
             max_upload_bytes: 1 << 30,
             max_inline_literal_bytes: 1 << 20,

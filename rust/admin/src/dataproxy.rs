@@ -62,6 +62,25 @@ pub fn verify(key: &[u8], object: &str, expires: i64, md5_hex: &str, signature: 
     }
 }
 
+/// The keys whose signatures the HTTP port accepts: the current one first, then the earlier
+/// ones still honoured after a rotation (URLs handed out before it keep working until they
+/// expire; only the current key signs new URLs).
+pub(crate) fn accepted_signing_keys(config: &AdminConfig) -> impl Iterator<Item = &[u8]> {
+    std::iter::once(config.signing_key.as_slice())
+        .chain(config.previous_signing_keys.iter().map(Vec::as_slice))
+}
+
+/// [`verify`] against every key of [`accepted_signing_keys`].
+pub fn verify_with_any_key(
+    config: &AdminConfig,
+    object: &str,
+    expires: i64,
+    md5_hex: &str,
+    signature: &str,
+) -> bool {
+    accepted_signing_keys(config).any(|key| verify(key, object, expires, md5_hex, signature))
+}
+
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::config::AdminConfig;
-use crate::dataproxy::{hex, storage_error, unhex, url_path, DataProxy};
+use crate::dataproxy::{accepted_signing_keys, hex, storage_error, unhex, url_path, DataProxy};
 use crate::error::{AdminError, AdminResult};
 use crate::objects::{check_key, data_object, KeyError};
 
@@ -187,12 +187,9 @@ async fn serve(
     UrlPath(object): UrlPath<String>,
     Query(signed): Query<Signed>,
 ) -> Response {
-    if !verify(
-        &config.signing_key,
-        &object,
-        signed.expires,
-        &signed.signature,
-    ) {
+    let signed_by_an_accepted_key = accepted_signing_keys(&config)
+        .any(|key| verify(key, &object, signed.expires, &signed.signature));
+    if !signed_by_an_accepted_key {
         return (StatusCode::FORBIDDEN, "invalid download signature").into_response();
     }
     if chrono::Utc::now().timestamp() > signed.expires {

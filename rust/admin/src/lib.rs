@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod dataproxy;
 pub mod decode_errors;
@@ -23,6 +24,7 @@ pub mod rest;
 pub mod service;
 pub mod store;
 pub mod task_resources;
+pub mod tls;
 pub mod upload;
 pub mod validate;
 

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -33,6 +33,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 
+use crate::authz::{Gate, Permission};
 use crate::config::AdminConfig;
 use crate::error::{AdminError, AdminResult};
 use crate::objects::{check_key, KeyError};
@@ -161,16 +162,73 @@ impl LiveLogs for FirstLiveLogs {
 struct Logs {
     config: Arc<AdminConfig>,
     live: Option<Arc<dyn LiveLogs>>,
+    /// Who may read: View on the project and domain in the path. `None`: everyone
+    /// (authentication off).
+    gate: Option<Gate>,
 }
 
-/// `GET /api/v1/logs/...` (see the module docs).
+/// `GET /api/v1/logs/...` (see the module docs), for everyone: authentication off.
 pub fn router(config: Arc<AdminConfig>, live: Option<Arc<dyn LiveLogs>>) -> Router {
+    logs_router(Logs {
+        config,
+        live,
+        gate: None,
+    })
+}
+
+/// `GET /api/v1/logs/...` for callers `gate` lets view the project and domain of the path.
+pub fn gated_router(
+    config: Arc<AdminConfig>,
+    live: Option<Arc<dyn LiveLogs>>,
+    gate: Gate,
+) -> Router {
+    logs_router(Logs {
+        config,
+        live,
+        gate: Some(gate),
+    })
+}
+
+fn logs_router(logs: Logs) -> Router {
     Router::new()
         .route(
             "/api/v1/logs/{project}/{domain}/{name}/{node_id}/{retry}/{stream}",
             get(serve),
         )
-        .with_state(Arc::new(Logs { config, live }))
+        .with_state(Arc::new(logs))
+}
+
+/// A task's logs are the project's data: reading them needs View, as GetExecutionData does.
+async fn refusal(
+    gate: &Gate,
+    extensions: &Extensions,
+    project: &str,
+    domain: &str,
+) -> Option<Response> {
+    let caller = gate.caller_in(extensions);
+    let role = gate.role(&caller, Some(project), Some(domain)).await;
+    if role.is_some_and(|r| r.grants(Permission::View)) {
+        return None;
+    }
+    if caller.principal().is_none() {
+        let mut response = refuse(
+            StatusCode::UNAUTHORIZED,
+            "reading logs needs credentials: send a bearer token",
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Some(response);
+    }
+    Some(refuse(
+        StatusCode::FORBIDDEN,
+        format!(
+            "permission denied: reading logs needs the viewer role on project {project:?}, \
+             domain {domain:?}; {} has {}",
+            crate::authz::who(&caller),
+            role.map_or("no role there", |r| r.as_str())
+        ),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -205,8 +263,14 @@ async fn serve(
         String,
         String,
     )>,
+    extensions: Extensions,
     query: Result<Query<Element>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    if let Some(gate) = &logs.gate {
+        if let Some(refused) = refusal(gate, &extensions, &project, &domain).await {
+            return refused;
+        }
+    }
     let Ok(Query(element)) = query else {
         return refuse(
             StatusCode::BAD_REQUEST,

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use tokio_stream::StreamExt;
 
 use crate::config::AdminConfig;
-use crate::dataproxy::{unhex, verify};
+use crate::dataproxy::{unhex, verify_with_any_key};
 
 #[derive(Deserialize)]
 struct Signed {
@@ -51,8 +51,8 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    if !verify(
-        &config.signing_key,
+    if !verify_with_any_key(
+        &config,
         &object,
         signed.expires,
         &signed.md5,

@@ -17,7 +17,6 @@ use alula_idl::flyteidl::core::{
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use alula_idl::flyteidl::service::signal_service_server::SignalService;
 use axum::body::Bytes;
-use axum::extract::State as AxumState;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -129,7 +128,7 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Failure> {
     })
 }
 
-async fn terminate(AxumState(api): AxumState<Api>, body: Bytes) -> ActionResult {
+async fn terminate(api: Api, body: Bytes) -> ActionResult {
     let body: TerminateBody = parse(&body)?;
     let cause = match body.cause.trim() {
         "" => "terminated from the console".to_string(),
@@ -144,7 +143,7 @@ async fn terminate(AxumState(api): AxumState<Api>, body: Bytes) -> ActionResult 
     go_to(urls::execution(&id))
 }
 
-async fn relaunch(AxumState(api): AxumState<Api>, body: Bytes) -> ActionResult {
+async fn relaunch(api: Api, body: Bytes) -> ActionResult {
     let body: ExecutionRef = parse(&body)?;
     let request = api.request(ExecutionRelaunchRequest {
         id: Some(body.id()),
@@ -157,7 +156,7 @@ async fn relaunch(AxumState(api): AxumState<Api>, body: Bytes) -> ActionResult {
     go_to(created_url(created.id)?)
 }
 
-async fn recover(AxumState(api): AxumState<Api>, body: Bytes) -> ActionResult {
+async fn recover(api: Api, body: Bytes) -> ActionResult {
     let body: ExecutionRef = parse(&body)?;
     let request = api.request(ExecutionRecoverRequest {
         id: Some(body.id()),
@@ -179,17 +178,17 @@ fn created_url(id: Option<WorkflowExecutionIdentifier>) -> Result<String, Failur
     Ok(urls::execution(&id))
 }
 
-async fn approve(AxumState(api): AxumState<Api>, body: Bytes) -> ActionResult {
+async fn approve(api: Api, body: Bytes) -> ActionResult {
     let body: SignalBody = parse(&body)?;
     set_signal(&api, &body, boolean(true)).await
 }
 
-async fn reject(AxumState(api): AxumState<Api>, body: Bytes) -> ActionResult {
+async fn reject(api: Api, body: Bytes) -> ActionResult {
     let body: SignalBody = parse(&body)?;
     set_signal(&api, &body, boolean(false)).await
 }
 
-async fn signal(AxumState(api): AxumState<Api>, body: Bytes) -> ActionResult {
+async fn signal(api: Api, body: Bytes) -> ActionResult {
     let body: SignalBody = parse(&body)?;
     let value = body
         .value

@@ -35,6 +35,14 @@ impl ConsoleError {
         }
     }
 
+    /// The caller may not do this (the page asked the gate before calling anything).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Request {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Api(status) => alula_admin::rest::http_status(status.code()),
@@ -47,6 +55,9 @@ impl ConsoleError {
         match self {
             Self::Api(status) => status.code(),
             Self::Request { status, .. } if *status == StatusCode::NOT_FOUND => Code::NotFound,
+            Self::Request { status, .. } if *status == StatusCode::FORBIDDEN => {
+                Code::PermissionDenied
+            }
             Self::Request { .. } => Code::InvalidArgument,
         }
     }

@@ -4,9 +4,18 @@
 //!
 //! Pages are HTML rendered here from [maud] templates; a little JavaScript (`assets/*.js`, no
 //! build step) refreshes the live parts and sends actions. Every page reads through the same
-//! service traits gRPC and REST serve ([`api::Api`]), so the console never shows what the API
-//! cannot, and the caller's identity will reach those traits the same way once authentication
-//! lands (see [`api::Api::request`]).
+//! guarded service traits gRPC and REST serve ([`api::Api`]), on behalf of the request's caller
+//! (see [`api::Api::request`]), so the console never shows what the API would not show them.
+//!
+//! # Authentication
+//! With authentication on, pages and actions need a signed-in caller: a page request without
+//! one is redirected (303) to `/console/login?next=<the page>` (`next` must be a console path,
+//! else the login lands on `/console`), an action answers 401 `{code, message}`, and a refused
+//! session cookie (expired, say) is cleared on the way. The session is the `alula_session`
+//! cookie holding an access token (HttpOnly, SameSite=Lax, Secure on https) that the HTTP layer
+//! reads like a bearer token. Controls that launch, terminate, relaunch, recover or answer
+//! gates are shown only to callers with the launch permission on the project and domain
+//! (the runner role and above); the services refuse everyone else's forged requests anyway.
 //!
 //! # URLs
 //! Flyte's console shapes, so the links flytekit prints open the right page:
@@ -25,7 +34,10 @@
 //! - `/console/projects/{p}/domains/{d}/launchPlans/{name}/launch[?version=v]` and
 //!   `/console/projects/{p}/domains/{d}/workflows/{name}/launch`: the launch form;
 //! - `POST /console/actions/{launch|terminate|relaunch|recover|approve|reject|signal}`: JSON in,
-//!   `{"url"}` or the REST gateway's `{code, message}` out.
+//!   `{"url"}` or the REST gateway's `{code, message}` out;
+//! - `GET /console/login[?next=]`: OIDC: to the identity provider (authorization code with
+//!   PKCE); built-in: the client id and secret form, posted to `POST /console/login`;
+//!   `GET /console/oauth2/callback?code&state`: the provider's way back; `POST /console/logout`.
 //!
 //! # What tests may rely on (the page contract)
 //! Browser tests find things by these attributes, not by text or layout:
@@ -42,6 +54,11 @@
 //! - a nested node's expand link is `svg#graph a[data-expand]`, its graph is drawn in
 //!   `section.graph-nested[data-path]`; the launch form's inputs are named after the launch
 //!   plan's inputs (`[name="{input}"]`) and labelled;
+//! - with authentication on, the header shows the signed-in caller as `<span class="user-name"
+//!   data-user="{display name}">` and a sign-out button `button#logout`; the built-in login
+//!   form has `[name=client_id]`, `[name=client_secret]` and the submit button `#login`, its
+//!   refusal `#login-error`; controls a caller may not use are absent (no `data-action`
+//!   elements, no `dialog#terminate-dialog`), and the launch form answers 403;
 //! - an element whose `data-live="{url}"` attribute is set is replaced by the same element of
 //!   that URL's answer every few seconds; the server drops the attribute once nothing changes.
 
@@ -52,8 +69,10 @@ mod error;
 mod format;
 pub(crate) mod forms;
 mod graph;
+mod login;
 mod logs;
 mod pages;
+mod session;
 mod shell;
 mod timeline;
 mod urls;
@@ -73,16 +92,31 @@ use axum::Router;
 
 pub use api::Api;
 pub use error::ConsoleError;
+pub use session::SESSION_COOKIE;
 
-/// Everything a page handler needs.
-pub type State = Api;
+/// What every handler is given: the services behind the gate, which it binds to the request's
+/// caller by extracting an [`Api`].
+pub(crate) type State = api::Services;
 
 /// The console's routes (`/console/...`, and `/` sending browsers there), for the HTTP port.
+///
+/// When authentication is on, pages and actions need a signed-in caller
+/// ([`session::require_login`]); the assets and the login routes do not.
 pub fn router(api: Api) -> Router {
-    let router = Router::new()
+    let services = api.services();
+    let guarded = pages::routes(
+        Router::new()
+            .merge(actions::routes())
+            .merge(graph::routes()),
+    )
+    .route_layer(axum::middleware::from_fn_with_state(
+        services.clone(),
+        session::require_login,
+    ));
+    Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .merge(assets::routes())
-        .merge(actions::routes())
-        .merge(graph::routes());
-    pages::routes(router).with_state(api)
+        .merge(login::routes())
+        .merge(guarded)
+        .with_state(services)
 }

@@ -4,7 +4,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 
-use crate::assets;
+use crate::{assets, login, session};
 
 /// One step of the breadcrumbs: a label and, except for the current page, a link.
 pub struct Crumb {
@@ -56,8 +56,14 @@ pub fn page(title: &str, crumbs: &[Crumb], body: Markup) -> Page {
                             }
                         }
                     }
-                    // Where the signed-in user's name goes once authentication lands.
-                    span.user {}
+                    // The signed-in user and the way out (authentication on only).
+                    @if let Some(user) = session::signed_in() {
+                        form.user method="post" action=(login::LOGOUT_PATH) {
+                            span.user-name data-user=(user) { (user) }
+                            " "
+                            button.link #logout type="submit" { "Sign out" }
+                        }
+                    }
                 }
                 main #main { (body) }
             }

@@ -42,7 +42,13 @@ pub async fn literal_map(api: &Api, values: &LiteralMap, types: Option<&Variable
         links: sign_all(api, &uris).await,
         frames: HashMap::new(),
     };
-    for uri in frames.iter().take(MAX_PREVIEWS) {
+    // Only frames the data proxy signed a link for: it decided this caller may read the
+    // object (a value may name any URI, another project's data included).
+    for uri in frames
+        .iter()
+        .filter(|uri| resolved.links.contains_key(*uri))
+        .take(MAX_PREVIEWS)
+    {
         if let Some(preview) = frame::preview(&api.config.storage, uri).await {
             resolved.frames.insert(uri.clone(), preview);
         }

@@ -31,8 +31,10 @@ use crate::template::TemplateVars;
 
 mod live_logs;
 pub mod pod_task;
+pub mod run_as;
 
 pub use live_logs::WorkFolderLogs;
+pub use run_as::{TaskUser, TaskUserError};
 
 /// How long an aborted process gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -56,6 +58,8 @@ pub struct ProcessPlugin {
     config: ProcessConfig,
     /// Attempts whose process we spawned (and whose exit we will see), by unique name.
     children: Mutex<HashMap<String, u32>>,
+    /// Who task processes run as when not the server's user ([`run_as`]).
+    task_user: Option<TaskUser>,
 }
 
 impl ProcessPlugin {
@@ -63,7 +67,14 @@ impl ProcessPlugin {
         Self {
             config,
             children: Mutex::new(HashMap::new()),
+            task_user: None,
         }
+    }
+
+    /// Runs tasks as `user` (see [`TaskUser::from_setting`]; `None`: as the server's user).
+    pub fn with_task_user(mut self, user: Option<TaskUser>) -> Self {
+        self.task_user = user;
+        self
     }
 
     /// Admin's source of the logs of attempts running here whose output prefix is not a local
@@ -346,9 +357,25 @@ impl Plugin for ProcessPlugin {
         }
         let stdout = std::fs::File::create(&stdout_path).map_err(io)?;
         let stderr = std::fs::File::create(log_path(attempt, &dir, "stderr")).map_err(io)?;
+        // As another user the task works in a folder of its own inside the attempt's, which
+        // stays the server's: the markers the server writes there later (`exit`) cannot have
+        // been replaced by links to files elsewhere.
+        let work_dir = match &self.task_user {
+            Some(user) => {
+                let home = dir.join("home");
+                user.make_folder(&home).map_err(io)?;
+                for p in [&attempt.output_prefix, &attempt.raw_output_prefix] {
+                    if p.is_absolute() {
+                        user.give(p).map_err(io)?;
+                    }
+                }
+                home
+            }
+            None => dir.clone(),
+        };
         let mut cmd = tokio::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
-            .current_dir(&dir)
+            .current_dir(&work_dir)
             .env("PATH", self.path_var())
             // Python buffers what it prints into a file until 8 KiB or the end; unbuffered,
             // a running task's lines are in its log as it prints them (a task may still set
@@ -365,6 +392,9 @@ impl Plugin for ProcessPlugin {
             // (pyflyte-fast-execute runs pyflyte-execute as a child), and a Ctrl-C aimed at
             // propeller's terminal does not reach it.
             .process_group(0);
+        if let Some(user) = &self.task_user {
+            user.apply(&mut cmd, &work_dir);
+        }
         let mut child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => {

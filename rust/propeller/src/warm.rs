@@ -34,7 +34,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::plugin::{Attempt, AttemptStatus, LogData, Plugin, PluginError, Waker};
-use crate::process::{attempt_log_tail, command_line, environment, log_tail};
+use crate::process::{attempt_log_tail, command_line, environment, log_tail, TaskUser};
 
 const STARTED_MARKER: &str = ".alula-started";
 const ENTRYPOINTS: [&str; 2] = ["alula-execute", "alula-map-execute"];
@@ -190,6 +190,8 @@ impl Drop for Finished {
 
 pub struct WarmPlugin {
     config: WarmConfig,
+    /// Who the workers run as when not the server's user ([`crate::process::run_as`]).
+    task_user: Option<TaskUser>,
     pools: Arc<Pools>,
     slots: Slots,
 }
@@ -202,9 +204,16 @@ impl WarmPlugin {
     pub fn new(config: WarmConfig) -> Self {
         Self {
             config,
+            task_user: None,
             pools: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             slots: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Runs the workers as `user` (see [`TaskUser::from_setting`]; `None`: as the server's).
+    pub fn with_task_user(mut self, user: Option<TaskUser>) -> Self {
+        self.task_user = user;
+        self
     }
 
     fn python(&self) -> PathBuf {
@@ -246,7 +255,13 @@ impl WarmPlugin {
         Ok(dir)
     }
 
-    fn spawn_pool(&self, dir: &Path) -> Pool {
+    fn spawn_pool(&self, dir: &Path) -> Result<Pool, PluginError> {
+        // The workers' HOME: the bundle's folder stays the server's (read-only to them).
+        let home = dir.join(".alula-home");
+        if let Some(user) = &self.task_user {
+            user.make_folder(&home)
+                .map_err(|e| PluginError::Transient(format!("{}: {e}", home.display())))?;
+        }
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let activity = Arc::new(Activity::new());
@@ -265,6 +280,8 @@ impl WarmPlugin {
                 dir: dir.to_path_buf(),
                 path: path.join(":"),
                 log: dir.join(format!(".alula-worker-{i}.log")),
+                user: self.task_user.clone(),
+                home: home.clone(),
             };
             tokio::spawn(worker_loop(
                 worker,
@@ -279,7 +296,7 @@ impl WarmPlugin {
             activity.clone(),
             self.config.idle_timeout,
         ));
-        Pool { jobs: tx, activity }
+        Ok(Pool { jobs: tx, activity })
     }
 }
 
@@ -340,6 +357,8 @@ struct WorkerSpec {
     dir: PathBuf,
     path: String,
     log: PathBuf,
+    user: Option<TaskUser>,
+    home: PathBuf,
 }
 
 struct Process {
@@ -357,7 +376,8 @@ fn spawn_worker(spec: &WorkerSpec) -> std::io::Result<Process> {
         Ok(p) if !p.is_empty() => format!("{}:{p}", spec.dir.display()),
         _ => spec.dir.display().to_string(),
     };
-    let mut child = tokio::process::Command::new(&spec.python)
+    let mut command = tokio::process::Command::new(&spec.python);
+    command
         .args(["-m", "alula.worker"])
         .current_dir(&spec.dir)
         .env("PATH", &spec.path)
@@ -365,8 +385,11 @@ fn spawn_worker(spec: &WorkerSpec) -> std::io::Result<Process> {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(log)
-        .kill_on_drop(true)
-        .spawn()?;
+        .kill_on_drop(true);
+    if let Some(user) = &spec.user {
+        user.apply(&mut command, &spec.home);
+    }
+    let mut child = command.spawn()?;
     let stdin = child
         .stdin
         .take()
@@ -520,6 +543,19 @@ impl Plugin for WarmPlugin {
         }
         let logs = attempt.output_prefix.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| PluginError::Transient(e.to_string()))?;
+        // The worker writes the outputs and opens the attempt's log files itself.
+        if let Some(user) = &self.task_user {
+            let mut folders = vec![attempt.output_prefix.clone(), logs.clone()];
+            if attempt.raw_output_prefix.is_absolute() {
+                std::fs::create_dir_all(&attempt.raw_output_prefix)
+                    .map_err(|e| PluginError::Transient(e.to_string()))?;
+                folders.push(attempt.raw_output_prefix.clone());
+            }
+            for folder in folders {
+                user.give(&folder)
+                    .map_err(|e| PluginError::Transient(format!("{}: {e}", folder.display())))?;
+            }
+        }
         let dir = self.bundle_dir(command.bundle.as_deref()).await?;
         let name = attempt.unique_name();
         lock(&self.slots).insert(name.clone(), Slot::Queued);
@@ -533,9 +569,16 @@ impl Plugin for WarmPlugin {
             waker,
         };
         let mut pools = self.pools.lock().await;
-        let pool = pools
-            .entry(dir.clone())
-            .or_insert_with(|| self.spawn_pool(&dir));
+        let pool = match pools.entry(dir.clone()) {
+            std::collections::hash_map::Entry::Occupied(pool) => pool.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => match self.spawn_pool(&dir) {
+                Ok(pool) => entry.insert(pool),
+                Err(e) => {
+                    lock(&self.slots).remove(&job.name);
+                    return Err(e);
+                }
+            },
+        };
         pool.activity.begin();
         pool.jobs.send(job).map_err(|_| {
             pool.activity.end();

@@ -23,6 +23,20 @@ fn serve(py: Python<'_>, args: Vec<String>, ready: Option<Py<PyAny>>) -> PyResul
     let config =
         alula_server::FileConfig::load(alula_server::config_path(&args).map_err(err)?.as_deref())
             .map_err(err)?;
+    // `alula start --auth` (or a config asking for the built-in server): its user gets an admin
+    // client whose secret is on disk for the flytekit config written below.
+    let admin_client = match alula_server::security::mode(&config) {
+        alula_server::security::AuthMode::Builtin => Some(py.detach(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| PyRuntimeError::new_err(format!("cannot start the runtime: {e}")))?;
+            runtime
+                .block_on(alula_server::auth_cli::ensure_admin_client(&config))
+                .map_err(err)
+        })?),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("alula-server")
@@ -46,6 +60,32 @@ fn serve(py: Python<'_>, args: Vec<String>, ready: Option<Py<PyAny>>) -> PyResul
                 ("storage_root", endpoints.storage_root.display().to_string()),
                 ("database", endpoints.database.clone()),
                 ("public_http_url", endpoints.public_http_url.clone()),
+                (
+                    "auth",
+                    alula_server::security::mode_name(endpoints.auth_mode).into(),
+                ),
+                (
+                    "tls_cert",
+                    endpoints
+                        .tls_cert
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                ),
+                (
+                    "client_id",
+                    admin_client
+                        .as_ref()
+                        .map(|c| c.client_id.clone())
+                        .unwrap_or_default(),
+                ),
+                (
+                    "client_secret_file",
+                    admin_client
+                        .as_ref()
+                        .map(|c| c.secret_file.display().to_string())
+                        .unwrap_or_default(),
+                ),
             ];
             for (k, v) in items {
                 if let Err(e) = info.set_item(k, v) {
@@ -61,6 +101,22 @@ fn serve(py: Python<'_>, args: Vec<String>, ready: Option<Py<PyAny>>) -> PyResul
         .map_err(err)
 }
 
+/// `alula auth ARGS...`: runs one command on the server's database (found as `alula start`
+/// finds it) and returns what it prints; errors raise RuntimeError with their message.
+#[pyfunction]
+fn auth_command(py: Python<'_>, args: Vec<String>) -> PyResult<String> {
+    py.detach(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the runtime: {e}")))?;
+        runtime
+            .block_on(alula_server::auth_cli::run_command(&args))
+            .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))
+    })
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(serve, m)?)
+    m.add_function(wrap_pyfunction!(serve, m)?)?;
+    m.add_function(wrap_pyfunction!(auth_command, m)?)
 }

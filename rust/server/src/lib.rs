@@ -33,6 +33,24 @@
 //! | `kubernetes` | `ALULA_KUBECONFIG` (a kubeconfig path; enables it) | off (see [`KubernetesConfig`]) |
 //! | `execution_defaults` | — | none (flyteidl `WorkflowExecutionConfig`: the settings executions get when neither they, their launch plan nor matchable attributes set them, e.g. `[execution_defaults.securityContext.runAs] k8sServiceAccount = "tasks"`) |
 //! | `task_resources` | — | none (flyteidl `TaskResourceAttributes` under `TASK_RESOURCE` attributes: `[task_resources.defaults] cpu = "1"`, `[task_resources.limits] memory = "4Gi"`) |
+//! | `insecure_no_auth` | `ALULA_INSECURE_NO_AUTH` (`1`/`0`) | false (without it, a server with auth off refuses to serve the API on a non-loopback `host`; `0.0.0.0` and `::` are not loopback) |
+//! | `tls_cert`, `tls_key` | `ALULA_TLS_CERT`, `ALULA_TLS_KEY` | — (PEM files: both ports speak TLS, reloaded when the files change; both or neither; the default `public_http_url` becomes `https://`) |
+//! | `previous_signing_keys` | `ALULA_PREVIOUS_SIGNING_KEYS` (`,`-separated) | — (earlier `signing_key`s whose signed URLs stay valid: a rotation) |
+//! | `task_user` | `ALULA_TASK_USER` | — (the unprivileged user local task processes run as when the server runs as root) |
+//! | `[auth] mode` | `ALULA_AUTH` | `off`; `builtin` (this server issues tokens to `alula auth create-client` clients); `oidc` (an identity provider does) |
+//! | `[auth] issuer` | `ALULA_OIDC_ISSUER` | OIDC: required (the provider's URL); built-in: `public_http_url` |
+//! | `[auth] audience` | `ALULA_OIDC_AUDIENCE` | `alula` (the `aud` tokens must carry) |
+//! | `[auth] cli_client_id` | `ALULA_OIDC_CLIENT_ID` | `flytectl` (the public client flytekit uses for `Pkce` / `DeviceFlow`) |
+//! | `[auth] redirect_uri` | — | `http://localhost:53593/callback` (flytekit's) |
+//! | `[auth] scopes` | — | `openid`, `profile`, `email`, `offline_access` |
+//! | `[auth] console_client_id` | `ALULA_CONSOLE_CLIENT_ID` | `alula-console` (the console's client at the provider) |
+//! | `[auth] console_client_secret` | `ALULA_CONSOLE_CLIENT_SECRET` | — (a confidential console client's secret) |
+//! | `[auth] groups_claim` | — | `groups` |
+//! | `[auth] authorization_metadata_key` | — | `authorization` (the gRPC metadata key clients put the token under; `authorization` is always accepted) |
+//! | `[auth] token_lifetime_seconds` | — | 3600 (built-in tokens) |
+//! | `[auth] leeway_seconds` | — | 30 (clock skew allowed; at most 300) |
+//! | `[auth] provider_ca_file` | — | — (a PEM CA to trust for the provider, besides the web PKI) |
+//! | `[[auth.bindings]]` | — | none: `subject` (`user:NAME`, `group:NAME`, `client:ID`), `project` and `domain` (default `*`: all), `role` (`viewer`, `runner`, `developer`, `admin`); `alula auth grant` adds more in the database |
 //!
 //! The HTTP port refuses what a web page could do to it (`alula_admin::guard`): a `Host` it
 //! does not answer (DNS rebinding), an `Origin` of another site, and mutating REST calls whose
@@ -61,10 +79,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod auth_cli;
 mod maintenance;
 mod role;
+pub mod security;
 
 use alula_admin::app::Instrumentation;
+use alula_admin::auth::{Auth, AuthMode};
+use alula_admin::authz::Gate;
 use alula_admin::{app, AdminApi, AdminConfig, Store};
 use alula_propeller::process::{ProcessConfig, ProcessPlugin};
 use alula_propeller::{Plugin, Propeller, PropellerConfig};
@@ -100,6 +122,17 @@ pub struct FileConfig {
     pub kubernetes: Option<KubernetesConfig>,
     pub execution_defaults: Option<alula_admin::config::WorkflowExecutionConfig>,
     pub task_resources: Option<alula_admin::config::TaskResourceAttributes>,
+    /// Who callers are: see [`security::AuthTable`].
+    pub auth: Option<security::AuthTable>,
+    /// Serve the API without authentication on a non-loopback address anyway.
+    pub insecure_no_auth: Option<bool>,
+    /// PEM certificate chain and private key: both ports speak TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Earlier data-proxy signing keys whose URLs are still accepted (a rotation).
+    pub previous_signing_keys: Option<Vec<String>>,
+    /// The unprivileged user local task processes run as when the server runs as root.
+    pub task_user: Option<String>,
 }
 
 /// The `kubernetes` table: where the API server is and how pods are made.
@@ -204,12 +237,12 @@ impl FileConfig {
                 .get_or_insert_with(Default::default)
                 .kubeconfig = Some(v.into());
         }
-        Ok(())
+        security::apply_env(self)
     }
 }
 
 /// `a, b,,c` as `[a, b, c]`: the form of the list-valued variables.
-fn comma_list(value: &str) -> Vec<String> {
+pub(crate) fn comma_list(value: &str) -> Vec<String> {
     value
         .split(',')
         .map(str::trim)
@@ -237,18 +270,50 @@ pub struct Endpoints {
     pub database: String,
     /// Where browsers and clients reach the HTTP port (the console, signed URLs, log links).
     pub public_http_url: String,
+    /// Whether callers authenticate, and how.
+    pub auth_mode: alula_admin::auth::AuthMode,
+    /// The certificate both ports present (TLS on), for clients that must trust it.
+    pub tls_cert: Option<PathBuf>,
 }
+
+/// Where the server listens when the settings name no host: this machine only.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
 
 /// The HTTP port's URL when `public_http_url` is not set: the bound address, except that a
 /// wildcard bind (`0.0.0.0`, `::`) is reached on this machine's loopback — no browser or client
 /// should be handed a link to `0.0.0.0`.
-fn default_public_http_url(bound: SocketAddr) -> String {
+fn default_public_http_url(bound: SocketAddr, tls: bool) -> String {
     let ip = match bound.ip() {
         std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, bound.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, bound.port()))
+}
+
+/// Makes an SQLite database file readable by the server's user only: it holds the built-in
+/// authorization server's signing keys and client secret hashes, and local tasks (running as
+/// `task_user`) can read the storage root it usually sits in. SQLite creates its `-wal` and
+/// `-shm` files with the database file's mode. Best effort, like the storage root's tag.
+fn restrict_database_file(database_url: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(rest) = database_url.strip_prefix("sqlite://") else {
+        return;
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.starts_with(':') {
+        return;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{path}{suffix}");
+        if std::path::Path::new(&file).exists() {
+            if let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file, error = %e, "cannot make the database file private");
+            }
+        }
+    }
 }
 
 /// The pod plugin (its watcher spawned) for the `kubernetes` settings.
@@ -302,6 +367,28 @@ fn tag_storage_root(root: &std::path::Path) {
     }
 }
 
+/// The storage root (created, made absolute and tagged) and the database URL the settings name:
+/// the server and `alula auth` open the same database.
+pub fn storage_and_database(file: &FileConfig) -> Result<(PathBuf, String)> {
+    let storage_root = file
+        .storage_root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("alula-data"));
+    std::fs::create_dir_all(&storage_root)
+        .with_context(|| format!("creating storage root {}", storage_root.display()))?;
+    let storage_root = storage_root
+        .canonicalize()
+        .with_context(|| format!("resolving storage root {}", storage_root.display()))?;
+    tag_storage_root(&storage_root);
+    let database_url = file.database_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            storage_root.join("alula.db").display()
+        )
+    });
+    Ok((storage_root, database_url))
+}
+
 /// Runs what the role asks for (admin, propeller or both) until `shutdown` resolves, or until
 /// one of them stops. `ready` is called once the listeners are bound.
 pub async fn run(
@@ -310,28 +397,30 @@ pub async fn run(
     ready: impl FnOnce(&Endpoints),
 ) -> Result<()> {
     let role = Role::resolve(file.role, file.propeller)?;
-    let host = file.host.unwrap_or_else(|| "127.0.0.1".to_string());
-    let storage_root = file
-        .storage_root
-        .unwrap_or_else(|| PathBuf::from("alula-data"));
-    std::fs::create_dir_all(&storage_root)
-        .with_context(|| format!("creating storage root {}", storage_root.display()))?;
-    let storage_root = storage_root
-        .canonicalize()
-        .with_context(|| format!("resolving storage root {}", storage_root.display()))?;
-    tag_storage_root(&storage_root);
-    let database_url = file.database_url.unwrap_or_else(|| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            storage_root.join("alula.db").display()
-        )
-    });
+    // Before anything binds or is created: settings that would serve an open API to the
+    // network, or that contradict themselves, stop the start here.
+    security::check(
+        &file,
+        file.host.as_deref().unwrap_or(DEFAULT_HOST),
+        role.serves_api(),
+    )?;
+    let tls = security::tls_files(&file)?;
+    let mut auth_settings = security::auth_settings(&file)?;
+    let previous_signing_keys: Vec<Vec<u8>> = file
+        .previous_signing_keys
+        .iter()
+        .flatten()
+        .map(|k| k.clone().into_bytes())
+        .collect();
+    let (storage_root, database_url) = storage_and_database(&file)?;
+    let host = file.host.unwrap_or_else(|| DEFAULT_HOST.to_string());
 
     // Before binding: a database that cannot be opened (a damaged file, say) must fail the
     // start with its reason, not leave ports bound that answer nothing.
     let store = Store::connect(&database_url)
         .await
         .with_context(|| format!("opening database {database_url}"))?;
+    restrict_database_file(&database_url);
 
     let grpc_addr: SocketAddr = format!("{host}:{}", file.grpc_port.unwrap_or(8089)).parse()?;
     let http_addr: SocketAddr = format!("{host}:{}", file.http_port.unwrap_or(8088)).parse()?;
@@ -356,9 +445,13 @@ pub async fn run(
     let mut config = AdminConfig::new(
         storage_root.clone(),
         file.public_http_url
-            .unwrap_or_else(|| default_public_http_url(http_bound)),
+            .unwrap_or_else(|| default_public_http_url(http_bound, tls.is_some())),
         signing_key,
     );
+    config.previous_signing_keys = previous_signing_keys;
+    security::builtin_issuer(&mut auth_settings, &config.public_http_url);
+    config.auth = auth_settings;
+    config.tls = tls;
     let storage = match &file.storage_url {
         Some(url) => alula_storage::Storage::from_url(url)?,
         None => alula_storage::Storage::local(&storage_root),
@@ -381,12 +474,29 @@ pub async fn run(
         config.default_projects = projects;
     }
 
+    // Before `ready`: an identity provider that cannot be reached, or signing keys that cannot
+    // be loaded, fail the start instead of leaving an API that refuses everyone.
+    let gate = match role.serves_api() {
+        true => {
+            let auth = Auth::new(config.auth.clone(), store.clone())
+                .await
+                .context("setting up authentication")?;
+            Some(Gate::new(auth, store.clone()))
+        }
+        false => None,
+    };
+    if config.auth.mode == AuthMode::Off && role.serves_api() && !security::is_loopback(&host) {
+        tracing::warn!(%host, "serving the API without authentication (insecure_no_auth)");
+    }
+
     let endpoints = Endpoints {
         grpc: grpc.as_ref().map(TcpListener::local_addr).transpose()?,
         http: http_bound,
         storage_root: storage_root.clone(),
         database: format!("{:?}", store.backend()),
         public_http_url: config.public_http_url.clone(),
+        auth_mode: config.auth.mode,
+        tls_cert: config.tls.as_ref().map(|t| t.cert.clone()),
     };
     tracing::info!(
         ?role,
@@ -424,6 +534,10 @@ pub async fn run(
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
         let task_path = file.task_path.unwrap_or_default();
         let warm = file.warm_workers.unwrap_or(2);
+        // Local tasks run as this unprivileged user when the server runs as root (a warning at
+        // start when none is set; an error when another user is named without root).
+        let task_user =
+            alula_propeller::process::TaskUser::from_setting(file.task_user.as_deref())?;
         if let Some(k8s) = file.kubernetes {
             // First: every container task (Alula's `alula-execute` ones included) runs as a
             // pod; the warm and process plugins only get what it cannot run.
@@ -436,8 +550,8 @@ pub async fn run(
         // Warm workers read and write local files only; with a bucket, Alula's tasks go to the
         // process plugin (whose `alula-execute` reads the bucket through fsspec).
         if warm > 0 && storage.local_root().is_some() {
-            plugins.push(Arc::new(alula_propeller::warm::WarmPlugin::new(
-                alula_propeller::warm::WarmConfig {
+            plugins.push(Arc::new(
+                alula_propeller::warm::WarmPlugin::new(alula_propeller::warm::WarmConfig {
                     work_root: work_root.join("warm"),
                     path_prefix: task_path.clone(),
                     workers: warm,
@@ -445,14 +559,18 @@ pub async fn run(
                         .warm_idle_seconds
                         .map(std::time::Duration::from_secs)
                         .unwrap_or(alula_propeller::warm::DEFAULT_IDLE_TIMEOUT),
-                },
-            )));
+                })
+                .with_task_user(task_user.clone()),
+            ));
         }
-        let processes = Arc::new(ProcessPlugin::new(ProcessConfig {
-            work_root: work_root.join("process"),
-            path_prefix: task_path,
-            env: Default::default(),
-        }));
+        let processes = Arc::new(
+            ProcessPlugin::new(ProcessConfig {
+                work_root: work_root.join("process"),
+                path_prefix: task_path,
+                env: Default::default(),
+            })
+            .with_task_user(task_user),
+        );
         // Local processes' logs are stored when they end (with a bucket); until then admin's
         // log route reads them from their working folders, after the pods' source if any.
         instrumentation.live_logs = Some(Arc::new(alula_admin::logs::FirstLiveLogs(
@@ -497,10 +615,21 @@ pub async fn run(
 
     let served = match grpc {
         Some(grpc) => {
+            // Present whenever the API is served (see above).
+            let gate = gate.context("the API is served without its authorization gate")?;
             // The web console reads through the same services the API serves.
-            let console = alula_console::Api::new(api.clone(), config.clone());
+            let console = alula_console::Api::new(api.clone(), gate.clone(), config.clone());
             instrumentation.routes.push(alula_console::router(console));
-            app::serve_api(api, config, grpc, http, instrumentation, stopped(&stop)).await
+            app::serve_api(
+                api,
+                gate,
+                config,
+                grpc,
+                http,
+                instrumentation,
+                stopped(&stop),
+            )
+            .await
         }
         None => {
             let access = config.http_access.clone();
@@ -528,11 +657,13 @@ mod tests {
 
     #[test]
     fn wildcard_binds_are_reached_on_loopback() {
-        let url = |a: &str| default_public_http_url(a.parse().expect("address"));
+        let url = |a: &str| default_public_http_url(a.parse().expect("address"), false);
         assert_eq!(url("0.0.0.0:8088"), "http://127.0.0.1:8088");
         assert_eq!(url("[::]:8088"), "http://[::1]:8088");
         assert_eq!(url("10.1.2.3:80"), "http://10.1.2.3:80");
         assert_eq!(url("127.0.0.1:30080"), "http://127.0.0.1:30080");
+        let tls = default_public_http_url("0.0.0.0:8443".parse().expect("address"), true);
+        assert_eq!(tls, "https://127.0.0.1:8443");
     }
 
     #[test]

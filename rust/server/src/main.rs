@@ -1,6 +1,7 @@
 //! `alula-server`: Alula's control plane as one process (see the library for its settings).
 //!
-//! Usage: `alula-server [--config FILE]`.
+//! Usage: `alula-server [--config FILE]`, or `alula-server auth COMMAND ...` to manage clients,
+//! role bindings, signing keys and read the audit log (see `alula_server::auth_cli`).
 
 use anyhow::Result;
 
@@ -41,6 +42,10 @@ async fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(("auth", rest)) = args.split_first().map(|(c, r)| (c.as_str(), r)) {
+        print!("{}", alula_server::auth_cli::run_command(rest).await?);
+        return Ok(());
+    }
     let file = alula_server::FileConfig::load(alula_server::config_path(&args)?.as_deref())?;
     alula_server::run(file, shutdown_signal(), |_| {}).await
 }

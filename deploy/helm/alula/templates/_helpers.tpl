@@ -72,7 +72,13 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Where clients reach admin over HTTP. */}}
 {{- define "alula.publicHttpUrl" -}}
-{{- default (printf "http://%s-admin.%s.svc.cluster.local:%d" (include "alula.fullname" .) .Release.Namespace (int .Values.admin.service.httpPort)) .Values.admin.publicHttpUrl -}}
+{{- $scheme := ternary "https" "http" .Values.tls.enabled -}}
+{{- default (printf "%s://%s-admin.%s.svc.cluster.local:%d" $scheme (include "alula.fullname" .) .Release.Namespace (int .Values.admin.service.httpPort)) .Values.admin.publicHttpUrl -}}
+{{- end -}}
+
+{{/* The Secret with admin's certificate (tls.crt, tls.key). */}}
+{{- define "alula.tlsSecretName" -}}
+{{- default (printf "%s-admin-tls" (include "alula.fullname" .)) .Values.tls.secretName -}}
 {{- end -}}
 
 {{/* The storage URL both roles use. */}}

@@ -1,20 +1,67 @@
 //! From a service and RPC name to its handler: the REST gateway calls the very trait methods
-//! gRPC calls, so both transports share validation, codes and messages.
+//! gRPC calls, so both transports share validation, codes and messages, and (through
+//! [`GatedHandlers`]) the same authorization: the HTTP request's extensions, which hold the
+//! caller the authentication layer found, travel into the `tonic::Request`.
 
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use alula_idl::flyteidl::service::auth_metadata_service_server::AuthMetadataService;
 use alula_idl::flyteidl::service::data_proxy_service_server::DataProxyService;
 use alula_idl::flyteidl::service::identity_service_server::IdentityService;
 use alula_idl::flyteidl::service::signal_service_server::SignalService;
+use axum::http::Extensions;
 use prost::Message;
 use tonic::{Request, Status};
 
 use super::routes::Service;
-use crate::auth::NoAuth;
+use crate::auth::discovery::Discovery;
+use crate::authz::{Gate, Guarded};
 use crate::dataproxy::DataProxy;
 use crate::service::AdminApi;
 
-/// The implementations behind the routes.
+/// The services behind the routes, each behind the gate: what the gateway serves.
+#[derive(Clone)]
+pub struct GatedHandlers {
+    pub admin: Guarded<AdminApi>,
+    pub data_proxy: Guarded<DataProxy>,
+    pub discovery: Guarded<Discovery>,
+}
+
+impl GatedHandlers {
+    /// The three services behind `gate` (whose authentication the discovery RPCs describe).
+    pub fn new(admin: AdminApi, data_proxy: DataProxy, gate: Gate) -> Self {
+        let discovery = Discovery {
+            auth: gate.auth().clone(),
+        };
+        Self {
+            admin: Guarded::new(admin, gate.clone()),
+            data_proxy: Guarded::new(data_proxy, gate.clone()),
+            discovery: Guarded::new(discovery, gate),
+        }
+    }
+
+    /// Calls `rpc` (snake case) of `service` with an encoded request, carrying `extensions`
+    /// (the caller), and returns the encoded response; `None` when the service has no RPC of
+    /// that name.
+    pub async fn call(
+        &self,
+        service: Service,
+        rpc: &str,
+        request: &[u8],
+        extensions: &Extensions,
+    ) -> Option<Result<Vec<u8>, Status>> {
+        match service {
+            Service::Admin => call_admin(&self.admin, rpc, request, extensions).await,
+            Service::DataProxy => call_data_proxy(&self.data_proxy, rpc, request, extensions).await,
+            Service::Signal => call_signal(&self.admin, rpc, request, extensions).await,
+            Service::Identity => call_identity(&self.discovery, rpc, request, extensions).await,
+            Service::AuthMetadata => {
+                call_auth_metadata(&self.discovery, rpc, request, extensions).await
+            }
+        }
+    }
+}
+
+/// The same dispatch with authentication off (the suites that drive the table directly).
 #[derive(Clone)]
 pub struct Handlers {
     pub admin: AdminApi,
@@ -22,21 +69,23 @@ pub struct Handlers {
 }
 
 impl Handlers {
-    /// Calls `rpc` (snake case) of `service` with an encoded request and returns the encoded
-    /// response; `None` when the service has no RPC of that name.
+    /// These services behind a gate with authentication off: every call allowed, as before.
+    pub fn gated(&self) -> GatedHandlers {
+        let store = self.admin.store().clone();
+        let gate = Gate::new(crate::auth::Auth::off(store.clone()), store);
+        GatedHandlers::new(self.admin.clone(), self.data_proxy.clone(), gate)
+    }
+
+    /// [`GatedHandlers::call`] with no caller (authentication is off).
     pub async fn call(
         &self,
         service: Service,
         rpc: &str,
         request: &[u8],
     ) -> Option<Result<Vec<u8>, Status>> {
-        match service {
-            Service::Admin => call_admin(&self.admin, rpc, request).await,
-            Service::DataProxy => call_data_proxy(&self.data_proxy, rpc, request).await,
-            Service::Signal => call_signal(&self.admin, rpc, request).await,
-            Service::Identity => call_identity(&NoAuth, rpc, request).await,
-            Service::AuthMetadata => call_auth_metadata(&NoAuth, rpc, request).await,
-        }
+        self.gated()
+            .call(service, rpc, request, &Extensions::new())
+            .await
     }
 }
 
@@ -46,6 +95,7 @@ macro_rules! dispatch_table {
             handler: &$implementation,
             rpc: &str,
             request: &[u8],
+            extensions: &Extensions,
         ) -> Option<Result<Vec<u8>, Status>> {
             match rpc {
                 $(
@@ -57,7 +107,9 @@ macro_rules! dispatch_table {
                                     stringify!($rpc)
                                 ))
                             })?;
-                            let resp = $service::$rpc(handler, Request::new(req)).await?;
+                            let mut req = Request::new(req);
+                            *req.extensions_mut() = extensions.clone();
+                            let resp = $service::$rpc(handler, req).await?;
                             Ok(resp.into_inner().encode_to_vec())
                         }
                         .await,
@@ -74,7 +126,7 @@ macro_rules! dispatch_table {
 dispatch_table!(
     call_admin,
     AdminService,
-    AdminApi,
+    Guarded<AdminApi>,
     [
         create_task,
         get_task,
@@ -138,7 +190,7 @@ dispatch_table!(
 dispatch_table!(
     call_data_proxy,
     DataProxyService,
-    DataProxy,
+    Guarded<DataProxy>,
     [
         create_upload_location,
         create_download_location,
@@ -150,15 +202,20 @@ dispatch_table!(
 dispatch_table!(
     call_signal,
     SignalService,
-    AdminApi,
+    Guarded<AdminApi>,
     [get_or_create_signal, list_signals, set_signal,]
 );
 
-dispatch_table!(call_identity, IdentityService, NoAuth, [user_info]);
+dispatch_table!(
+    call_identity,
+    IdentityService,
+    Guarded<Discovery>,
+    [user_info]
+);
 
 dispatch_table!(
     call_auth_metadata,
     AuthMetadataService,
-    NoAuth,
+    Guarded<Discovery>,
     [get_o_auth2_metadata, get_public_client_config,]
 );

@@ -5,7 +5,9 @@
 //! proto3 JSON or, when the client says `application/octet-stream` (as FlyteConsole does), binary
 //! protobuf; mutating calls must say one or the other ([`crate::guard`]). Path variables and
 //! query parameters fill request fields; errors are `{code, message}` with the HTTP status
-//! matching the gRPC code.
+//! matching the gRPC code (UNAUTHENTICATED: 401 with `WWW-Authenticate: Bearer`). Every call
+//! goes through the same gate as gRPC ([`GatedHandlers`]) with the caller the authentication
+//! layer put in the HTTP request's extensions.
 
 mod dispatch;
 mod routes;
@@ -16,14 +18,14 @@ use alula_idl::registry;
 use alula_idl::wkt::field_descriptor_proto::Label;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use serde_json::{Map, Value};
 use tonic::Code;
 
-pub use dispatch::Handlers;
+pub use dispatch::{GatedHandlers, Handlers};
 use routes::{kind_of, Route, Routes, ValueKind};
 pub use routes::{snake_case, RouteError, Service};
 
@@ -38,22 +40,31 @@ const MAX_BODY_BYTES: usize = 64 << 20;
 
 #[derive(Clone)]
 struct Gateway {
-    handlers: Handlers,
+    handlers: GatedHandlers,
     routes: Arc<Routes>,
 }
 
-/// The router of every REST route. Fails only if the embedded descriptors are unusable.
+/// The router of every REST route with authentication off (every call allowed). Fails only if
+/// the embedded descriptors are unusable.
 pub fn router(api: AdminApi, data_proxy: DataProxy) -> Result<Router<()>, RouteError> {
+    gated_router(
+        Handlers {
+            admin: api,
+            data_proxy,
+        }
+        .gated(),
+    )
+}
+
+/// The router of every REST route, each call checked by the handlers' gate.
+pub fn gated_router(handlers: GatedHandlers) -> Result<Router<()>, RouteError> {
     let routes = Routes::load()?;
     let mut router = Router::new();
     for path in routes.axum_paths()? {
         router = router.route(&path, any(handle));
     }
     let gateway = Gateway {
-        handlers: Handlers {
-            admin: api,
-            data_proxy,
-        },
+        handlers,
         routes: Arc::new(routes),
     };
     Ok(crate::guard::require_api_body(router)
@@ -108,7 +119,14 @@ impl From<tonic::Status> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        error_response(http_status(self.code), self.code, self.message)
+        let mut response = error_response(http_status(self.code), self.code, self.message);
+        if self.code == Code::Unauthenticated {
+            // RFC 6750: a 401 says which scheme to use.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 
@@ -137,9 +155,20 @@ async fn handle(
     uri: Uri,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Bytes,
 ) -> Response {
-    match serve(&gateway, &method, &uri, &query, &headers, &body).await {
+    match serve(
+        &gateway,
+        &method,
+        &uri,
+        &query,
+        &headers,
+        &extensions,
+        &body,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(failure) => failure.into_response(),
     }
@@ -151,6 +180,7 @@ async fn serve(
     uri: &Uri,
     query: &[(String, String)],
     headers: &HeaderMap,
+    extensions: &Extensions,
     body: &[u8],
 ) -> Result<Response, Failure> {
     let path = uri.path();
@@ -180,7 +210,7 @@ async fn serve(
         .map_err(|e| Failure::invalid(e.to_string()))?;
     let output = gateway
         .handlers
-        .call(route.service, &route.rpc, &encoded)
+        .call(route.service, &route.rpc, &encoded, extensions)
         .await
         .ok_or_else(|| Failure {
             code: Code::Unimplemented,

@@ -63,9 +63,20 @@ impl AdminApi {
         &self,
         req: ExecutionRelaunchRequest,
     ) -> AdminResult<ExecutionCreateResponse> {
+        self.relaunch_execution_as(req, None).await
+    }
+
+    /// RelaunchExecution recording `principal` (the authenticated caller) as the launcher
+    /// instead of the original execution's.
+    pub(crate) async fn relaunch_execution_as(
+        &self,
+        req: ExecutionRelaunchRequest,
+        principal: Option<String>,
+    ) -> AdminResult<ExecutionCreateResponse> {
         let overwrite_cache = req.overwrite_cache;
         self.create_from(req.id, req.name, ExecutionMode::Relaunch, None, |spec| {
-            spec.overwrite_cache = overwrite_cache
+            spec.overwrite_cache = overwrite_cache;
+            set_principal(spec, principal);
         })
         .await
     }
@@ -79,13 +90,29 @@ impl AdminApi {
         &self,
         req: ExecutionRecoverRequest,
     ) -> AdminResult<ExecutionCreateResponse> {
+        self.recover_execution_as(req, None).await
+    }
+
+    /// RecoverExecution recording `principal` (the authenticated caller) as the launcher
+    /// instead of the original's or the one the request's metadata claims.
+    pub(crate) async fn recover_execution_as(
+        &self,
+        req: ExecutionRecoverRequest,
+        principal: Option<String>,
+    ) -> AdminResult<ExecutionCreateResponse> {
         self.create_from(
             req.id,
             req.name,
             ExecutionMode::Recovered,
             req.metadata,
-            |_| {},
+            |spec| set_principal(spec, principal),
         )
         .await
+    }
+}
+
+fn set_principal(spec: &mut ExecutionSpec, principal: Option<String>) {
+    if let Some(principal) = principal {
+        spec.metadata.get_or_insert_with(Default::default).principal = principal;
     }
 }

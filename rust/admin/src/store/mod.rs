@@ -2,7 +2,9 @@
 //! suite) serve the embedded SQLite file and PostgreSQL. Each backend has its own migrations
 //! because their DDL differs (`BLOB` / `BYTEA`); the queries themselves are portable.
 
+mod access;
 mod attributes;
+mod auth;
 mod entities;
 mod events;
 mod executions;
@@ -23,7 +25,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
+pub use access::{AuditEntry, AuditRow};
 pub use attributes::AttributesKey;
+pub use auth::{ClientRow, KeyRow};
 use entities::EntityGrowth;
 pub use entities::NAME_FIELDS;
 pub use entities::{Entity, EntityKey, EntityRow, InsertOutcome};

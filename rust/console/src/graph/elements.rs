@@ -2,7 +2,7 @@
 //! and log links. The graph itself only shows counts, so a 100,000-element map stays one box.
 
 use alula_idl::flyteidl::event::ExternalResourceInfo;
-use axum::extract::{Path, Query, State as AxumState};
+use axum::extract::{Path, Query};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -22,7 +22,7 @@ pub(crate) struct ElementsQuery {
 }
 
 pub(crate) async fn elements_page(
-    AxumState(api): AxumState<Api>,
+    api: Api,
     Path((project, domain, name, node_id)): Path<(String, String, String, String)>,
     Query(q): Query<ElementsQuery>,
 ) -> ConsoleResult<Page> {

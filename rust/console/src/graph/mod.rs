@@ -18,7 +18,7 @@ pub(crate) use model::case_nodes;
 use alula_idl::flyteidl::admin::{Execution, NodeExecution, WorkflowExecutionGetRequest};
 use alula_idl::flyteidl::core::{CompiledWorkflowClosure, WorkflowExecutionIdentifier};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
-use axum::extract::{Path, Query, State as AxumState};
+use axum::extract::{Path, Query};
 use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup};
@@ -141,7 +141,7 @@ pub(crate) async fn execution(
 
 /// The nested graph of the node at the end of `path` (node ids from the top level down).
 async fn nested_page(
-    AxumState(api): AxumState<Api>,
+    api: Api,
     Path((project, domain, name)): Path<(String, String, String)>,
     Query(q): Query<NestedQuery>,
 ) -> ConsoleResult<Page> {

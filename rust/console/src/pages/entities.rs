@@ -10,7 +10,7 @@ use alula_idl::flyteidl::admin::{
 use alula_idl::flyteidl::core::{Identifier, ResourceType};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use alula_idl::wkt::Timestamp;
-use axum::extract::{Path, RawQuery, State as AxumState};
+use axum::extract::{Path, RawQuery};
 use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup};
@@ -44,7 +44,7 @@ pub(crate) fn routes() -> Router<State> {
             .route(
                 &format!("/console/projects/{{project}}/{segment}"),
                 get(
-                    move |api: AxumState<Api>, Path(project): Path<String>, q: RawQuery| async move {
+                    move |api: Api, Path(project): Path<String>, q: RawQuery| async move {
                         let params = Params::parse(q.0.as_deref());
                         let scope = Scope::load(&api, &project, params.get("domain")).await?;
                         list_page(&api, &scope, kind, &params).await
@@ -54,7 +54,7 @@ pub(crate) fn routes() -> Router<State> {
             .route(
                 &format!("/console/projects/{{project}}/domains/{{domain}}/{segment}"),
                 get(
-                    move |api: AxumState<Api>,
+                    move |api: Api,
                           Path((project, domain)): Path<(String, String)>,
                           q: RawQuery| async move {
                         let params = Params::parse(q.0.as_deref());
@@ -66,7 +66,7 @@ pub(crate) fn routes() -> Router<State> {
             .route(
                 &format!("/console/projects/{{project}}/{segment}/{{name}}"),
                 get(
-                    move |api: AxumState<Api>,
+                    move |api: Api,
                           Path((project, name)): Path<(String, String)>,
                           q: RawQuery| async move {
                         let params = Params::parse(q.0.as_deref());
@@ -78,7 +78,7 @@ pub(crate) fn routes() -> Router<State> {
             .route(
                 &format!("/console/projects/{{project}}/domains/{{domain}}/{segment}/{{name}}"),
                 get(
-                    move |api: AxumState<Api>,
+                    move |api: Api,
                           Path((project, domain, name)): Path<(String, String, String)>,
                           q: RawQuery| async move {
                         let params = Params::parse(q.0.as_deref());
@@ -92,7 +92,7 @@ pub(crate) fn routes() -> Router<State> {
                     "/console/projects/{{project}}/domains/{{domain}}/{segment}/{{name}}/version/{{version}}"
                 ),
                 get(
-                    move |api: AxumState<Api>,
+                    move |api: Api,
                           Path((project, domain, name, version)): Path<(
                         String,
                         String,
@@ -362,7 +362,8 @@ pub(crate) fn state_badge(state: i32) -> Markup {
 }
 
 /// The table of names the dashboard and the list pages show.
-pub(crate) fn table(kind: ResourceType, rows: &[Row]) -> Markup {
+/// The rows of a list; launch plans get a launch link when `can_launch`.
+pub(crate) fn table(kind: ResourceType, rows: &[Row], can_launch: bool) -> Markup {
     let is_lp = kind == ResourceType::LaunchPlan;
     html! {
         @if rows.is_empty() {
@@ -413,7 +414,7 @@ pub(crate) fn table(kind: ResourceType, rows: &[Row]) -> Markup {
                                     }
                                 }
                                 td {
-                                    @if let Some(v) = latest {
+                                    @if let (Some(v), true) = (latest, can_launch) {
                                         a.button data-action="launch" href=(urls::launch(&Identifier { version: String::new(), ..v.id.clone() })) { "Launch" }
                                     }
                                 }
@@ -488,7 +489,7 @@ async fn list_page(
             p.notice.error role="alert" { "The search was refused: " (message) }
         }
         section.entities data-kind=(urls::kind_segment(kind)) {
-            (table(kind, &listed.rows))
+            (table(kind, &listed.rows, scope.can_launch))
         }
         nav.pager aria-label="Pages" {
             @if offset > 0 {

@@ -2,6 +2,7 @@
 //! version's interface and details (a workflow's nodes and launch plans, a task's container, a
 //! launch plan's inputs, state and schedule), and the executions it ran.
 
+use alula_admin::authz::Permission;
 use alula_core::types::display_type;
 use alula_idl::flyteidl::admin::{
     LaunchPlan, LaunchPlanState, NamedEntityGetRequest, NamedEntityIdentifier, ObjectGetRequest,
@@ -350,6 +351,9 @@ fn versions_table(versions: &[Version], selected: &str) -> Markup {
 /// A workflow's nodes (what each runs, what it waits for) and the launch plans launching it.
 async fn workflow_details(api: &Api, wf: &Workflow) -> ConsoleResult<Markup> {
     let id = wf.id.clone().unwrap_or_default();
+    let can_launch = api
+        .allows(Permission::Launch, &id.project, &id.domain)
+        .await;
     let nodes: Vec<&Node> = wf
         .closure
         .as_ref()
@@ -409,7 +413,11 @@ async fn workflow_details(api: &Api, wf: &Workflow) -> ConsoleResult<Markup> {
                                 td.mono { a href=(urls::entity(&lp.id)) { (lp.id.version) } }
                                 td { (entities::state_badge(lp.state.unwrap_or_default())) }
                                 td { (format::time(lp.created_at.as_ref())) }
-                                td { a.button data-action="launch" href=(urls::launch(&lp.id)) { "Launch" } }
+                                td {
+                                    @if can_launch {
+                                        a.button data-action="launch" href=(urls::launch(&lp.id)) { "Launch" }
+                                    }
+                                }
                             }
                         }
                     }
@@ -470,6 +478,9 @@ fn task_details(task: &Task) -> Markup {
 /// A launch plan's state, schedule, workflow, launch link, and its default and fixed inputs.
 async fn launch_plan_details(api: &Api, lp: &LaunchPlan) -> Markup {
     let id = lp.id.clone().unwrap_or_default();
+    let can_launch = api
+        .allows(Permission::Launch, &id.project, &id.domain)
+        .await;
     let spec = lp.spec.clone().unwrap_or_default();
     let state = lp.closure.as_ref().map_or(0, |c| c.state);
     let defaults = LiteralMap {
@@ -510,7 +521,9 @@ async fn launch_plan_details(api: &Api, lp: &LaunchPlan) -> Markup {
                 }
             }
         }
-        p { a.button.primary data-action="launch" href=(urls::launch(&id)) { "Launch" } }
+        @if can_launch {
+            p { a.button.primary data-action="launch" href=(urls::launch(&id)) { "Launch" } }
+        }
         section aria-labelledby="defaults-title" {
             h2 #defaults-title { "Default inputs" }
             @if defaults.literals.is_empty() { p.none { "None." } } @else { div.values data-kind="defaults" { (defaults_html) } }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use alula_admin::authz::Permission;
 use alula_idl::flyteidl::admin::{
     Execution, NodeExecution, Signal, SignalListRequest, WorkflowExecutionGetDataRequest,
     WorkflowExecutionGetRequest,
@@ -12,7 +13,7 @@ use alula_idl::flyteidl::admin::{
 use alula_idl::flyteidl::core::{LiteralMap, WorkflowExecutionIdentifier};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use alula_idl::flyteidl::service::signal_service_server::SignalService;
-use axum::extract::{Path, Query, State as AxumState};
+use axum::extract::{Path, Query};
 use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup};
@@ -47,7 +48,7 @@ struct PageQuery {
 }
 
 async fn execution_page(
-    AxumState(api): AxumState<Api>,
+    api: Api,
     Path((project, domain, name)): Path<(String, String, String)>,
     Query(query): Query<PageQuery>,
 ) -> ConsoleResult<Page> {
@@ -92,6 +93,9 @@ pub(crate) struct ExecutionView {
     pub attempts: HashMap<String, usize>,
     /// Signals created and not yet set: gates waiting for someone.
     pub waiting: Vec<Signal>,
+    /// Whether the caller may launch in the execution's project and domain: its controls
+    /// (terminate, relaunch, recover, gates) are shown only then.
+    pub can_launch: bool,
 }
 
 impl ExecutionView {
@@ -105,11 +109,12 @@ impl ExecutionView {
         let data_request = api.request(WorkflowExecutionGetDataRequest {
             id: Some(id.clone()),
         });
-        let (data, nodes, definition, waiting) = tokio::join!(
+        let (data, nodes, definition, waiting, can_launch) = tokio::join!(
             AdminService::get_execution_data(&api.admin, data_request),
             graph::node_executions(api, &id, ""),
             Definition::load(api, &execution),
             waiting_signals(api, &id),
+            api.allows(Permission::Launch, &id.project, &id.domain),
         );
         let nodes = nodes?;
         let (inputs, outputs) = values(data.map(|d| {
@@ -126,6 +131,7 @@ impl ExecutionView {
             definition,
             attempts,
             waiting,
+            can_launch,
         })
     }
 
@@ -332,7 +338,7 @@ async fn render(
     );
     Ok(html! {
         (cx.part(Part::Header).await?)
-        (execution_header::terminate_dialog(&view.id))
+        @if view.can_launch { (execution_header::terminate_dialog(&view.id)) }
         p #action-status .action-status role="status" aria-live="polite" {}
         (values?)
         (graph?)

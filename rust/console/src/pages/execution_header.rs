@@ -155,8 +155,12 @@ fn waiting(view: &ExecutionView) -> Markup {
     }
 }
 
-/// Terminate (while running), relaunch, recover (after a failure).
+/// Terminate (while running), relaunch, recover (after a failure); none for a caller who may
+/// not launch in the execution's project (the services would refuse them anyway).
 fn actions(view: &ExecutionView) -> Markup {
+    if !view.can_launch {
+        return html! {};
+    }
     let id = &view.id;
     let phase = format::workflow_phase(view.phase());
     let recoverable = matches!(phase, "FAILED" | "ABORTED" | "TIMED_OUT");

@@ -53,7 +53,7 @@ fn answer_json(answer: &str) -> serde_json::Value {
 /// The signals of execution `name`.
 async fn signals(f: &Console, name: &str) -> Vec<Signal> {
     SignalService::list_signals(
-        &f.api.admin,
+        f.admin(),
         tonic::Request::new(admin::SignalListRequest {
             workflow_execution_id: Some(exec_id(name)),
             limit: 10,
@@ -319,7 +319,7 @@ async fn waiting_gate(
 ) {
     running(f, plan, name, node).await;
     SignalService::get_or_create_signal(
-        &f.api.admin,
+        f.admin(),
         tonic::Request::new(admin::SignalGetOrCreateRequest {
             id: Some(SignalIdentifier {
                 signal_id: signal_id.into(),

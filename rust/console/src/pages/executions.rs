@@ -9,7 +9,7 @@ use alula_idl::flyteidl::admin::NamedEntityIdentifier;
 use alula_idl::flyteidl::admin::{sort::Direction, Execution, ResourceListRequest, Sort};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use alula_idl::wkt::Timestamp;
-use axum::extract::{Path, RawQuery, State as AxumState};
+use axum::extract::{Path, RawQuery};
 use axum::http::Uri;
 use axum::routing::get;
 use axum::Router;
@@ -38,7 +38,7 @@ pub(crate) fn routes() -> Router<State> {
 }
 
 async fn by_query(
-    AxumState(api): AxumState<Api>,
+    api: Api,
     Path(project): Path<String>,
     RawQuery(query): RawQuery,
     uri: Uri,
@@ -49,7 +49,7 @@ async fn by_query(
 }
 
 async fn by_path(
-    AxumState(api): AxumState<Api>,
+    api: Api,
     Path((project, domain)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     uri: Uri,

@@ -1,6 +1,7 @@
 //! A gate node's controls: approve / reject for an approval, a typed input for a signal. The
 //! buttons post to the console's actions (`assets/actions.js`).
 
+use alula_admin::authz::Permission;
 use alula_idl::flyteidl::admin::{Signal, SignalListRequest};
 use alula_idl::flyteidl::core::{
     gate_node, literal_type, node, LiteralType, Node, SimpleType, WorkflowExecutionIdentifier,
@@ -11,7 +12,8 @@ use maud::{html, Markup};
 use crate::Api;
 
 /// The controls of `spec` (node execution `node` of `execution`) when it is a gate waiting for
-/// a signal the data plane has created and nobody has set; nothing otherwise.
+/// a signal the data plane has created and nobody has set, and the caller may answer it (the
+/// launch permission); a notice or nothing otherwise.
 pub async fn controls(
     api: &Api,
     execution: &WorkflowExecutionIdentifier,
@@ -36,6 +38,20 @@ pub async fn controls(
     if signal.value.is_some() {
         return html! {
             section.gate aria-label="Gate" { p { "The signal " code { (signal_id) } " is set." } }
+        };
+    }
+    if !api
+        .allows(Permission::Launch, &execution.project, &execution.domain)
+        .await
+    {
+        // A viewer sees that the gate waits, not controls the services would refuse.
+        return html! {
+            section.gate aria-label="Gate" {
+                p {
+                    "Waiting for the signal " code { (signal_id) } " (answering it needs the "
+                    "runner role on this project)."
+                }
+            }
         };
     }
     let target = Target {

@@ -8,12 +8,14 @@ mod fields;
 #[cfg(test)]
 mod tests;
 
+use alula_admin::authz::Permission;
+use alula_auth::Role;
 use alula_idl::flyteidl::admin::{
     sort, LaunchPlan, NamedEntityIdentifier, ObjectGetRequest, ResourceListRequest, Sort,
 };
 use alula_idl::flyteidl::core::{Identifier, ResourceType};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
-use axum::extract::{Path, Query, State as AxumState};
+use axum::extract::{Path, Query};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
@@ -119,11 +121,25 @@ pub(super) async fn resolve_launch_plan(api: &Api, id: &Identifier) -> ConsoleRe
         })
 }
 
+/// The launch forms are for callers who may launch (the services refuse the others anyway,
+/// but a form nobody can submit is no use).
+async fn require_launch(api: &Api, project: &str, domain: &str) -> ConsoleResult<()> {
+    if api.allows(Permission::Launch, project, domain).await {
+        Ok(())
+    } else {
+        Err(ConsoleError::forbidden(format!(
+            "launching in {project}/{domain} needs the {} role or above",
+            Role::Runner.as_str()
+        )))
+    }
+}
+
 async fn launch_page(
-    AxumState(api): AxumState<Api>,
+    api: Api,
     Path((project, domain, name)): Path<(String, String, String)>,
     Query(query): Query<VersionQuery>,
 ) -> ConsoleResult<Page> {
+    require_launch(&api, &project, &domain).await?;
     let version = query.version.unwrap_or_default();
     let wanted = launch_plan_id(&project, &domain, &name, &version);
     let plan = resolve_launch_plan(&api, &wanted).await?;
@@ -211,9 +227,10 @@ fn is_active(lp: &LaunchPlan) -> bool {
 /// A workflow's launch plans (one row per name, newest version), the one named after the
 /// workflow (its default launch plan) first, each linking to its form.
 async fn workflow_launch_page(
-    AxumState(api): AxumState<Api>,
+    api: Api,
     Path((project, domain, workflow)): Path<(String, String, String)>,
 ) -> ConsoleResult<Page> {
+    require_launch(&api, &project, &domain).await?;
     let request = ResourceListRequest {
         id: Some(NamedEntityIdentifier {
             project: project.clone(),

@@ -11,7 +11,7 @@ use alula_idl::flyteidl::core::{
     task_execution, NodeExecutionIdentifier, TaskLog, TypedInterface, WorkflowExecutionIdentifier,
 };
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
-use axum::extract::{Path, Query, State as AxumState};
+use axum::extract::{Path, Query};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -53,7 +53,7 @@ fn fragment_url(id: &WorkflowExecutionIdentifier, node: &str, attempt: Option<u3
 }
 
 async fn panel_fragment(
-    AxumState(api): AxumState<Api>,
+    api: Api,
     Path((project, domain, name, node)): Path<(String, String, String, String)>,
     Query(query): Query<PanelQuery>,
     headers: HeaderMap,

@@ -4,7 +4,7 @@
 use alula_idl::flyteidl::admin::ProjectListRequest;
 use alula_idl::flyteidl::core::ResourceType;
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
-use axum::extract::{Path, RawQuery, State as AxumState};
+use axum::extract::{Path, RawQuery};
 use axum::http::Uri;
 use axum::routing::get;
 use axum::Router;
@@ -36,7 +36,7 @@ pub(crate) fn routes() -> Router<State> {
         )
 }
 
-async fn projects(AxumState(api): AxumState<Api>) -> ConsoleResult<Page> {
+async fn projects(api: Api) -> ConsoleResult<Page> {
     // limit 0 is "all" for ListProjects; a deployment has tens of projects, not thousands.
     let projects =
         AdminService::list_projects(&api.admin, api.request(ProjectListRequest::default()))
@@ -87,7 +87,7 @@ async fn projects(AxumState(api): AxumState<Api>) -> ConsoleResult<Page> {
 }
 
 async fn dashboard_by_query(
-    AxumState(api): AxumState<Api>,
+    api: Api,
     Path(project): Path<String>,
     RawQuery(query): RawQuery,
     uri: Uri,
@@ -98,7 +98,7 @@ async fn dashboard_by_query(
 }
 
 async fn dashboard_by_path(
-    AxumState(api): AxumState<Api>,
+    api: Api,
     Path((project, domain)): Path<(String, String)>,
     uri: Uri,
 ) -> ConsoleResult<Page> {
@@ -152,7 +152,7 @@ async fn dashboard(api: &Api, scope: &Scope, uri: &Uri) -> ConsoleResult<Page> {
             @let heading = format!("{}-title", urls::kind_segment(*kind));
             section.entities data-kind=(urls::kind_segment(*kind)) aria-labelledby=(heading) {
                 h2 id=(heading) { (title) }
-                (entities::table(*kind, &listed.rows))
+                (entities::table(*kind, &listed.rows, scope.can_launch))
                 @if listed.more || !listed.rows.is_empty() {
                     p { a href=(urls::entities(*kind, project, domain)) { "All " (title.to_lowercase()) } }
                 }

@@ -2,6 +2,7 @@
 //! keys allowed), the project and domain a page is about (a missing one is a 404), and the
 //! domain switcher.
 
+use alula_admin::authz::Permission;
 use alula_idl::flyteidl::admin::{Project, ProjectGetRequest};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use maud::{html, Markup};
@@ -103,6 +104,8 @@ fn decode(text: &str) -> String {
 pub(crate) struct Scope {
     pub project: Project,
     pub domain: String,
+    /// Whether the caller may launch here: launch links and forms are shown only then.
+    pub can_launch: bool,
 }
 
 impl Scope {
@@ -138,7 +141,12 @@ impl Scope {
                     ConsoleError::not_found(format!("project {:?} has no domains", project.id))
                 })?,
         };
-        Ok(Self { project, domain })
+        let can_launch = api.allows(Permission::Launch, &project.id, &domain).await;
+        Ok(Self {
+            project,
+            domain,
+            can_launch,
+        })
     }
 
     pub(crate) fn id(&self) -> &str {

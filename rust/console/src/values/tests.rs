@@ -18,6 +18,9 @@ use alula_idl::flyteidl::core::{
 };
 use alula_idl::wkt;
 
+use alula_admin::auth::Auth;
+use alula_admin::authz::Gate;
+
 use super::literal_map;
 use crate::Api;
 
@@ -29,7 +32,11 @@ async fn api() -> (Api, PathBuf) {
         b"test signing key".to_vec(),
     ));
     let store = Store::connect("sqlite::memory:").await.unwrap();
-    (Api::new(AdminApi::new(store, config.clone()), config), root)
+    let gate = Gate::new(Auth::off(store.clone()), store.clone());
+    (
+        Api::new(AdminApi::new(store, config.clone()), gate, config),
+        root,
+    )
 }
 
 fn scalar(value: scalar::Value) -> Literal {

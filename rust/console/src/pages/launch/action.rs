@@ -16,7 +16,6 @@ use alula_idl::flyteidl::admin::{
 use alula_idl::flyteidl::core::{Identifier, LiteralMap, ResourceType};
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use axum::body::Bytes;
-use axum::extract::State as AxumState;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -59,7 +58,7 @@ struct InputError {
     message: String,
 }
 
-pub(super) async fn launch(AxumState(api): AxumState<Api>, body: Bytes) -> Response {
+pub(super) async fn launch(api: Api, body: Bytes) -> Response {
     match launch_inner(&api, &body).await {
         Ok(url) => json_response(StatusCode::OK, &json!({ "url": url })),
         Err(Refusal::Inputs(errors)) => {
