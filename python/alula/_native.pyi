@@ -16,6 +16,7 @@ __all__ = [
     "RpcError",
     "grpc_unary",
     "serve",
+    "auth_command",
     "storage_get",
     "storage_put",
     "storage_read_range",
