@@ -42,14 +42,17 @@ class TokenEndpoint:
 
 
 def ssl_context(ca_cert: str | None) -> ssl.SSLContext:
-    """Verifies servers against the CA(s) in `ca_cert` (a PEM file) or, without one, the
-    system's roots."""
+    """Verifies servers against the system's roots plus the CA(s) in `ca_cert` (a PEM file):
+    the same context reaches the server (its own CA) and S3's presigned URLs or a public
+    identity provider (the web PKI)."""
+    context = ssl.create_default_context()
     if ca_cert is None:
-        return ssl.create_default_context()
+        return context
     try:
-        return ssl.create_default_context(cafile=ca_cert)
+        context.load_verify_locations(cafile=ca_cert)
     except (OSError, ssl.SSLError) as e:
         raise AuthError(f"cannot load CA certificate {ca_cert}: {e}") from e
+    return context
 
 
 def basic_authorization(client_id: str, client_secret: str) -> str:

@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -157,13 +158,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def attacker_site(alula_cluster: RunningServer, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Serves the attack page from another origin; yields its URL and the marker it aims at."""
-    marker = tmp_path / "pwned"
+@contextmanager
+def serve_attack_page(api: str, marker: Path, template: str = ATTACK_PAGE) -> Iterator[str]:
+    """Serves the attack page (`template`, aimed at `api` and at creating `marker`) from
+    another origin and yields its URL."""
     touch = f"touch {marker}"
     setup = {
-        "api": f"http://127.0.0.1:{alula_cluster.server.http_port}",
+        "api": api,
         "fetchTask": shell_task("fetch-pwn", touch),
         "fetchExecution": execution("fetch-pwn", "fetch-pwn"),
         # The form's "=" lands in a shell comment and in the execution's principal.
@@ -176,7 +177,7 @@ def attacker_site(alula_cluster: RunningServer, tmp_path: Path) -> Iterator[tupl
             },
         },
     }
-    page = ATTACK_PAGE.replace("__SETUP__", json.dumps(setup)).encode()
+    page = template.replace("__SETUP__", json.dumps(setup)).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -194,10 +195,19 @@ def attacker_site(alula_cluster: RunningServer, tmp_path: Path) -> Iterator[tupl
     thread = threading.Thread(target=site.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://{ATTACKER}:{port}/", marker
+        yield f"http://{ATTACKER}:{port}/"
     finally:
         site.shutdown()
         site.server_close()
+
+
+@pytest.fixture
+def attacker_site(alula_cluster: RunningServer, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Serves the attack page from another origin; yields its URL and the marker it aims at."""
+    marker = tmp_path / "pwned"
+    api = f"http://127.0.0.1:{alula_cluster.server.http_port}"
+    with serve_attack_page(api, marker) as url:
+        yield url, marker
 
 
 def wait_for(path: Path) -> bool:

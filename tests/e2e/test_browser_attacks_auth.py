@@ -9,11 +9,9 @@ session cookie itself is shown to work for the server's own pages."""
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +25,9 @@ from test_browser_attacks import (
     DOMAIN,
     PROJECT,
     REBOUND,
-    _free_port,
     execution,
     plain_request,
+    serve_attack_page,
     shell_task,
     wait_for,
 )
@@ -96,42 +94,8 @@ def attacker_site(
     """Serves the attack page from another origin; yields its URL and the marker it aims at."""
     server, _ = auth_server
     marker = tmp_path / "pwned"
-    touch = f"touch {marker}"
-    setup = {
-        "api": server.http_url,
-        "fetchTask": shell_task("fetch-pwn", touch),
-        "fetchExecution": execution("fetch-pwn", "fetch-pwn"),
-        "formTask": shell_task("form-pwn", f"{touch} #SPLIT"),
-        "formExecution": {
-            **execution("form-pwn", "form-pwn"),
-            "spec": {
-                "launchPlan": shell_task("form-pwn", "")["id"],
-                "metadata": {"principal": "aSPLITb"},
-            },
-        },
-    }
-    page = CREDENTIALED_ATTACK_PAGE.replace("__SETUP__", json.dumps(setup)).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    port = _free_port()
-    site = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=site.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{ATTACKER}:{port}/", marker
-    finally:
-        site.shutdown()
-        site.server_close()
+    with serve_attack_page(server.http_url, marker, CREDENTIALED_ATTACK_PAGE) as url:
+        yield url, marker
 
 
 def test_a_logged_in_browser_still_refuses_other_sites(

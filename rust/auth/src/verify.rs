@@ -98,6 +98,8 @@ struct KeyCache {
     keys: Vec<PublicKey>,
     /// Whether some load ever succeeded.
     loaded: bool,
+    /// When the last successful load was.
+    loaded_at: Option<Instant>,
 }
 
 pub struct Verifier {
@@ -127,6 +129,10 @@ fn b64_part(part: &str, what: &str) -> Result<Vec<u8>, TokenError> {
 
 impl Verifier {
     pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+    /// Keys are re-read at least this often even when every token names a known one: a key the
+    /// issuer withdrew (a rotation after a leak, a retired built-in key past its grace) stops
+    /// verifying within this time instead of living until the process restarts.
+    pub const MAX_KEY_AGE: Duration = Duration::from_secs(300);
     /// While no key set was ever loaded (the provider was down when the server started),
     /// loads are retried this often instead.
     const FIRST_LOAD_RETRY: Duration = Duration::from_secs(2);
@@ -166,7 +172,11 @@ impl Verifier {
             })
             .collect();
         let count = keys.len();
-        *self.cache.write().await = KeyCache { keys, loaded: true };
+        *self.cache.write().await = KeyCache {
+            keys,
+            loaded: true,
+            loaded_at: Some(Instant::now()),
+        };
         Ok(count)
     }
 
@@ -256,6 +266,19 @@ impl Verifier {
         let message = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
         let kid = header.kid.as_deref();
 
+        let stale = self
+            .cache
+            .read()
+            .await
+            .loaded_at
+            .is_some_and(|at| at.elapsed() >= Self::MAX_KEY_AGE);
+        if stale {
+            if let Err(error) = self.refresh_if_due().await {
+                // The last keys stay in use: a provider that is briefly down must not lock
+                // everyone out.
+                tracing::warn!(%error, "the issuer's keys could not be re-read");
+            }
+        }
         let mut verdict = self.check_signature(alg, kid, message, &signature).await?;
         if verdict.is_none() {
             self.refresh_if_due().await?;

@@ -82,6 +82,39 @@ async fn another_keys_signature_is_refused() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_withdrawn_key_stops_verifying_within_the_maximum_key_age() {
+    let (old, new) = (
+        SigningKey::generate().unwrap(),
+        SigningKey::generate().unwrap(),
+    );
+    let source = CountingKeys::with(vec![old.public_jwk(), new.public_jwk()]);
+    let verifier = verifier(&source);
+    let by_old = es256(&old, Some(&old.kid), &user_claims());
+    verifier.verify(&by_old).await.unwrap();
+    assert_eq!(source.loads(), 1);
+    // The issuer withdraws the old key; every token keeps naming a known kid.
+    source
+        .keys
+        .lock()
+        .unwrap()
+        .keys
+        .retain(|k| k.kid.as_deref() != Some(old.kid.as_str()));
+    tokio::time::advance(Verifier::MAX_KEY_AGE - Duration::from_secs(1)).await;
+    verifier.verify(&by_old).await.unwrap();
+    assert_eq!(source.loads(), 1);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(
+        verifier.verify(&by_old).await,
+        Err(TokenError::UnknownKey(old.kid.clone()))
+    );
+    assert_eq!(source.loads(), 2);
+    verifier
+        .verify(&es256(&new, Some(&new.kid), &user_claims()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn unknown_keys_reload_the_set_at_most_once_per_interval() {
     let (known, later) = (
         SigningKey::generate().unwrap(),

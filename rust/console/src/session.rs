@@ -4,9 +4,10 @@
 //! (pages) or answered 401 (the JSON actions), and a refused session cookie (expired, say) is
 //! cleared on the way.
 
+pub use alula_admin::auth::credentials::read_cookie;
 use alula_auth::Caller;
 use axum::extract::{Request, State as AxumState};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tonic::Code;
@@ -45,18 +46,6 @@ pub fn cookie(name: &str, value: &str, path: &str, max_age_secs: u64, secure: bo
 /// `Set-Cookie` that removes cookie `name` (set on `path`).
 pub fn clear_cookie(name: &str, path: &str, secure: bool) -> String {
     cookie(name, "", path, 0, secure)
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers.
-pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
 }
 
 /// `next` when it is a page of the console (a path under `/console` on this origin), else the
@@ -182,7 +171,7 @@ mod tests {
 
     #[test]
     fn cookies_are_read_and_written() {
-        let mut headers = HeaderMap::new();
+        let mut headers = axum::http::HeaderMap::new();
         headers.insert(
             header::COOKIE,
             HeaderValue::from_static("a=1; alula_session=tok.en; b=2"),

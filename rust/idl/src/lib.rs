@@ -22,6 +22,7 @@ mod generated {
 pub use generated::google::protobuf as wkt;
 pub use generated::{datacatalog, flyteidl, google};
 
+pub mod codes;
 pub mod raw_codec;
 pub mod registry;
 mod wkt_json;

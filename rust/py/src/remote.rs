@@ -14,7 +14,7 @@ use pyo3::types::PyBytes;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use tonic::{Code, Status};
+use tonic::Status;
 
 pyo3::create_exception!(
     alula._native,
@@ -210,31 +210,8 @@ fn with_transport_cause(target: &Target, status: Status) -> Status {
     Status::new(status.code(), message)
 }
 
-/// The name gRPC gives a code everywhere else (flytekit and grpcio print these).
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 fn rpc_error(py: Python<'_>, method: &str, status: &Status) -> PyErr {
-    let code = code_name(status.code());
+    let code = alula_idl::codes::code_name(status.code());
     let rpc = method.rsplit('/').next().unwrap_or(method);
     let err = RpcError::new_err(format!("{rpc} failed: {code}: {}", status.message()));
     let value = err.value(py);

@@ -126,9 +126,14 @@ pub fn load_settings(config: Option<&str>, data: Option<&str>) -> Result<FileCon
 /// The server's database, as `run` opens it.
 pub async fn open_store(file: &FileConfig) -> Result<(PathBuf, Store)> {
     let (storage_root, database_url) = crate::storage_and_database(file)?;
-    let store = Store::connect(&database_url)
-        .await
-        .with_context(|| format!("opening database {database_url}"))?;
+    let store = Store::connect(&database_url).await.with_context(|| {
+        format!(
+            "opening database {}",
+            crate::without_password(&database_url)
+        )
+    })?;
+    // It may have just been made (a first `alula auth` on a new folder): private like `run`'s.
+    crate::restrict_database_file(&database_url);
     Ok((storage_root, store))
 }
 
@@ -384,9 +389,6 @@ async fn ensure_admin_client_in(store: &Store, storage_root: &Path) -> Result<Ad
         client_id: ADMIN_CLIENT.into(),
         secret_file: secret_file.clone(),
     };
-    store
-        .put_role_binding(&Subject::Client(ADMIN_CLIENT.into()), ANY, ANY, Role::Admin)
-        .await?;
     match store.auth_client(ADMIN_CLIENT).await? {
         Some(client) if !client.is_revoked() && secret_file.is_file() => Ok(admin),
         // The secret file is gone: the secret cannot be recovered, so the client gets a new
@@ -407,6 +409,11 @@ async fn ensure_admin_client_in(store: &Store, storage_root: &Path) -> Result<Ad
              admin`"
         ),
         None => {
+            // Only when the client is made: an operator who later narrows or revokes its role
+            // (`alula auth revoke client:alula-admin`) is not overruled by the next start.
+            store
+                .put_role_binding(&Subject::Client(ADMIN_CLIENT.into()), ANY, ANY, Role::Admin)
+                .await?;
             let secret = create_client(store, ADMIN_CLIENT, "alula start --auth").await?;
             write_private(&secret_file, secret.expose())?;
             Ok(admin)

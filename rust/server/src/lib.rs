@@ -292,11 +292,29 @@ fn default_public_http_url(bound: SocketAddr, tls: bool) -> String {
     format!("{scheme}://{}", SocketAddr::new(ip, bound.port()))
 }
 
+/// `database_url` fit for messages and logs: a PostgreSQL password (`user:secret@host`) is left
+/// out.
+pub(crate) fn without_password(database_url: &str) -> String {
+    let Some((scheme, rest)) = database_url.split_once("://") else {
+        return database_url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => {
+                format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+            }
+            None => database_url.to_string(),
+        },
+        None => database_url.to_string(),
+    }
+}
+
 /// Makes an SQLite database file readable by the server's user only: it holds the built-in
 /// authorization server's signing keys and client secret hashes, and local tasks (running as
 /// `task_user`) can read the storage root it usually sits in. SQLite creates its `-wal` and
 /// `-shm` files with the database file's mode. Best effort, like the storage root's tag.
-fn restrict_database_file(database_url: &str) {
+pub(crate) fn restrict_database_file(database_url: &str) {
     use std::os::unix::fs::PermissionsExt;
     let Some(rest) = database_url.strip_prefix("sqlite://") else {
         return;
@@ -419,7 +437,7 @@ pub async fn run(
     // start with its reason, not leave ports bound that answer nothing.
     let store = Store::connect(&database_url)
         .await
-        .with_context(|| format!("opening database {database_url}"))?;
+        .with_context(|| format!("opening database {}", without_password(&database_url)))?;
     restrict_database_file(&database_url);
 
     let grpc_addr: SocketAddr = format!("{host}:{}", file.grpc_port.unwrap_or(8089)).parse()?;
@@ -654,6 +672,20 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_passwords_stay_out_of_messages() {
+        assert_eq!(
+            without_password("postgres://alula:s3cret@db:5432/alula?sslmode=require"),
+            "postgres://alula:***@db:5432/alula?sslmode=require"
+        );
+        assert_eq!(
+            without_password("postgres://alula@db/alula"),
+            "postgres://alula@db/alula"
+        );
+        let sqlite = "sqlite:///data/alula.db?mode=rwc";
+        assert_eq!(without_password(sqlite), sqlite);
+    }
 
     #[test]
     fn wildcard_binds_are_reached_on_loopback() {

@@ -55,15 +55,22 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 /// The value of the session cookie, from any `Cookie` header.
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    read_cookie(headers, SESSION_COOKIE)
+        .map(|value| value.trim().trim_matches('"'))
+        .filter(|value| !value.is_empty())
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers (the console reads its login
+/// cookie with this too).
+pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.trim().trim_matches('"'))
-        .filter(|value| !value.is_empty())
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
 }
 
 #[cfg(test)]

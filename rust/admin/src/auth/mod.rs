@@ -10,7 +10,7 @@
 //! and HTTP request and puts the [`Caller`] in its extensions; [`crate::authz`] decides.
 
 mod builtin;
-mod credentials;
+pub mod credentials;
 pub mod discovery;
 pub mod layer;
 pub mod settings;

@@ -133,7 +133,8 @@ async fn token(
                     OAuthError {
                         status: StatusCode::INTERNAL_SERVER_ERROR,
                         error: "server_error",
-                        description: refusal.to_string(),
+                        // The cause (a database error, say) is in the log above, not for callers.
+                        description: "the token cannot be issued now".into(),
                     }
                 }
             })?;

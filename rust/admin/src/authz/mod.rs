@@ -236,7 +236,10 @@ impl Gate {
         }
         let (code, message) = match outcome {
             Ok(()) => ("OK".to_string(), String::new()),
-            Err(status) => (code_name(status.code()), status.message().to_string()),
+            Err(status) => (
+                alula_idl::codes::code_name(status.code()).to_string(),
+                status.message().to_string(),
+            ),
         };
         let entry = AuditEntry {
             at: crate::store::now_micros(),
@@ -316,31 +319,6 @@ pub fn who(caller: &Caller) -> String {
         Caller::Refused(_) => "refused credentials".to_string(),
         Caller::Anonymous | Caller::Unchecked => crate::auth::ANONYMOUS_SUBJECT.to_string(),
     }
-}
-
-/// `PERMISSION_DENIED`: the gRPC code's canonical name.
-fn code_name(code: tonic::Code) -> String {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-    .to_string()
 }
 
 /// A service behind the gate: implements the same gRPC trait as `S`, checking each call
