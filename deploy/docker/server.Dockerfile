@@ -31,11 +31,11 @@ RUN groupadd --system --gid 10001 alula \
 COPY --from=builder /out/alula-server /usr/local/bin/alula-server
 USER 10001:10001
 WORKDIR /var/lib/alula
-# A container listens on its own address: with authentication off (ALULA_AUTH unset) the server
-# refuses that unless told it is on purpose. Set ALULA_AUTH=builtin|oidc (or
-# ALULA_INSECURE_NO_AUTH=0) for a server others can reach; see the README's "Security".
+# A container listens on its own address, so a server others can reach: with authentication
+# off (ALULA_AUTH unset) it refuses to start and says what to set. Closed by default: choose
+# ALULA_AUTH=builtin|oidc (the Helm chart's default is builtin), or accept an open API
+# explicitly with ALULA_INSECURE_NO_AUTH=1; see the README's "Security".
 ENV ALULA_HOST=0.0.0.0 \
-    ALULA_INSECURE_NO_AUTH=1 \
     ALULA_STORAGE_ROOT=/var/lib/alula
 # gRPC (flyteidl services), HTTP (REST gateway, signed data URLs, health and metrics).
 EXPOSE 8089 8088

@@ -5,11 +5,15 @@ The token endpoint, scopes and audience come from the server's public discovery 
 (`AuthMetadataService.GetOAuth2Metadata` / `GetPublicClientConfig`) unless given; the client
 authenticates with HTTP Basic, the id and secret each form-urlencoded first (RFC 6749 §2.3.1,
 as flytekit sends them). Neither the secret nor a token ever appears in a repr or a message.
+
+Nor does either travel in clear to another machine: over plain HTTP or gRPC, credentials go
+only to a loopback address unless the caller opts in (`ALULA_INSECURE_CREDENTIALS=1`).
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import ssl
 import threading
@@ -25,6 +29,8 @@ from dataclasses import dataclass, field
 REFRESH_MARGIN_S = 60.0
 # Without `expires_in` a token is assumed to live this long (RFC 6749 makes it optional).
 DEFAULT_LIFETIME_S = 300.0
+# Set to 1 to send credentials over plaintext HTTP/gRPC to hosts other than this machine.
+INSECURE_CREDENTIALS_ENV = "ALULA_INSECURE_CREDENTIALS"
 
 
 class AuthError(RuntimeError):
@@ -53,6 +59,43 @@ def ssl_context(ca_cert: str | None) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as e:
         raise AuthError(f"cannot load CA certificate {ca_cert}: {e}") from e
     return context
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an IP address, maybe in brackets) is this machine:
+    `localhost`, 127.0.0.0/8 or ::1."""
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def host_of(endpoint: str) -> str:
+    """The host of an endpoint or URL (`dns:///h:p`, `https://h:p/x`, `h:p`, `[::1]:p`)."""
+    bare = endpoint.strip().removeprefix("dns:///")
+    return urllib.parse.urlsplit(bare if "://" in bare else f"//{bare}").hostname or ""
+
+
+def refuse_plaintext_credentials(what: str, endpoint: str, *, tls: bool, allowed: bool) -> None:
+    """Raises `AuthError` when `what` (a token, a client secret) would go without TLS to
+    `endpoint` on another machine and the caller did not opt in to that."""
+    if tls or allowed:
+        return
+    host = host_of(endpoint)
+    if is_loopback(host):
+        return
+    raise AuthError(
+        f"refusing to send {what} to {host or endpoint!r} without TLS: use an https:// "
+        f"endpoint (or ALULA_INSECURE=0 with the server's TLS), or set "
+        f"{INSECURE_CREDENTIALS_ENV}=1 (Remote(allow_plaintext_credentials=True)) to send it "
+        "in clear"
+    )
 
 
 def basic_authorization(client_id: str, client_secret: str) -> str:
@@ -84,7 +127,8 @@ class ClientCredentials:
 
     `endpoint` is the token endpoint, or a function that discovers it (called once, when the
     first token is needed); `ca_cert` a PEM file of the CA(s) the token endpoint's certificate
-    must chain to (default: the system's roots)."""
+    must chain to (default: the system's roots). The secret is sent over plain `http://` only
+    to a loopback address, unless `allow_plaintext`."""
 
     def __init__(
         self,
@@ -94,6 +138,7 @@ class ClientCredentials:
         *,
         ca_cert: str | None = None,
         timeout: float = 30.0,
+        allow_plaintext: bool = False,
     ) -> None:
         if not client_id or not client_secret:
             raise ValueError("client credentials need both a client id and a client secret")
@@ -102,6 +147,7 @@ class ClientCredentials:
         self._endpoint = endpoint
         self.ca_cert = ca_cert
         self.timeout = timeout
+        self.allow_plaintext = allow_plaintext
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
@@ -131,6 +177,12 @@ class ClientCredentials:
 
     def _fetch(self) -> str:
         endpoint = self.endpoint()
+        refuse_plaintext_credentials(
+            "a client secret",
+            endpoint.url,
+            tls=endpoint.url.lower().startswith("https:"),
+            allowed=self.allow_plaintext,
+        )
         form = {"grant_type": "client_credentials"}
         if endpoint.scopes:
             form["scope"] = " ".join(endpoint.scopes)
@@ -199,10 +251,14 @@ def _tls_hint(error: OSError, ca_cert: str | None) -> str:
 
 
 __all__ = [
+    "INSECURE_CREDENTIALS_ENV",
     "AuthError",
     "ClientCredentials",
     "StaticToken",
     "TokenEndpoint",
     "basic_authorization",
+    "host_of",
+    "is_loopback",
+    "refuse_plaintext_credentials",
     "ssl_context",
 ]

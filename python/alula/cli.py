@@ -120,12 +120,13 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
 
 def _run_remote(args: argparse.Namespace, wf: Any, inputs: dict[str, Any]) -> int:
     from alula._native import RpcError
+    from alula.auth import AuthError
     from alula.core.errors import WorkflowAuthoringError
     from alula.remote import ExecutionFailed, Remote
 
     image = args.image or os.environ.get("ALULA_TASK_IMAGE") or DEFAULT_IMAGE
-    remote = Remote(args.endpoint, args.project, args.domain, image=image)
     try:
+        remote = Remote(args.endpoint, args.project, args.domain, image=image)
         registration = remote.register(args.file)
         print(f"registered {len(registration.entities)} entities, version {registration.version}")
         execution = remote.execute(wf, inputs)
@@ -134,7 +135,7 @@ def _run_remote(args: argparse.Namespace, wf: Any, inputs: dict[str, Any]) -> in
         if not args.wait:
             return 0
         result = remote.wait(execution)
-    except (RpcError, ExecutionFailed, WorkflowAuthoringError, OSError) as e:
+    except (RpcError, ExecutionFailed, WorkflowAuthoringError, OSError, AuthError) as e:
         print(f"alula run: {e}", file=sys.stderr)
         return 1
     if result is not None:

@@ -28,7 +28,14 @@ from urllib.parse import quote
 
 from alula import _native
 from alula._native import RpcError
-from alula.auth import ClientCredentials, StaticToken, TokenEndpoint, ssl_context
+from alula.auth import (
+    INSECURE_CREDENTIALS_ENV,
+    ClientCredentials,
+    StaticToken,
+    TokenEndpoint,
+    refuse_plaintext_credentials,
+    ssl_context,
+)
 from alula.bundle import bundle
 from alula.core.interface import Interface
 from alula.core.launch_plan import LaunchPlan
@@ -196,7 +203,9 @@ class Remote:
     `client_id` and `client_secret` (`ALULA_CLIENT_ID`, `ALULA_CLIENT_SECRET` or a file named
     by `ALULA_CLIENT_SECRET_FILE`) exchanged for tokens at the token endpoint the server
     advertises, or a ready `token` (`ALULA_TOKEN`). Every call then carries the bearer token;
-    a call refused UNAUTHENTICATED is retried once with a new token.
+    a call refused UNAUTHENTICATED is retried once with a new token. Credentials go without
+    TLS only to a loopback address, unless `allow_plaintext_credentials`
+    (`ALULA_INSECURE_CREDENTIALS=1`): elsewhere the constructor refuses them.
     """
 
     def __init__(
@@ -212,6 +221,7 @@ class Remote:
         client_id: str | None = None,
         client_secret: str | None = None,
         token: str | None = None,
+        allow_plaintext_credentials: bool | None = None,
     ) -> None:
         self.endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
         self.project = project
@@ -221,7 +231,18 @@ class Remote:
         self.ca_cert = ca_cert or os.environ.get(CA_CERT_ENV) or None
         self.tls = _use_tls(self.endpoint, insecure, self.ca_cert)
         self._ssl: ssl.SSLContext | None = None
+        if allow_plaintext_credentials is None:
+            allow_plaintext_credentials = _env_flag(INSECURE_CREDENTIALS_ENV) or False
+        self.allow_plaintext_credentials = allow_plaintext_credentials
         self.credentials = self._credentials(client_id, client_secret, token)
+        if self.credentials is not None:
+            # Before any call: a bearer token over plaintext gRPC is anyone's on the way.
+            refuse_plaintext_credentials(
+                "credentials",
+                self.endpoint,
+                tls=self.tls,
+                allowed=self.allow_plaintext_credentials,
+            )
         # Launch plans registered through this client: name -> (version, workflow interface).
         self._launch_plans: dict[str, tuple[str, Interface]] = {}
 
@@ -249,6 +270,7 @@ class Remote:
                 self._token_endpoint,
                 ca_cert=self.ca_cert,
                 timeout=self.timeout,
+                allow_plaintext=self.allow_plaintext_credentials,
             )
         if client_id or client_secret:
             raise ValueError(
@@ -645,6 +667,12 @@ class Remote:
         host = self.endpoint.strip().removeprefix("dns:///")
         server = urllib.parse.urlsplit(host if "://" in host else f"//{host}")
         if link.path.startswith("/api/v1/logs") and link.hostname == server.hostname:
+            refuse_plaintext_credentials(
+                "a token",
+                uri,
+                tls=link.scheme == "https",
+                allowed=self.allow_plaintext_credentials,
+            )
             return {"Authorization": f"Bearer {self.credentials.token()}"}
         return {}
 

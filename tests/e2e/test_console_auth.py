@@ -1,7 +1,8 @@
 """The console with an external identity provider, in headless Chromium: a viewer signs in
 through the test provider's login page (authorization code with PKCE), lands on the page they
 asked for, sees the executions and their own name, gets no launch controls, and a launch they
-forge from the page is refused (403) with nothing created.
+forge from the page is refused (403) with nothing created. A user in hundreds of groups, whose
+access token (~10 KB) is far bigger than the 4 KB a browser keeps of a cookie, stays signed in.
 
 The server is alula-server in OIDC mode against `tests/oidc_provider`; a developer registers
 and runs a workflow with the real flytekit first (a token from the provider, ExternalCommand)."""
@@ -34,6 +35,9 @@ PROJECT, DOMAIN = "flytesnacks", "development"
 LAUNCH_PLAN = "auth_flows.greeting.greet"
 CONSOLE_CLIENT = "alula-console"
 VIEWER_PASSWORD = "victor-sees-all"
+MANY_GROUPS_PASSWORD = "gwen-joins-everything"
+# Enough groups for a ~10 KB access token, as Entra ID or Keycloak give people in big orgs.
+MANY_GROUPS = tuple(f"/org/department-{i:04}/team" for i in range(330)) + ("watchers",)
 STARTED = re.compile(r"/executions/(\w+)")
 
 
@@ -43,6 +47,7 @@ def provider() -> Iterator[Provider]:
         users={
             "dana": User("dana-builds", "dana@example.com", "Dana", ("ml",)),
             "victor": User(VIEWER_PASSWORD, "victor@example.com", "Victor", ("watchers",)),
+            "gwen": User(MANY_GROUPS_PASSWORD, "gwen@example.com", "Gwen", MANY_GROUPS),
         },
         clients={},
         audience="alula",
@@ -141,7 +146,8 @@ def test_a_viewer_signs_in_sees_executions_and_cannot_launch(
         sign_in(page, "victor", VIEWER_PASSWORD)
         page.wait_for_url(executions_url)
         page.wait_for_selector(f'tr[data-execution="{execution}"]')
-        assert page.locator("span.user-name").get_attribute("data-user") == "victor"
+        # The header shows the token's readable name (records keep the `sub`).
+        assert page.locator("span.user-name").get_attribute("data-user") == "Victor"
         assert page.locator("button#logout").count() == 1
         page.screenshot(path=str(tmp_path / "viewer-executions.png"), full_page=True)
         print(f"console screenshots: {tmp_path}")
@@ -179,6 +185,30 @@ def test_a_viewer_signs_in_sees_executions_and_cannot_launch(
         assert executions_count(server, provider) == before
 
         # Signing out drops the session: the console asks for a login again.
+        page.click("button#logout")
+        page.goto(executions_url)
+        assert page.url.startswith(provider.issuer), page.url
+
+
+def test_a_user_with_a_ten_kilobyte_token_stays_signed_in(
+    server: AuthServer, provider: Provider, execution: str, chromium: Any
+) -> None:
+    assert len(provider.mint("gwen")) > 10_000
+    executions_url = f"{server.http_url}/console/projects/{PROJECT}/domains/{DOMAIN}/executions"
+    with browser_page(chromium, timeout_ms=60_000) as page:
+        page.goto(executions_url)
+        assert page.url.startswith(provider.issuer), page.url
+        sign_in(page, "gwen", MANY_GROUPS_PASSWORD)
+        page.wait_for_url(executions_url)
+        page.wait_for_selector(f'tr[data-execution="{execution}"]')
+        assert page.locator("span.user-name").get_attribute("data-user") == "Gwen"
+        # Still signed in on the next page: the browser kept the session cookie.
+        page.goto(f"{executions_url}/{execution}")
+        page.wait_for_selector(f'#execution-header[data-execution="{execution}"]')
+        assert page.url.startswith(server.http_url), page.url
+        cookies = [c for c in page.context.cookies() if c["name"] == "alula_session"]
+        assert len(cookies) == 1 and len(cookies[0]["value"]) < 4096, cookies
+
         page.click("button#logout")
         page.goto(executions_url)
         assert page.url.startswith(provider.issuer), page.url

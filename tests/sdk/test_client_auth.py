@@ -227,12 +227,131 @@ def test_remote_reads_tls_and_credentials_from_the_environment(
     monkeypatch.setenv("ALULA_INSECURE", "1")
     monkeypatch.delenv("ALULA_CLIENT_ID")
     monkeypatch.setenv("ALULA_TOKEN", "ready-token")
+    # Plaintext to another machine: only with the explicit opt-in.
+    monkeypatch.setenv("ALULA_INSECURE_CREDENTIALS", "1")
     plain = Remote()
     assert not plain.tls
     assert isinstance(plain.credentials, StaticToken)
     assert plain.credentials.token() == "ready-token"
     # An https endpoint is TLS whatever ALULA_INSECURE says.
     assert Remote("https://example.invalid:443").tls
+
+
+# -- credentials never travel in clear to another machine
+
+
+@pytest.fixture
+def no_alula_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (
+        "ALULA_ENDPOINT",
+        "ALULA_INSECURE",
+        "ALULA_INSECURE_CREDENTIALS",
+        "ALULA_CA_CERT",
+        "ALULA_CLIENT_ID",
+        "ALULA_CLIENT_SECRET",
+        "ALULA_CLIENT_SECRET_FILE",
+        "ALULA_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://alula.example.com:8089",
+        "dns:///10.0.0.7:8089",
+        "192.168.1.5:8089",
+        "[2001:db8::1]:8089",
+        "http://127.0.0.1.example.com:8089",
+    ],
+)
+def test_remote_refuses_credentials_in_clear_to_another_host(
+    endpoint: str, no_alula_env: pytest.MonkeyPatch
+) -> None:
+    for credentials in ({"token": "a-token"}, {"client_id": "ci", "client_secret": SECRET}):
+        with pytest.raises(AuthError) as raised:
+            Remote(endpoint, insecure=True, **credentials)  # type: ignore[arg-type]
+        message = str(raised.value)
+        assert "\n" not in message
+        assert "https://" in message and "ALULA_INSECURE_CREDENTIALS=1" in message
+        assert SECRET not in message and "a-token" not in message
+    # Through the environment too (what the CLI uses).
+    no_alula_env.setenv("ALULA_ENDPOINT", endpoint)
+    no_alula_env.setenv("ALULA_INSECURE", "1")
+    no_alula_env.setenv("ALULA_TOKEN", "a-token")
+    with pytest.raises(AuthError, match="without TLS"):
+        Remote()
+    # Without credentials, plaintext stays possible (a server without auth).
+    no_alula_env.delenv("ALULA_TOKEN")
+    assert Remote().credentials is None
+
+
+def test_plaintext_credentials_are_allowed_to_loopback_tls_or_by_opt_in(
+    no_alula_env: pytest.MonkeyPatch,
+) -> None:
+    for endpoint in ("127.0.0.1:8089", "http://localhost:8089", "[::1]:8089", "127.8.9.10:1"):
+        assert Remote(endpoint, insecure=True, token="t").credentials is not None
+    assert Remote("https://alula.example.com", token="t").tls
+    assert Remote("alula.example.com:443", insecure=False, token="t").tls
+    opted = Remote("http://alula.example.com:8089", token="t", allow_plaintext_credentials=True)
+    assert opted.credentials is not None
+    no_alula_env.setenv("ALULA_INSECURE_CREDENTIALS", "1")
+    assert Remote("http://alula.example.com:8089", token="t").credentials is not None
+    # The argument wins over the environment.
+    with pytest.raises(AuthError):
+        Remote("http://alula.example.com:8089", token="t", allow_plaintext_credentials=False)
+
+
+def test_the_client_secret_goes_to_a_plaintext_token_endpoint_only_on_loopback(
+    token_server: TokenServer,
+) -> None:
+    # The server may advertise an http:// token endpoint even when its gRPC port is TLS.
+    remote_endpoint = "http://auth.example.com:8088/oauth2/token"
+    credentials = ClientCredentials(CLIENT_ID, SECRET, remote_endpoint, timeout=5)
+    with pytest.raises(AuthError, match="without TLS.*ALULA_INSECURE_CREDENTIALS"):
+        credentials.token()
+    # Loopback: sent (the fixture's server is on 127.0.0.1).
+    assert ClientCredentials(CLIENT_ID, SECRET, token_server.url).token() == "token-1"
+
+
+def test_log_links_get_the_token_only_through_tls_or_loopback(
+    no_alula_env: pytest.MonkeyPatch,
+) -> None:
+    remote = Remote("https://alula.example.com:8089", token="t")
+    link = "https://alula.example.com:8089/api/v1/logs/x"
+    assert remote._log_headers(link) == {"Authorization": "Bearer t"}
+    with pytest.raises(AuthError, match="without TLS"):
+        remote._log_headers("http://alula.example.com:8089/api/v1/logs/x")
+    local = Remote("127.0.0.1:8089", insecure=True, token="t")
+    assert local._log_headers("http://127.0.0.1:8088/api/v1/logs/x") == {
+        "Authorization": "Bearer t"
+    }
+
+
+def test_the_cli_refuses_in_one_line(
+    no_alula_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from alula import cli
+
+    no_alula_env.setenv("ALULA_ENDPOINT", "10.0.0.7:8089")
+    no_alula_env.setenv("ALULA_INSECURE", "1")
+    no_alula_env.setenv("ALULA_TOKEN", "a-token")
+    hello = Path(__file__).resolve().parents[2] / "examples" / "hello.py"
+    assert cli.main(["run", "--remote", str(hello), "wf", "--name", "x"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("alula run: refusing to send credentials to '10.0.0.7' without TLS")
+    assert "\n" not in err and "a-token" not in err
+
+
+def test_loopback_addresses() -> None:
+    for host in ("localhost", "LOCALHOST.", "127.0.0.1", "127.255.0.3", "::1", "[::1]"):
+        assert auth.is_loopback(host), host
+    for host in ("", "10.0.0.1", "::", "0.0.0.0", "localhost.example.com", "::ffff:10.0.0.1"):
+        assert not auth.is_loopback(host), host
+    assert auth.is_loopback("::ffff:127.0.0.1")
+    assert auth.host_of("dns:///[::1]:8089") == "::1"
+    assert auth.host_of("https://Alula.example.com/x") == "alula.example.com"
 
 
 def basic_of(credentials: ClientCredentials) -> str:

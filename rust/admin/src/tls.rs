@@ -16,7 +16,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
-pub use listen::{GrpcIncoming, HttpListener, MaybeTlsStream};
+pub use listen::{GrpcIncoming, HandshakeLimits, HttpListener, MaybeTlsStream};
 
 /// How often the watcher looks at the files' modification time and size.
 const RELOAD_POLL: Duration = Duration::from_secs(2);

@@ -12,6 +12,7 @@ mod common;
 use alula_admin::auth::token_endpoint;
 use alula_admin::auth::{Auth, Caller, PrincipalKind};
 use alula_admin::Store;
+use alula_auth::keys::{sign, sign_claims, SigningKey, TokenClaims};
 use alula_auth::secret::hash_secret;
 use auth_support::{authenticated, bearer, builtin, token_for, ISSUER};
 use axum::body::Body;
@@ -444,8 +445,45 @@ async fn secrets_stay_out_of_debug_output(store: Store) {
     );
 }
 
+/// A token under this server's own key that lives longer than `token_lifetime_seconds` (a
+/// leaked key, a bug) is not one it issued, and one without `iat` cannot be told apart.
+async fn tokens_longer_lived_than_configured_are_refused(store: Store) {
+    let auth = builtin(&store).await;
+    store
+        .create_client("ci", &hash_secret("pw"), "")
+        .await
+        .unwrap();
+    let issued = token_for(&auth, "ci", "pw").await;
+    assert!(matches!(
+        auth.caller(&bearer(&issued)).await,
+        Caller::Authenticated(_)
+    ));
+    let row = store.signing_key(&kid_of(&issued)).await.unwrap().unwrap();
+    let key = SigningKey::from_pkcs8(&row.kid, row.created_at, &row.pkcs8).unwrap();
+    let lifetime = auth.settings().token_lifetime;
+    let claims = TokenClaims::for_client(ISSUER, "alula", "ci", "all", lifetime);
+    let mut forged = claims.clone();
+    forged.exp = forged.iat + 10 * 365 * 24 * 3600;
+    assert!(matches!(
+        auth.caller(&bearer(&sign(&key, &forged).unwrap())).await,
+        Caller::Refused(reason) if reason.contains("longer")
+    ));
+    let mut no_iat = serde_json::to_value(&claims).unwrap();
+    no_iat.as_object_mut().unwrap().remove("iat");
+    assert!(matches!(
+        auth.caller(&bearer(&sign_claims(&key, &no_iat).unwrap())).await,
+        Caller::Refused(reason) if reason.contains("iat")
+    ));
+    // Made the same way within the lifetime: accepted (the refusals above are the lifetime's).
+    assert!(matches!(
+        auth.caller(&bearer(&sign(&key, &claims).unwrap())).await,
+        Caller::Authenticated(_)
+    ));
+}
+
 on_both_backends!(
     clients_and_keys_are_stored,
+    tokens_longer_lived_than_configured_are_refused,
     the_token_endpoint_follows_rfc_6749,
     tokens_travel_in_headers_and_the_session_cookie,
     another_servers_tokens_are_refused,

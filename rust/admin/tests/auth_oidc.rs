@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use alula_admin::auth::discovery::Discovery;
 use alula_admin::auth::{Auth, AuthMode, AuthSettings, Caller, PrincipalKind, TokenRefusal};
+use alula_admin::authz::Gate;
 use alula_admin::Store;
-use alula_auth::keys::{sign, JwkSet, SigningKey, TokenClaims};
+use alula_auth::keys::{sign, sign_claims, JwkSet, SigningKey, TokenClaims};
+use alula_auth::{Binding, Role, Subject};
 use alula_idl::flyteidl::service::auth_metadata_service_server::AuthMetadataService;
 use alula_idl::flyteidl::service::{OAuth2MetadataRequest, PublicClientAuthConfigRequest};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::routing::get;
 use axum::Router;
+use serde_json::json;
 
 /// Serves the provider on a loopback port; returns its issuer URL.
 async fn start_provider(key: &SigningKey) -> String {
@@ -140,6 +143,114 @@ async fn oidc_mode_passes_the_provider_on_and_checks_its_tokens() {
         auth.caller(&bearer(&sign(&stranger, &machine).unwrap()))
             .await,
         Caller::Refused(_)
+    ));
+}
+
+async fn gate_for(issuer: &str, trust_username_claim: bool) -> (Auth, Gate) {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let admin = |subject: &str| Binding {
+        subject: Subject::parse(subject).unwrap(),
+        project: "*".into(),
+        domain: "*".into(),
+        role: Role::Admin,
+    };
+    let settings = AuthSettings {
+        mode: AuthMode::Oidc,
+        issuer: issuer.into(),
+        trust_username_claim,
+        bindings: vec![
+            admin("user:boss@corp"),
+            admin("user:boss"),
+            admin("user:service-account-ci"),
+            admin("client:ci"),
+        ],
+        ..AuthSettings::default()
+    };
+    let auth = Auth::new(settings, store.clone()).await.unwrap();
+    (auth.clone(), Gate::new(auth, store))
+}
+
+fn claims_for(issuer: &str, extra: serde_json::Value) -> serde_json::Value {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = serde_json::json!({
+        "iss": issuer, "aud": "alula", "iat": now, "exp": now + 600, "azp": "flytectl",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    claims
+}
+
+/// `user:` bindings name people by what the provider vouches for: the `sub`, a verified email,
+/// a username only when the deployment trusts usernames; and machine clients, whatever names
+/// they carry, are `client:<id>`.
+#[tokio::test]
+async fn bindings_match_only_claims_the_provider_vouches_for() {
+    let key = SigningKey::generate().unwrap();
+    let issuer = start_provider(&key).await;
+    let (auth, gate) = gate_for(&issuer, false).await;
+    let role_of = |claims: serde_json::Value| {
+        let (auth, gate) = (auth.clone(), gate.clone());
+        let token = sign_claims(&key, &claims).unwrap();
+        async move {
+            let caller = auth.caller(&bearer(&token)).await;
+            assert!(matches!(caller, Caller::Authenticated(_)), "{caller:?}");
+            (
+                gate.role(&caller, Some("p"), Some("d")).await,
+                alula_admin::authz::who(&caller),
+            )
+        }
+    };
+    // Someone who set their own email, or named themselves, after the boss.
+    let mallory = json!({"sub": "m-1", "email": "boss@corp", "email_verified": false,
+                         "preferred_username": "boss", "name": "Boss"});
+    let (role, who) = role_of(claims_for(&issuer, mallory)).await;
+    assert_eq!(role, None);
+    assert_eq!(who, "user:m-1", "records name the subject");
+    // The boss, whose provider verified the email.
+    let boss = json!({"sub": "b-1", "email": "boss@corp", "email_verified": true});
+    assert_eq!(
+        role_of(claims_for(&issuer, boss)).await,
+        (Some(Role::Admin), "user:b-1".to_string())
+    );
+    // A Keycloak service account: a client, never the user its username spells.
+    let keycloak = json!({"sub": "5f0c-sa", "azp": "ci", "client_id": "ci",
+                          "preferred_username": "service-account-ci"});
+    assert_eq!(
+        role_of(claims_for(&issuer, keycloak)).await,
+        (Some(Role::Admin), "client:ci".to_string())
+    );
+    let entra = json!({"sub": "sp-1", "oid": "sp-1", "tid": "t", "idtyp": "app",
+                       "azp": "other-app", "preferred_username": "boss"});
+    assert_eq!(
+        role_of(claims_for(&issuer, entra)).await,
+        (None, "client:other-app".to_string())
+    );
+
+    // A deployment whose provider manages usernames may bind them.
+    let (trusting, trusting_gate) = gate_for(&issuer, true).await;
+    let token = sign_claims(
+        &key,
+        &claims_for(&issuer, json!({"sub": "b-1", "preferred_username": "boss"})),
+    )
+    .unwrap();
+    let caller = trusting.caller(&bearer(&token)).await;
+    assert_eq!(
+        trusting_gate.role(&caller, Some("p"), Some("d")).await,
+        Some(Role::Admin)
+    );
+}
+
+#[tokio::test]
+async fn oidc_tokens_without_exp_are_refused() {
+    let key = SigningKey::generate().unwrap();
+    let issuer = start_provider(&key).await;
+    let (auth, _) = gate_for(&issuer, false).await;
+    let mut claims = claims_for(&issuer, json!({"sub": "u-1"}));
+    claims.as_object_mut().unwrap().remove("exp");
+    assert!(matches!(
+        auth.caller(&bearer(&sign_claims(&key, &claims).unwrap())).await,
+        Caller::Refused(reason) if reason.contains("exp")
     ));
 }
 

@@ -17,11 +17,11 @@ use alula_idl::flyteidl::admin::{
 };
 use alula_idl::flyteidl::core::{Identity, ResourceType, SecurityContext, SimpleType};
 use alula_idl::flyteidl::service::admin_service_client::AdminServiceClient;
+use common::auth::{authorized, token_of};
 use common::builders::*;
-use common::http::send;
 use common::server::TestServer;
 use common::TestDb;
-use tonic::{Code, Request};
+use tonic::Code;
 
 const PROJECT: &str = "flytesnacks";
 const DOMAIN: &str = "development";
@@ -43,35 +43,6 @@ fn binding(client: &str, role: Role) -> Binding {
         domain: "*".into(),
         role,
     }
-}
-
-/// Creates client `id` in the store and returns a token the server issued it.
-async fn token_of(server: &TestServer, store: &alula_admin::Store, id: &str) -> String {
-    let secret = alula_auth::secret::new_client_secret();
-    let hash = alula_auth::secret::hash_secret(secret.expose());
-    assert!(store.create_client(id, &hash, "test").await.unwrap());
-    let form = format!(
-        "grant_type=client_credentials&client_id={id}&client_secret={}",
-        secret.expose()
-    );
-    let reply = send(
-        &server.http_url,
-        "POST",
-        "/oauth2/token",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        form.into_bytes(),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    reply.json()["access_token"].as_str().unwrap().to_string()
-}
-
-fn authorized<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! TLS on both ports: a test CA's certificate is served over the HTTP listener and the gRPC
 //! incoming stream, replaced when its files change, kept when the new files are broken; a
-//! client that never handshakes holds up nobody.
+//! client that never handshakes holds up nobody, is closed after the handshake timeout, and
+//! handshakes beyond the cap wait (in the kernel's backlog) instead of failing or piling up.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a panic is how a test reports failure"
@@ -11,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alula_admin::tls::{
-    GrpcIncoming, HttpListener, ReloadingCertificate, TlsAcceptor, TlsError, TlsFiles, GRPC_ALPN,
-    HTTP_ALPN,
+    GrpcIncoming, HandshakeLimits, HttpListener, ReloadingCertificate, TlsAcceptor, TlsError,
+    TlsFiles, GRPC_ALPN, HTTP_ALPN,
 };
 use anyhow::Context as _;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -137,14 +138,24 @@ async fn get(tls: &mut TlsStream<TcpStream>) -> String {
 }
 
 async fn serve_http(files: &TlsFiles) -> (u16, tokio::task::JoinHandle<()>) {
+    serve_http_with(files, HandshakeLimits::default()).await
+}
+
+async fn serve_http_with(
+    files: &TlsFiles,
+    limits: HandshakeLimits,
+) -> (u16, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let acceptor = TlsAcceptor::new(files, HTTP_ALPN).unwrap();
     let router = axum::Router::new().route("/hello", axum::routing::get(|| async { "hello" }));
     let server = tokio::spawn(async move {
-        axum::serve(HttpListener::tls(listener, acceptor), router)
-            .await
-            .unwrap();
+        axum::serve(
+            HttpListener::tls_with_limits(listener, acceptor, limits),
+            router,
+        )
+        .await
+        .unwrap();
     });
     (port, server)
 }
@@ -291,6 +302,101 @@ async fn a_silent_client_does_not_block_other_handshakes() {
     let mut tls = handshake(port, &pki, b"http/1.1").await.unwrap();
     get(&mut tls).await;
     assert!(started.elapsed() < Duration::from_secs(3));
+    server.abort();
+}
+
+/// Waits (at most `within`) for the server to close `tcp`; how long that took.
+async fn closed_within(tcp: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(within, tcp.read(&mut buf)).await {
+        // End of stream or a reset: closed by the server.
+        Ok(Ok(0) | Err(_)) => Some(started.elapsed()),
+        Ok(Ok(n)) => panic!("the server sent {n} bytes to a client that said nothing"),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn silent_connections_are_closed_after_the_handshake_timeout() {
+    let dir = TempDir::new("timeout");
+    let files = dir.files();
+    let pki = Pki::new("timeout");
+    pki.install(&files);
+    let limits = HandshakeLimits {
+        timeout: Duration::from_millis(200),
+        ..HandshakeLimits::default()
+    };
+    let (port, server) = serve_http_with(&files, limits).await;
+
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let took = closed_within(&mut silent, Duration::from_secs(3))
+        .await
+        .expect("a silent connection was kept past the handshake timeout");
+    assert!(took >= Duration::from_millis(150), "closed after {took:?}");
+
+    // A handshake in time is not cut: the connection outlives the timeout.
+    let mut tls = handshake(port, &pki, b"http/1.1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    get(&mut tls).await;
+
+    // The gRPC port has the same bound.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_port = listener.local_addr().unwrap().port();
+    let acceptor = TlsAcceptor::new(&files, GRPC_ALPN).unwrap();
+    let incoming = GrpcIncoming::tls_with_limits(listener, acceptor, limits);
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let grpc = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(incoming),
+    );
+    let mut silent = TcpStream::connect(("127.0.0.1", grpc_port)).await.unwrap();
+    closed_within(&mut silent, Duration::from_secs(3))
+        .await
+        .expect("a silent gRPC connection was kept past the handshake timeout");
+    grpc.abort();
+    server.abort();
+}
+
+#[tokio::test]
+async fn handshakes_beyond_the_cap_wait_in_the_backlog_and_then_succeed() {
+    let dir = TempDir::new("cap");
+    let files = dir.files();
+    let pki = Pki::new("cap");
+    pki.install(&files);
+    let limits = HandshakeLimits {
+        timeout: Duration::from_millis(2000),
+        max_concurrent: 8,
+    };
+    let (port, server) = serve_http_with(&files, limits).await;
+
+    // Below the cap, silent connections hold up nobody.
+    let mut silent = Vec::new();
+    for _ in 0..limits.max_concurrent - 1 {
+        silent.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let mut tls = handshake(port, &pki, b"http/1.1").await.unwrap();
+    get(&mut tls).await;
+    assert!(started.elapsed() < Duration::from_millis(1000));
+
+    // The cap's worth of silent connections: the next client is not accepted until their
+    // handshakes time out, then it is served.
+    silent.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let mut tls = handshake(port, &pki, b"http/1.1").await.unwrap();
+    let waited = started.elapsed();
+    get(&mut tls).await;
+    assert!(
+        waited >= Duration::from_millis(700),
+        "handshaken after {waited:?}: more than the cap ran at once"
+    );
+    for tcp in &mut silent {
+        assert!(closed_within(tcp, Duration::from_secs(5)).await.is_some());
+    }
     server.abort();
 }
 

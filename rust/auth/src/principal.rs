@@ -16,13 +16,16 @@ pub enum PrincipalKind {
 /// An authenticated identity, read from a verified token's claims.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
-    /// The token's `sub`: stable and unique at its issuer. For the built-in server's clients,
-    /// the client id.
+    /// Users: the token's `sub`, stable and unique at its issuer. Clients: their client id
+    /// (see [`crate::identity`]).
     pub subject: String,
     pub kind: PrincipalKind,
-    /// `name`, `email` and `preferred_username` claims when the token carries them.
+    /// The `name` claim: for showing only, never an identity.
     pub name: String,
+    /// The `email` claim, only when the provider says it verified it (`email_verified`).
     pub email: String,
+    /// The `preferred_username` claim, only when the deployment trusts it
+    /// (`[auth] trust_username_claim`): at some providers people choose their own.
     pub preferred_username: String,
     /// The groups claim (name configurable, `groups` by default): role bindings may name them.
     pub groups: Vec<String>,
@@ -34,13 +37,25 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// What executions record as their principal and the console shows: the most readable
-    /// stable name the token gives.
+    /// What executions record as their principal and the audit log names: the subject (the
+    /// `sub` of a person, the id of a client), as flyteadmin records it. Never an email or a
+    /// username: those can change hands, and a renamed person's history must stay theirs.
     pub fn display_name(&self) -> &str {
-        [&self.preferred_username, &self.email, &self.subject]
-            .into_iter()
-            .find(|s| !s.is_empty())
-            .map_or("", |s| s.as_str())
+        &self.subject
+    }
+
+    /// A readable name for pages (the console's header): the `name` claim, else the trusted
+    /// username, the verified email, the subject. Never for records or decisions.
+    pub fn label(&self) -> &str {
+        [
+            &self.name,
+            &self.preferred_username,
+            &self.email,
+            &self.subject,
+        ]
+        .into_iter()
+        .find(|s| !s.trim().is_empty())
+        .map_or("", |s| s.as_str())
     }
 }
 
@@ -64,5 +79,34 @@ impl Caller {
             Self::Authenticated(p) => Some(p),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_name_the_subject_and_pages_the_readable_name() {
+        let mut alice = Principal {
+            subject: "248289761001".into(),
+            kind: PrincipalKind::User,
+            name: "Alice".into(),
+            email: "alice@example.com".into(),
+            preferred_username: "alice".into(),
+            groups: Vec::new(),
+            client_id: "flytectl".into(),
+            issuer: "https://idp".into(),
+            expires_at: 0,
+        };
+        // A rename at the provider changes none of what executions and the audit log record.
+        assert_eq!(alice.display_name(), "248289761001");
+        assert_eq!(alice.label(), "Alice");
+        alice.name.clear();
+        assert_eq!(alice.label(), "alice");
+        alice.preferred_username.clear();
+        assert_eq!(alice.label(), "alice@example.com");
+        alice.email.clear();
+        assert_eq!(alice.label(), "248289761001");
     }
 }

@@ -62,7 +62,9 @@ impl Role {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Subject {
-    /// A person: matched against the token's `sub`, `email` and `preferred_username`.
+    /// A person: matched against the token's `sub`, its `email` when verified and its
+    /// `preferred_username` when the deployment trusts it (the principal carries those two only
+    /// then: [`crate::identity`]). Never a client, whatever its claims say.
     User(String),
     /// A group from the identity provider's groups claim.
     Group(String),

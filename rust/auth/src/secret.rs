@@ -43,7 +43,7 @@ const SALT_BYTES: usize = 16;
 
 /// `len` random bytes, base64url without padding (`rand`'s thread generator is a CSPRNG
 /// seeded from the operating system).
-pub(crate) fn random_b64(len: usize) -> String {
+pub fn random_b64(len: usize) -> String {
     let mut bytes = vec![0u8; len];
     rand::fill(bytes.as_mut_slice());
     URL_SAFE_NO_PAD.encode(bytes)

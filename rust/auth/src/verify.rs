@@ -1,6 +1,8 @@
 //! Checking a bearer token: a JWS signed by a key of the issuer's key set, with an algorithm of
 //! the allow-list (never `none`, never an HMAC one: the keys are public), for the expected
-//! audience, not expired (clock skew bounded), and turning its claims into a [`Principal`].
+//! audience, with an `exp`, not expired (clock skew bounded), no longer-lived than the issuer
+//! ever issues when that is known ([`Verifier::with_max_lifetime`]), and turning its claims into
+//! a [`Principal`] ([`crate::identity`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +15,9 @@ use tokio::sync::{Mutex, RwLock};
 // tokio's clock, so tests can move it past the refresh interval without waiting.
 use tokio::time::Instant;
 
+use crate::identity::{principal_of, ClaimsPolicy};
 use crate::keys::{unix_now, JwkSet};
-use crate::principal::{Principal, PrincipalKind};
+use crate::principal::Principal;
 use crate::public_key::{Algorithm, PublicKey};
 
 /// The most clock skew a deployment may allow.
@@ -38,6 +41,8 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid yet")]
     NotYetValid,
+    #[error("the token lives longer than its issuer's tokens may")]
+    Lifetime,
     #[error("the token was issued by {0:?}, not this server's issuer")]
     Issuer(String),
     #[error("the token is for another audience")]
@@ -110,6 +115,9 @@ pub struct Verifier {
     cache: RwLock<KeyCache>,
     /// Held across a fetch: one fetch at a time, and when it was last tried.
     last_fetch: Mutex<Option<Instant>>,
+    /// The longest `exp - iat` the issuer ever issues (the built-in server's token lifetime).
+    max_lifetime: Option<Duration>,
+    trust_username_claim: bool,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +151,34 @@ impl Verifier {
             source: keys,
             cache: RwLock::new(KeyCache::default()),
             last_fetch: Mutex::new(None),
+            max_lifetime: None,
+            trust_username_claim: false,
+        }
+    }
+
+    /// Refuses tokens without `iat` and those whose `exp - iat` exceeds `lifetime` (plus the
+    /// leeway): for an issuer whose lifetime is known, like the built-in server, a token that
+    /// lives longer was not issued by it as configured (a leaked key, a bug), however good its
+    /// signature.
+    #[must_use]
+    pub fn with_max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Lets `preferred_username` name people in role bindings (see [`crate::identity`]): only
+    /// for providers whose usernames people cannot choose or change.
+    #[must_use]
+    pub fn trusting_username_claim(mut self, trust: bool) -> Self {
+        self.trust_username_claim = trust;
+        self
+    }
+
+    /// How this verifier reads identities from claims.
+    pub fn claims_policy(&self) -> ClaimsPolicy {
+        ClaimsPolicy {
+            groups_claim: self.config.groups_claim.clone(),
+            trust_username_claim: self.trust_username_claim,
         }
     }
 
@@ -293,7 +329,7 @@ impl Verifier {
         let claims: Map<String, Value> = serde_json::from_slice(&payload)
             .map_err(|_| TokenError::Malformed("its payload is not a JSON object".into()))?;
         self.check_claims(&claims, unix_now())?;
-        principal_of(&claims, &self.config.groups_claim)
+        principal_of(&claims, &self.claims_policy())
     }
 
     fn check_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<(), TokenError> {
@@ -307,6 +343,9 @@ impl Verifier {
             if time_claim(claims, claim)?.is_some_and(|t| t > now.saturating_add(leeway)) {
                 return Err(TokenError::NotYetValid);
             }
+        }
+        if let Some(max) = self.max_lifetime {
+            check_lifetime(claims, exp, max, self.config.leeway)?;
         }
         let iss = claims
             .get("iss")
@@ -328,8 +367,28 @@ impl Verifier {
     }
 }
 
+/// `exp - iat` at most `max` plus the leeway (capped like the verifier's), `iat` required.
+fn check_lifetime(
+    claims: &Map<String, Value>,
+    exp: i64,
+    max: Duration,
+    leeway: Duration,
+) -> Result<(), TokenError> {
+    let iat = time_claim(claims, "iat")?
+        .ok_or_else(|| TokenError::Malformed("it has no iat claim".into()))?;
+    let allowed = max.saturating_add(leeway.min(MAX_LEEWAY)).as_secs();
+    let allowed = i64::try_from(allowed).unwrap_or(i64::MAX);
+    if exp.saturating_sub(iat) > allowed {
+        return Err(TokenError::Lifetime);
+    }
+    Ok(())
+}
+
 /// A NumericDate claim (seconds; some issuers write fractions).
-fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, TokenError> {
+pub(crate) fn time_claim(
+    claims: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<i64>, TokenError> {
     let Some(value) = claims.get(name) else {
         return Ok(None);
     };
@@ -346,68 +405,6 @@ fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, To
     Ok(Some(seconds))
 }
 
-fn string_claim(claims: &Map<String, Value>, name: &str) -> String {
-    claims
-        .get(name)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// The groups claim: an array of strings (others ignored) or one string.
-fn groups_of(claims: &Map<String, Value>, claim: &str) -> Vec<String> {
-    let value = claims.get(claim).or_else(|| {
-        let mut path = claim.split('.');
-        let first = claims.get(path.next()?)?;
-        path.try_fold(first, |value, step| value.get(step))
-    });
-    match value {
-        Some(Value::String(group)) => vec![group.clone()],
-        Some(Value::Array(groups)) => groups
-            .iter()
-            .filter_map(|g| g.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The principal a verified token's claims describe.
-///
-/// Kind: `Client` when the token was issued to a machine rather than a person, which is when
-/// its subject is the client it was issued to (`sub` == `client_id` | `azp` | `cid`: the
-/// built-in server, Okta, Keycloak-style client credentials) or when it says it came from the
-/// client-credentials grant (`gty`, as Auth0 writes it); `User` otherwise.
-fn principal_of(claims: &Map<String, Value>, groups_claim: &str) -> Result<Principal, TokenError> {
-    let subject = string_claim(claims, "sub");
-    if subject.is_empty() {
-        return Err(TokenError::Malformed("it has no sub claim".into()));
-    }
-    let client_id = ["client_id", "azp", "cid"]
-        .into_iter()
-        .map(|name| string_claim(claims, name))
-        .find(|id| !id.is_empty())
-        .unwrap_or_default();
-    let machine = (!client_id.is_empty() && subject == client_id)
-        || string_claim(claims, "gty") == "client-credentials";
-    Ok(Principal {
-        kind: if machine {
-            PrincipalKind::Client
-        } else {
-            PrincipalKind::User
-        },
-        name: string_claim(claims, "name"),
-        email: string_claim(claims, "email"),
-        preferred_username: string_claim(claims, "preferred_username"),
-        groups: groups_of(claims, groups_claim),
-        client_id,
-        issuer: string_claim(claims, "iss")
-            .trim_end_matches('/')
-            .to_string(),
-        expires_at: time_claim(claims, "exp")?.unwrap_or_default(),
-        subject,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(
@@ -421,48 +418,6 @@ mod tests {
 
     fn claims(value: Value) -> Map<String, Value> {
         value.as_object().cloned().unwrap()
-    }
-
-    #[test]
-    fn people_and_machines() {
-        let user = principal_of(
-            &claims(
-                json!({"sub": "u-1", "azp": "flytectl", "email": "a@x", "exp": 5,
-                           "groups": ["ml", 3, "ops"], "iss": "https://idp/"}),
-            ),
-            "groups",
-        )
-        .unwrap();
-        assert_eq!(user.kind, PrincipalKind::User);
-        assert_eq!(user.client_id, "flytectl");
-        assert_eq!(user.groups, ["ml", "ops"]);
-        assert_eq!(user.issuer, "https://idp");
-        assert_eq!(user.expires_at, 5);
-
-        let okta = principal_of(&claims(json!({"sub": "ci", "cid": "ci"})), "groups").unwrap();
-        assert_eq!(okta.kind, PrincipalKind::Client);
-        let auth0 = principal_of(
-            &claims(json!({"sub": "ci@clients", "azp": "ci", "gty": "client-credentials"})),
-            "groups",
-        )
-        .unwrap();
-        assert_eq!(auth0.kind, PrincipalKind::Client);
-        assert_eq!(auth0.client_id, "ci");
-
-        assert!(matches!(
-            principal_of(&claims(json!({"sub": ""})), "groups"),
-            Err(TokenError::Malformed(_))
-        ));
-    }
-
-    #[test]
-    fn groups_come_from_the_configured_claim() {
-        let c = claims(json!({"sub": "u", "roles": "admins",
-                              "realm_access": {"roles": ["a", "b"]}}));
-        assert_eq!(groups_of(&c, "roles"), ["admins"]);
-        assert_eq!(groups_of(&c, "realm_access.roles"), ["a", "b"]);
-        assert!(groups_of(&c, "groups").is_empty());
-        assert!(groups_of(&c, "realm_access.nothing").is_empty());
     }
 
     #[test]

@@ -34,7 +34,8 @@ async fn tokens_of_either_key_of_a_rotation_verify() {
         assert_eq!(principal.subject, "248289761001");
         assert_eq!(principal.kind, PrincipalKind::User);
         assert_eq!(principal.email, "alice@example.com");
-        assert_eq!(principal.preferred_username, "alice");
+        // Usernames are not identities unless the deployment says so.
+        assert_eq!(principal.preferred_username, "");
         assert_eq!(principal.name, "Alice");
         assert_eq!(principal.groups, ["ml", "ops"]);
         assert_eq!(principal.client_id, "flytectl");
@@ -180,6 +181,44 @@ async fn a_failing_key_source_is_reported_and_retried() {
     // `refresh` loads whatever the interval says.
     assert_eq!(verifier.refresh().await, Ok(1));
     assert_eq!(source.loads(), 3);
+}
+
+#[tokio::test]
+async fn built_in_tokens_live_no_longer_than_the_configured_lifetime() {
+    let key = SigningKey::generate().unwrap();
+    let lifetime = Duration::from_secs(3600);
+    let verifier = Verifier::new(config(), Arc::new(StaticKeys(JwkSet::of([&key]))))
+        .with_max_lifetime(lifetime);
+    let issued = TokenClaims::for_client(ISSUER, AUDIENCE, "ci", "all", lifetime);
+    verifier
+        .verify(&sign(&key, &issued).unwrap())
+        .await
+        .unwrap();
+
+    // Signed with the very key, but living a year: not a token this issuer gives out.
+    let mut forged = issued.clone();
+    forged.exp = forged.iat + 365 * 24 * 3600;
+    assert_eq!(
+        verifier.verify(&sign(&key, &forged).unwrap()).await,
+        Err(TokenError::Lifetime)
+    );
+    // The leeway (60 s here) is all the slack there is.
+    let mut long = issued.clone();
+    long.exp = long.iat + 3600 + 60;
+    verifier.verify(&sign(&key, &long).unwrap()).await.unwrap();
+    long.exp += 1;
+    assert_eq!(
+        verifier.verify(&sign(&key, &long).unwrap()).await,
+        Err(TokenError::Lifetime)
+    );
+    // Without `iat` the lifetime cannot be known: refused.
+    let mut claims = serde_json::to_value(&issued).unwrap();
+    claims.as_object_mut().unwrap().remove("iat");
+    let token = es256(&key, Some(&key.kid), &claims);
+    assert!(matches!(
+        verifier.verify(&token).await,
+        Err(TokenError::Malformed(m)) if m.contains("iat")
+    ));
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The browser's session: the `alula_session` cookie (an access token, which the HTTP
-//! `AuthLayer` reads like a bearer token), and the rule in front of every page and action when
+//! `AuthLayer` reads like a bearer token, or a handle to one kept server-side when the token is
+//! too big for a cookie: `alula_admin::auth::sessions`), and the rule in front of every page and action when
 //! authentication is on: a caller who has not proved who they are is sent to the login page
 //! (pages) or answered 401 (the JSON actions), and a refused session cookie (expired, say) is
 //! cleared on the way.
@@ -102,7 +103,8 @@ pub async fn require_login(
     let reason = match &caller {
         Caller::Unchecked => return next.run(request).await,
         Caller::Authenticated(principal) => {
-            let name = principal.display_name().to_string();
+            // The readable name, for the header only; records use the subject.
+            let name = principal.label().to_string();
             return SIGNED_IN.scope(Some(name), next.run(request)).await;
         }
         Caller::Anonymous => "sign in to use the console".to_string(),

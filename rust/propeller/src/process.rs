@@ -32,6 +32,7 @@ use crate::template::TemplateVars;
 mod live_logs;
 pub mod pod_task;
 pub mod run_as;
+pub mod task_env;
 
 pub use live_logs::WorkFolderLogs;
 pub use run_as::{TaskUser, TaskUserError};
@@ -52,6 +53,9 @@ pub struct ProcessConfig {
     pub path_prefix: Vec<PathBuf>,
     /// Extra environment for every task.
     pub env: BTreeMap<String, String>,
+    /// Variables of the server's environment tasks get besides [`task_env`]'s (the
+    /// `task_env` setting).
+    pub inherit_env: Vec<String>,
 }
 
 pub struct ProcessPlugin {
@@ -376,6 +380,12 @@ impl Plugin for ProcessPlugin {
         let mut cmd = tokio::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .current_dir(&work_dir)
+            // Nothing of the server's environment but what tasks need ([`task_env`]).
+            .env_clear()
+            .envs(task_env::inherited(
+                std::env::vars(),
+                &self.config.inherit_env,
+            ))
             .env("PATH", self.path_var())
             // Python buffers what it prints into a file until 8 KiB or the end; unbuffered,
             // a running task's lines are in its log as it prints them (a task may still set

@@ -52,6 +52,9 @@ pub struct WarmConfig {
     pub workers: usize,
     /// A pool with no attempt queued or running for this long stops its workers.
     pub idle_timeout: Duration,
+    /// Variables of the server's environment workers get besides
+    /// [`crate::process::task_env`]'s (the `task_env` setting).
+    pub inherit_env: Vec<String>,
 }
 
 impl Default for WarmConfig {
@@ -61,6 +64,7 @@ impl Default for WarmConfig {
             path_prefix: Vec::new(),
             workers: 0,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            inherit_env: Vec::new(),
         }
     }
 }
@@ -282,6 +286,7 @@ impl WarmPlugin {
                 log: dir.join(format!(".alula-worker-{i}.log")),
                 user: self.task_user.clone(),
                 home: home.clone(),
+                inherit_env: self.config.inherit_env.clone(),
             };
             tokio::spawn(worker_loop(
                 worker,
@@ -359,6 +364,7 @@ struct WorkerSpec {
     log: PathBuf,
     user: Option<TaskUser>,
     home: PathBuf,
+    inherit_env: Vec<String>,
 }
 
 struct Process {
@@ -380,6 +386,13 @@ fn spawn_worker(spec: &WorkerSpec) -> std::io::Result<Process> {
     command
         .args(["-m", "alula.worker"])
         .current_dir(&spec.dir)
+        // Workers run the tasks' code: nothing of the server's environment but what tasks
+        // need ([`task_env`](crate::process::task_env)).
+        .env_clear()
+        .envs(crate::process::task_env::inherited(
+            std::env::vars(),
+            &spec.inherit_env,
+        ))
         .env("PATH", &spec.path)
         .env("PYTHONPATH", pythonpath)
         .stdin(std::process::Stdio::piped())

@@ -140,8 +140,7 @@ async fn a_task_whose_command_cannot_start_fails_the_execution() -> anyhow::Resu
     h.launch("cannot-start", &task, 0).await?;
     let plugin = ProcessPlugin::new(ProcessConfig {
         work_root: h.dir.path().join("work"),
-        path_prefix: vec![],
-        env: Default::default(),
+        ..Default::default()
     });
     let running = h.propeller(vec![Arc::new(plugin)], h.config());
     let phase = h

@@ -106,6 +106,7 @@ async fn idle_warm_pool_stops_its_workers_and_restarts_on_demand() -> anyhow::Re
         path_prefix: vec![root.join("bin")],
         workers: 2,
         idle_timeout: IDLE,
+        ..Default::default()
     });
     let exited = AttemptStatus::Exited {
         exit_code: Some(0),

@@ -37,6 +37,7 @@
 //! | `tls_cert`, `tls_key` | `ALULA_TLS_CERT`, `ALULA_TLS_KEY` | — (PEM files: both ports speak TLS, reloaded when the files change; both or neither; the default `public_http_url` becomes `https://`) |
 //! | `previous_signing_keys` | `ALULA_PREVIOUS_SIGNING_KEYS` (`,`-separated) | — (earlier `signing_key`s whose signed URLs stay valid: a rotation) |
 //! | `task_user` | `ALULA_TASK_USER` | — (the unprivileged user local task processes run as when the server runs as root) |
+//! | `task_env` | `ALULA_TASK_ENV` (`,`-separated) | — (names of the server's environment variables local tasks get too; otherwise they get only the locale, time zone, proxies, certificate paths, the Python environment, `FLYTE_*` and the object stores' `AWS_*`/`GOOGLE_*`/`AZURE_*`, never `ALULA_*` such as the database URL or signing key) |
 //! | `[auth] mode` | `ALULA_AUTH` | `off`; `builtin` (this server issues tokens to `alula auth create-client` clients); `oidc` (an identity provider does) |
 //! | `[auth] issuer` | `ALULA_OIDC_ISSUER` | OIDC: required (the provider's URL); built-in: `public_http_url` |
 //! | `[auth] audience` | `ALULA_OIDC_AUDIENCE` | `alula` (the `aud` tokens must carry) |
@@ -46,8 +47,9 @@
 //! | `[auth] console_client_id` | `ALULA_CONSOLE_CLIENT_ID` | `alula-console` (the console's client at the provider) |
 //! | `[auth] console_client_secret` | `ALULA_CONSOLE_CLIENT_SECRET` | — (a confidential console client's secret) |
 //! | `[auth] groups_claim` | — | `groups` |
+//! | `[auth] trust_username_claim` | — | false (`user:NAME` bindings match the token's `sub`, and its `email` when `email_verified`; true lets them match `preferred_username` too: only for providers where people cannot choose or change it) |
 //! | `[auth] authorization_metadata_key` | — | `authorization` (the gRPC metadata key clients put the token under; `authorization` is always accepted) |
-//! | `[auth] token_lifetime_seconds` | — | 3600 (built-in tokens) |
+//! | `[auth] token_lifetime_seconds` | — | 3600 (built-in tokens; a built-in token living longer, plus the leeway, or without `iat` is refused) |
 //! | `[auth] leeway_seconds` | — | 30 (clock skew allowed; at most 300) |
 //! | `[auth] provider_ca_file` | — | — (a PEM CA to trust for the provider, besides the web PKI) |
 //! | `[[auth.bindings]]` | — | none: `subject` (`user:NAME`, `group:NAME`, `client:ID`), `project` and `domain` (default `*`: all), `role` (`viewer`, `runner`, `developer`, `admin`); `alula auth grant` adds more in the database |
@@ -133,6 +135,9 @@ pub struct FileConfig {
     pub previous_signing_keys: Option<Vec<String>>,
     /// The unprivileged user local task processes run as when the server runs as root.
     pub task_user: Option<String>,
+    /// Names of the server's environment variables local tasks get besides the usual ones
+    /// (`alula_propeller::process::task_env`).
+    pub task_env: Option<Vec<String>>,
 }
 
 /// The `kubernetes` table: where the API server is and how pods are made.
@@ -222,6 +227,15 @@ impl FileConfig {
         }
         if let Some(v) = var("ALULA_TASK_PATH") {
             self.task_path = Some(std::env::split_paths(&v).collect());
+        }
+        if let Some(v) = var("ALULA_TASK_ENV") {
+            self.task_env = Some(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                    .collect(),
+            );
         }
         if let Some(n) = parse("ALULA_WARM_WORKERS", "a number")? {
             self.warm_workers = Some(n as usize);
@@ -556,6 +570,7 @@ pub async fn run(
         // start when none is set; an error when another user is named without root).
         let task_user =
             alula_propeller::process::TaskUser::from_setting(file.task_user.as_deref())?;
+        let task_env = file.task_env.clone().unwrap_or_default();
         if let Some(k8s) = file.kubernetes {
             // First: every container task (Alula's `alula-execute` ones included) runs as a
             // pod; the warm and process plugins only get what it cannot run.
@@ -577,6 +592,7 @@ pub async fn run(
                         .warm_idle_seconds
                         .map(std::time::Duration::from_secs)
                         .unwrap_or(alula_propeller::warm::DEFAULT_IDLE_TIMEOUT),
+                    inherit_env: task_env.clone(),
                 })
                 .with_task_user(task_user.clone()),
             ));
@@ -586,6 +602,7 @@ pub async fn run(
                 work_root: work_root.join("process"),
                 path_prefix: task_path,
                 env: Default::default(),
+                inherit_env: task_env,
             })
             .with_task_user(task_user),
         );

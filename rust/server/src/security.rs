@@ -34,6 +34,7 @@ pub struct AuthTable {
     #[serde(default, deserialize_with = "secret")]
     pub console_client_secret: Option<Secret>,
     pub groups_claim: Option<String>,
+    pub trust_username_claim: Option<bool>,
     pub authorization_metadata_key: Option<String>,
     pub token_lifetime_seconds: Option<u64>,
     pub leeway_seconds: Option<u64>,
@@ -210,6 +211,7 @@ pub fn auth_settings(file: &FileConfig) -> Result<AuthSettings> {
     set(&mut settings.redirect_uri, &auth.redirect_uri);
     set(&mut settings.console_client_id, &auth.console_client_id);
     set(&mut settings.groups_claim, &auth.groups_claim);
+    settings.trust_username_claim = auth.trust_username_claim.unwrap_or(false);
     set(
         &mut settings.authorization_metadata_key,
         &auth.authorization_metadata_key,

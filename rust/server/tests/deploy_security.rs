@@ -11,7 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use alula_admin::auth::AuthMode;
+use alula_admin::auth::{Auth, AuthMode};
+use alula_admin::Store;
 use alula_server::{security, FileConfig};
 use serde_json::Value;
 
@@ -78,18 +79,108 @@ fn env_names(container: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn auth_off_is_explicit_and_starts_on_the_pod_address() {
+#[tokio::test]
+async fn the_default_is_the_builtin_server_and_it_starts_on_the_pod_address() {
     let docs = render(&[]).unwrap();
     let config = server_config(&docs);
-    assert_eq!(config.insecure_no_auth, Some(true));
-    security::check(&config, config.host.as_deref().unwrap(), true).unwrap();
+    assert_eq!(
+        config.insecure_no_auth, None,
+        "an open API must be asked for"
+    );
+    let host = config.host.clone().unwrap();
+    assert_eq!(host, "0.0.0.0");
+    security::check(&config, &host, true).unwrap();
+    security::check(&config, &host, false).unwrap();
+    let mut settings = security::auth_settings(&config).unwrap();
+    assert_eq!(settings.mode, AuthMode::Builtin);
+    // The issuer is the in-cluster public URL, as the server fills it in once bound.
+    let public_url = config.public_http_url.clone().unwrap();
+    assert_eq!(
+        public_url,
+        "http://alula-admin.alula.svc.cluster.local:8088"
+    );
+    security::builtin_issuer(&mut settings, &public_url);
+    assert_eq!(settings.issuer, public_url);
+    // And the built-in server starts with it: its first signing key goes into the database.
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let auth = Auth::new(settings, store.clone()).await.unwrap();
+    assert_eq!(auth.mode(), AuthMode::Builtin);
+    assert_eq!(store.signing_keys().await.unwrap().len(), 1);
     for kind in ["Ingress", "NetworkPolicy", "Certificate"] {
         assert!(!docs.iter().any(|d| d["kind"] == kind), "{kind} is opt-in");
     }
+    // The install notes say how to get the first client, as the CLI spells it.
+    let notes =
+        std::fs::read_to_string(repo().join("deploy/helm/alula/templates/NOTES.txt")).unwrap();
+    assert!(
+        notes.contains(
+            "alula-server auth create-client ci --role admin --config /etc/alula/config.toml"
+        ),
+        "{notes}"
+    );
+}
+
+#[test]
+fn auth_off_must_be_asked_for_explicitly() {
     // Without the explicit flag the chart refuses to render an open API.
-    let refused = render(&["auth.insecureNoAuth=false"]).unwrap_err();
+    let refused = render(&["auth.mode=off"]).unwrap_err();
     assert!(refused.contains("insecureNoAuth"), "{refused}");
+    let docs = render(&["auth.mode=off", "auth.insecureNoAuth=true"]).unwrap();
+    let config = server_config(&docs);
+    assert_eq!(config.insecure_no_auth, Some(true));
+    security::check(&config, config.host.as_deref().unwrap(), true).unwrap();
+}
+
+/// The `ENV` variables of a Dockerfile (`ENV A=1 \` continued lines included).
+fn dockerfile_env(text: &str) -> Vec<(String, String)> {
+    let joined = text.replace("\\\n", " ");
+    joined
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("ENV "))
+        .flat_map(|vars| {
+            vars.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap();
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_image_does_not_turn_authentication_off() {
+    let dockerfile =
+        std::fs::read_to_string(repo().join("deploy/docker/server.Dockerfile")).unwrap();
+    let env = dockerfile_env(&dockerfile);
+    let host = env
+        .iter()
+        .find(|(name, _)| name == "ALULA_HOST")
+        .map(|(_, value)| value.clone())
+        .expect("the image listens on its own address");
+    assert!(
+        !env.iter()
+            .any(|(name, _)| name.starts_with("ALULA_INSECURE")),
+        "{env:?}"
+    );
+    assert!(!env.iter().any(|(name, _)| name == "ALULA_AUTH"), "{env:?}");
+    // A container started without settings: refused, saying what to set.
+    let config = FileConfig {
+        host: Some(host.clone()),
+        ..FileConfig::default()
+    };
+    let refused = security::check(&config, &host, true)
+        .unwrap_err()
+        .to_string();
+    for option in [
+        "ALULA_AUTH",
+        "mode = \"builtin\"",
+        "127.0.0.1",
+        "ALULA_INSECURE_NO_AUTH=1",
+    ] {
+        assert!(refused.contains(option), "{option} not in: {refused}");
+    }
 }
 
 #[test]
@@ -151,8 +242,36 @@ fn oidc_tls_ingress_and_network_policy_render_together() {
     assert_eq!(http["spec"]["tls"][0]["secretName"], "alula-admin-tls");
 
     let policy = find(&docs, "NetworkPolicy", "alula-admin").expect("a NetworkPolicy");
-    assert_eq!(policy["spec"]["policyTypes"][0], "Ingress");
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
     assert_eq!(policy["spec"]["ingress"].as_array().unwrap().len(), 2);
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    assert_only_named_ports(egress);
+    let dns = rule_with_port(egress, 53);
+    assert_eq!(
+        dns["to"][0]["podSelector"]["matchLabels"]["k8s-app"],
+        "kube-dns"
+    );
+    assert_eq!(dns["ports"].as_array().unwrap().len(), 2, "UDP and TCP");
+    let database = rule_with_port(egress, 5432);
+    assert_eq!(
+        database["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "postgresql"
+    );
+    rule_with_port(egress, 443);
+    assert_eq!(egress.len(), 3, "{egress:?}");
+    // The bundled database answers admin and propeller, not task pods.
+    let postgres = find(&docs, "NetworkPolicy", "alula-postgresql").expect("its policy");
+    let from: Vec<&Value> = postgres["spec"]["ingress"][0]["from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|peer| &peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"])
+        .collect();
+    assert_eq!(from, ["admin", "propeller"]);
+    assert_eq!(postgres["spec"]["ingress"][0]["ports"][0]["port"], 5432);
 
     // The propeller never gets the admin's TLS files or the console's secret.
     let propeller = &find(&docs, "Deployment", "alula-propeller").unwrap()["spec"]["template"]
@@ -166,4 +285,76 @@ fn oidc_without_an_issuer_does_not_render() {
     assert!(refused.contains("auth.oidc.issuer"), "{refused}");
     let refused = render(&["auth.mode=ldap"]).unwrap_err();
     assert!(refused.contains("ldap"), "{refused}");
+}
+
+/// The egress rule that opens `port`.
+fn rule_with_port(rules: &[Value], port: u64) -> &Value {
+    rules
+        .iter()
+        .find(|rule| {
+            rule["ports"]
+                .as_array()
+                .is_some_and(|ports| ports.iter().any(|p| p["port"] == port))
+        })
+        .unwrap_or_else(|| panic!("no egress rule for port {port}: {rules:?}"))
+}
+
+/// No egress rule opens every port or every peer.
+fn assert_only_named_ports(rules: &[Value]) {
+    for rule in rules {
+        assert!(
+            rule["ports"].as_array().is_some_and(|p| !p.is_empty()),
+            "an egress rule to every port: {rule:?}"
+        );
+        assert!(
+            rule["to"].as_array().is_some_and(|t| !t.is_empty()),
+            "an egress rule to every peer: {rule:?}"
+        );
+    }
+}
+
+#[test]
+fn the_network_policy_lets_admin_reach_an_external_database_only_on_its_port() {
+    let base = [
+        "networkPolicy.enabled=true",
+        "postgresql.enabled=false",
+        "externalDatabase.port=6432",
+    ];
+    let docs = render(&[&base[..], &["externalDatabase.host=10.1.2.3"]].concat()).unwrap();
+    assert!(find(&docs, "NetworkPolicy", "alula-postgresql").is_none());
+    let policy = find(&docs, "NetworkPolicy", "alula-admin").unwrap();
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    assert_only_named_ports(egress);
+    let database = rule_with_port(egress, 6432);
+    assert_eq!(database["to"][0]["ipBlock"]["cidr"], "10.1.2.3/32");
+
+    // A host name: any address, but on the database's port only; or the peers given.
+    let docs = render(&[&base[..], &["externalDatabase.host=db.example.com"]].concat()).unwrap();
+    let policy = find(&docs, "NetworkPolicy", "alula-admin").unwrap();
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    let database = rule_with_port(egress, 6432);
+    assert_eq!(database["ports"].as_array().unwrap().len(), 1);
+    let docs = render(
+        &[
+            &base[..],
+            &[
+                "externalDatabase.host=db.example.com",
+                "networkPolicy.externalDatabaseTo[0].ipBlock.cidr=10.0.3.0/24",
+                "storage.s3.endpoint=http://minio.minio.svc:9000",
+            ],
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let policy = find(&docs, "NetworkPolicy", "alula-admin").unwrap();
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    assert_eq!(
+        rule_with_port(egress, 6432)["to"][0]["ipBlock"]["cidr"],
+        "10.0.3.0/24"
+    );
+    // The object store's own port, next to HTTPS.
+    assert!(std::ptr::eq(
+        rule_with_port(egress, 9000),
+        rule_with_port(egress, 443)
+    ));
 }

@@ -3,6 +3,7 @@
 //! it checks its own tokens (signature, then that their client was not revoked since).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -25,6 +26,12 @@ pub const TOKEN_SCOPE: &str = "all";
 
 /// How long a client's revocation may go unnoticed by a replica that checked it just before.
 const CLIENT_STATUS_TTL: Duration = Duration::from_secs(5);
+
+/// However many tokens name keys this replica has not loaded, the keys are re-read for them at
+/// most this often: anyone can send tokens with made-up `kid`s, and each must not cost a
+/// database read. A key rotated in by another replica or the CLI still verifies, after at most
+/// this long a wait.
+const UNKNOWN_KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A token the token endpoint hands out.
 #[derive(Clone, Debug)]
@@ -53,6 +60,8 @@ pub enum TokenRefusal {
 struct StoredKeys {
     store: Store,
     live_for: Duration,
+    /// How many times the keys were read for verifying (what the reload limit bounds).
+    reads: AtomicU64,
 }
 
 impl StoredKeys {
@@ -75,6 +84,7 @@ impl StoredKeys {
 #[tonic::async_trait]
 impl KeySource for StoredKeys {
     async fn load(&self) -> Result<JwkSet, String> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.live_jwks().await.map_err(|e| e.to_string())
     }
 }
@@ -87,6 +97,8 @@ pub(super) struct Builtin {
     verifier: Verifier,
     /// Client id -> (checked at, revoked or gone).
     client_status: Mutex<HashMap<String, (Instant, bool)>>,
+    /// When the last reload for a token of an unknown key started; held while one runs.
+    unknown_key_reload: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Builtin {
@@ -114,8 +126,12 @@ impl Builtin {
         let keys = Arc::new(StoredKeys {
             store,
             live_for: settings.token_lifetime + settings.leeway.min(MAX_LEEWAY),
+            reads: AtomicU64::new(0),
         });
-        let verifier = Verifier::new(verifier_config, keys.clone());
+        // The built-in server knows its tokens' lifetime: a longer-lived token under its key
+        // was not issued as configured (a leaked key, a bug).
+        let verifier =
+            Verifier::new(verifier_config, keys.clone()).with_max_lifetime(settings.token_lifetime);
         Ok(Self {
             issuer,
             audience: settings.audience.clone(),
@@ -123,6 +139,7 @@ impl Builtin {
             keys,
             verifier,
             client_status: Mutex::default(),
+            unknown_key_reload: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -180,10 +197,10 @@ impl Builtin {
     /// The principal a token of this server proves; the refusal's text otherwise.
     pub(super) async fn verify(&self, token: &str) -> Result<Principal, String> {
         let principal = match self.verifier.verify(token).await {
-            // A key the database has but this verifier has not loaded: a rotation by another
-            // replica or the CLI, within the verifier's refresh interval.
-            Err(TokenError::UnknownKey(kid)) if self.has_live_key(&kid).await => {
-                self.verifier.refresh().await.map_err(|e| e.to_string())?;
+            // Maybe a key the database has but this verifier has not loaded: a rotation by
+            // another replica or the CLI, within the verifier's refresh interval.
+            Err(TokenError::UnknownKey(_)) => {
+                self.reload_for_unknown_key().await?;
                 self.verifier.verify(token).await
             }
             other => other,
@@ -198,15 +215,24 @@ impl Builtin {
         Ok(principal)
     }
 
-    async fn has_live_key(&self, kid: &str) -> bool {
-        match self.store().signing_key(kid).await {
-            Ok(Some(row)) => self.keys.is_live(&row, now_micros()),
-            Ok(None) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the signing keys");
-                false
+    /// Re-reads the keys for a token naming one this verifier has not loaded, unless a reload
+    /// that started after the token came already did. Reloads are at least
+    /// [`UNKNOWN_KEY_RELOAD_INTERVAL`] apart: tokens arriving sooner wait for the next one and
+    /// share it, so made-up key ids cost one read a second whatever their number.
+    async fn reload_for_unknown_key(&self) -> Result<(), String> {
+        let arrived = Instant::now();
+        let mut last = self.unknown_key_reload.lock().await;
+        if let Some(started) = *last {
+            if started >= arrived {
+                return Ok(());
             }
+            tokio::time::sleep_until(started + UNKNOWN_KEY_RELOAD_INTERVAL).await;
         }
+        *last = Some(Instant::now());
+        self.verifier.refresh().await.map(drop).map_err(|e| {
+            tracing::warn!(error = %e, "cannot read the signing keys");
+            "the token's key cannot be checked now".to_string()
+        })
     }
 
     /// Whether `client_id` may no longer use its tokens (looked up at most every few seconds).
@@ -272,4 +298,92 @@ fn parse_key(row: &KeyRow) -> Result<SigningKey, AuthError> {
 
 fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    use super::*;
+    use crate::auth::AuthMode;
+
+    async fn builtin(store: &Store) -> Builtin {
+        let settings = AuthSettings {
+            mode: AuthMode::Builtin,
+            issuer: "http://alula.test:8088".into(),
+            ..AuthSettings::default()
+        };
+        Builtin::start(&settings, store.clone()).await.unwrap()
+    }
+
+    /// A well-formed ES256 token naming a key nobody has.
+    fn token_of_unknown_key() -> String {
+        let kid = format!("{:032x}", rand::random::<u128>());
+        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid});
+        let part = |value: &serde_json::Value| URL_SAFE_NO_PAD.encode(value.to_string());
+        let signature = URL_SAFE_NO_PAD.encode([7u8; 64]);
+        format!(
+            "{}.{}.{signature}",
+            part(&header),
+            part(&serde_json::json!({}))
+        )
+    }
+
+    async fn token(builtin: &Builtin, store: &Store) -> String {
+        store
+            .create_client("ci", &hash_secret("pw"), "")
+            .await
+            .unwrap();
+        let issued = builtin.issue("ci", "pw").await.unwrap();
+        issued.access_token.expose().to_string()
+    }
+
+    #[tokio::test]
+    async fn made_up_key_ids_cost_a_read_a_second_not_one_each() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let builtin = builtin(&store).await;
+        let valid = token(&builtin, &store).await;
+        builtin.verify(&valid).await.unwrap();
+        let reads_before = builtin.keys.reads.load(Ordering::Relaxed);
+
+        let started = Instant::now();
+        let tokens: Vec<String> = (0..100).map(|_| token_of_unknown_key()).collect();
+        let verdicts =
+            futures::future::join_all(tokens.iter().map(|token| builtin.verify(token))).await;
+        for verdict in verdicts {
+            let refusal = verdict.unwrap_err();
+            assert!(refusal.contains("key"), "{refusal}");
+        }
+        let reads = builtin.keys.reads.load(Ordering::Relaxed) - reads_before;
+        assert!(
+            reads <= 2,
+            "{reads} key reads for 100 tokens of unknown keys"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        // A later stranger waits for the next reload slot, then is refused without another.
+        builtin.verify(&token_of_unknown_key()).await.unwrap_err();
+        builtin.verify(&valid).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_key_rotated_in_elsewhere_verifies_despite_strangers() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let replica = builtin(&store).await;
+        let issuer = builtin(&store).await;
+        let before = token(&issuer, &store).await;
+        replica.verify(&before).await.unwrap();
+        // A stranger's token just made the replica reload its keys...
+        replica.verify(&token_of_unknown_key()).await.unwrap_err();
+
+        // ...and right then another replica rotates the key and signs with the new one.
+        rotate_signing_key(&store).await.unwrap();
+        let after = issuer.issue("ci", "pw").await.unwrap();
+        let started = Instant::now();
+        let principal = replica.verify(after.access_token.expose()).await.unwrap();
+        assert_eq!(principal.subject, "ci");
+        assert!(started.elapsed() <= UNKNOWN_KEY_RELOAD_INTERVAL + Duration::from_millis(500));
+        replica.verify(&before).await.unwrap();
+    }
 }

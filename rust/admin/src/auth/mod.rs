@@ -8,11 +8,16 @@
 //!
 //! [`layer::AuthLayer`] reads the bearer token (or the console's session cookie) of every gRPC
 //! and HTTP request and puts the [`Caller`] in its extensions; [`crate::authz`] decides.
+//!
+//! Which claims name a caller (`sub`; `email` only when verified; `preferred_username` only with
+//! `trust_username_claim`), and how machine clients are told from people, is
+//! [`alula_auth::identity`]'s business.
 
 mod builtin;
 pub mod credentials;
 pub mod discovery;
 pub mod layer;
+pub mod sessions;
 pub mod settings;
 pub mod token_endpoint;
 
@@ -20,6 +25,7 @@ use std::sync::Arc;
 
 use alula_auth::keys::JwkSet;
 use alula_auth::oidc::ProviderMetadata;
+use alula_auth::secret::Secret;
 use alula_auth::verify::{RemoteJwks, Verifier, VerifierConfig};
 pub use alula_auth::{Caller, Principal, PrincipalKind};
 pub use builtin::{IssuedToken, TokenRefusal, MAX_TOKEN_LIFETIME, TOKEN_SCOPE};
@@ -31,7 +37,8 @@ use crate::store::Store;
 /// The subject every caller is when no one authenticates.
 pub const ANONYMOUS_SUBJECT: &str = "anonymous";
 
-/// The cookie the console's session travels in (an access token, HttpOnly).
+/// The cookie the console's session travels in (an access token, or a handle to one kept
+/// server-side when it is too big for a cookie: [`sessions`]; HttpOnly).
 pub const SESSION_COOKIE: &str = "alula_session";
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +63,7 @@ struct Inner {
     settings: AuthSettings,
     store: Store,
     mode: Mode,
+    sessions: sessions::Sessions,
 }
 
 enum Mode {
@@ -89,6 +97,7 @@ impl Auth {
                 settings: AuthSettings::default(),
                 store,
                 mode: Mode::Off,
+                sessions: sessions::Sessions::default(),
             }),
         }
     }
@@ -108,6 +117,7 @@ impl Auth {
                 settings,
                 store,
                 mode,
+                sessions: sessions::Sessions::default(),
             }),
         })
     }
@@ -203,7 +213,47 @@ impl Auth {
                 "the credentials are not a bearer token (send `authorization: Bearer <token>`)"
                     .into(),
             ),
-            credentials::Presented::Bearer(token) => self.caller_of_token(token).await,
+            credentials::Presented::Bearer(token) => match self.session_token(headers, token) {
+                Some(Ok(token)) => self.caller_of_token(token.expose()).await,
+                Some(Err(reason)) => Caller::Refused(reason),
+                None => self.caller_of_token(token).await,
+            },
+        }
+    }
+
+    /// The token behind a console session handle, when `presented` is the session cookie's
+    /// handle (a handle in an `authorization` header is nothing: only the cookie carries one).
+    fn session_token(
+        &self,
+        headers: &axum::http::HeaderMap,
+        presented: &str,
+    ) -> Option<Result<Secret, String>> {
+        if !sessions::is_handle(presented) {
+            return None;
+        }
+        let cookie = credentials::read_cookie(headers, SESSION_COOKIE)?;
+        if cookie.trim().trim_matches('"') != presented {
+            return None;
+        }
+        let now = alula_auth::keys::unix_now();
+        Some(self.inner.sessions.token_of(presented, now).ok_or_else(|| {
+            "the console session ended (or was started on another replica, or before a restart)"
+                .to_string()
+        }))
+    }
+
+    /// The console's session cookie value for `token` (valid until `expires_at`, unix
+    /// seconds): the token, or a handle to it when it is too big for a cookie ([`sessions`]).
+    pub fn session_cookie_value(&self, token: &str, expires_at: i64) -> Secret {
+        let now = alula_auth::keys::unix_now();
+        self.inner.sessions.cookie_value(token, expires_at, now)
+    }
+
+    /// Ends the console session whose cookie value is `value` (logout). A token in the cookie
+    /// has nothing to end here: the browser drops the cookie.
+    pub fn end_session(&self, value: &str) {
+        if sessions::is_handle(value) {
+            self.inner.sessions.end(value);
         }
     }
 }
@@ -235,6 +285,7 @@ async fn discover_provider(settings: &AuthSettings) -> Result<Oidc, AuthError> {
     };
     Ok(Oidc {
         metadata,
-        verifier: Verifier::new(config, Arc::new(keys)),
+        verifier: Verifier::new(config, Arc::new(keys))
+            .trusting_username_claim(settings.trust_username_claim),
     })
 }

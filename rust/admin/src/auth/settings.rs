@@ -39,6 +39,10 @@ pub struct AuthSettings {
     pub console_client_secret: Option<Secret>,
     /// The claim with the user's groups.
     pub groups_claim: String,
+    /// Whether the provider's `preferred_username` may name people in `user:` bindings: only
+    /// when people cannot choose or change their username there (default no: `user:` then
+    /// matches the `sub`, or the email when the provider verified it).
+    pub trust_username_claim: bool,
     /// Lifetime of built-in tokens.
     pub token_lifetime: Duration,
     /// Clock skew allowed when checking tokens (at most `alula_auth::verify::MAX_LEEWAY`).
@@ -69,6 +73,7 @@ impl Default for AuthSettings {
             console_client_id: "alula-console".into(),
             console_client_secret: None,
             groups_claim: "groups".into(),
+            trust_username_claim: false,
             token_lifetime: Duration::from_secs(3600),
             leeway: Duration::from_secs(30),
             provider_ca_file: None,

@@ -8,7 +8,7 @@ use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use alula_idl::flyteidl::service::signal_service_server::SignalService;
 use tonic::{Request, Response, Status};
 
-use super::{containment, Admitted, Gate, Guarded};
+use super::{containment, references, Admitted, Gate, Guarded};
 use crate::service::AdminApi;
 
 /// Generates `impl $trait for Guarded<$inner>`: each RPC is admitted by the gate (table and
@@ -59,7 +59,7 @@ macro_rules! guarded_service {
         $trait::$method(&$self.inner, $request).await
     };
     (@call $self:ident, $admitted:ident, $request:ident, $trait:ident, $method:ident, $call:path) => {
-        $call(&$self.inner, &$admitted, $request).await
+        $call(&$self.inner, &$self.gate, &$admitted, $request).await
     };
 }
 
@@ -72,7 +72,7 @@ guarded_service! {
     get_task GetTask(a::ObjectGetRequest) -> a::Task;
     list_task_ids ListTaskIds(a::NamedEntityIdentifierListRequest) -> a::NamedEntityIdentifierList;
     list_tasks ListTasks(a::ResourceListRequest) -> a::TaskList;
-    create_workflow CreateWorkflow(a::WorkflowCreateRequest) -> a::WorkflowCreateResponse;
+    create_workflow CreateWorkflow(a::WorkflowCreateRequest) -> a::WorkflowCreateResponse, before use_in_workflow;
     get_workflow GetWorkflow(a::ObjectGetRequest) -> a::Workflow;
     list_workflow_ids ListWorkflowIds(a::NamedEntityIdentifierListRequest) -> a::NamedEntityIdentifierList;
     list_workflows ListWorkflows(a::ResourceListRequest) -> a::WorkflowList;
@@ -157,10 +157,23 @@ async fn contain_launch_plan(
     admitted: &Admitted,
     request: &mut Request<a::LaunchPlanCreateRequest>,
 ) -> Result<(), Status> {
-    match containment::requested_identity_of_launch_plan(request.get_ref()) {
-        Some(what) => gate.require_admin(admitted, &what),
-        None => Ok(()),
+    if let Some(what) = containment::requested_identity_of_launch_plan(request.get_ref()) {
+        gate.require_admin(admitted, &what)?;
     }
+    gate.require_use(
+        admitted,
+        &references::used_by_launch_plan(request.get_ref()),
+    )
+    .await
+}
+
+async fn use_in_workflow(
+    gate: &Gate,
+    admitted: &Admitted,
+    request: &mut Request<a::WorkflowCreateRequest>,
+) -> Result<(), Status> {
+    gate.require_use(admitted, &references::used_by_workflow(request.get_ref()))
+        .await
 }
 
 async fn launch_as_caller(
@@ -168,12 +181,26 @@ async fn launch_as_caller(
     admitted: &Admitted,
     request: &mut Request<a::ExecutionCreateRequest>,
 ) -> Result<(), Status> {
-    if let Some(what) = containment::requested_identity_of_execution(request.get_ref()) {
+    check_launch(gate, admitted, request.get_mut()).await
+}
+
+/// What every launch passes, a new one or a relaunch or recovery (which repeat the original's
+/// request, so they ask for what it asked): an identity of the caller's choosing needs the
+/// admin role, what it launches from elsewhere needs the runner role there, and the principal
+/// recorded is the caller's.
+async fn check_launch(
+    gate: &Gate,
+    admitted: &Admitted,
+    launch: &mut a::ExecutionCreateRequest,
+) -> Result<(), Status> {
+    if let Some(what) = containment::requested_identity_of_execution(launch) {
         gate.require_admin(admitted, &what)?;
     }
+    gate.require_use(admitted, &references::used_by_execution(launch))
+        .await?;
     if let Some(principal) = launcher(admitted) {
         // A request without a spec is refused by the service; one without metadata gets it.
-        if let Some(spec) = request.get_mut().spec.as_mut() {
+        if let Some(spec) = launch.spec.as_mut() {
             spec.metadata.get_or_insert_with(Default::default).principal = principal;
         }
     }
@@ -182,24 +209,24 @@ async fn launch_as_caller(
 
 async fn relaunch_as_caller(
     api: &AdminApi,
+    gate: &Gate,
     admitted: &Admitted,
     request: Request<a::ExecutionRelaunchRequest>,
 ) -> Result<Response<a::ExecutionCreateResponse>, Status> {
-    api.relaunch_execution_as(request.into_inner(), launcher(admitted))
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
+    let mut launch = api.relaunch_request(request.into_inner()).await?;
+    check_launch(gate, admitted, &mut launch).await?;
+    Ok(Response::new(api.create_execution(launch).await?))
 }
 
 async fn recover_as_caller(
     api: &AdminApi,
+    gate: &Gate,
     admitted: &Admitted,
     request: Request<a::ExecutionRecoverRequest>,
 ) -> Result<Response<a::ExecutionCreateResponse>, Status> {
-    api.recover_execution_as(request.into_inner(), launcher(admitted))
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
+    let mut launch = api.recover_request(request.into_inner()).await?;
+    check_launch(gate, admitted, &mut launch).await?;
+    Ok(Response::new(api.create_execution(launch).await?))
 }
 
 /// ListProjects answers with the projects the caller may view, unless it has a role over all

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod containment;
 mod guarded_admin;
 mod guarded_other;
+pub mod references;
 pub mod scope;
 pub mod table;
 
@@ -112,6 +113,26 @@ impl Gate {
         }
     }
 
+    /// The caller's highest role on any domain of `project` (or on all of them).
+    pub async fn role_in_any_domain(&self, caller: &Caller, project: &str) -> Option<Role> {
+        let mut best = self.role(caller, Some(project), None).await;
+        let mut domains: Vec<String> = self
+            .auth
+            .settings()
+            .bindings
+            .iter()
+            .chain(self.database_bindings().await.iter())
+            .filter(|b| b.domain != alula_auth::roles::ANY)
+            .map(|b| b.domain.clone())
+            .collect();
+        domains.sort();
+        domains.dedup();
+        for domain in &domains {
+            best = best.max(self.role(caller, Some(project), Some(domain)).await);
+        }
+        best
+    }
+
     /// Whether `caller` may do `permission` on `project`/`domain` (the console asks before it
     /// shows a button; the guarded services ask for every call).
     pub async fn allows(
@@ -173,6 +194,10 @@ impl Gate {
         };
         let role = match need {
             Need::Public => None,
+            _ if scope.any_domain && scope.domain.is_none() => match scope.project {
+                Some(project) => self.role_in_any_domain(&caller, project).await,
+                None => self.role(&caller, None, None).await,
+            },
             _ => self.role(&caller, scope.project, scope.domain).await,
         };
         let admitted = Admitted {
@@ -273,6 +298,39 @@ impl Gate {
             &admitted.caller,
             admitted.role,
         )))
+    }
+
+    /// PERMISSION_DENIED unless the caller may launch (has the runner role) where each
+    /// definition the request uses from another project or domain is registered
+    /// ([`references`]): using a definition runs its code.
+    pub(crate) async fn require_use(
+        &self,
+        admitted: &Admitted,
+        used: &[references::Used],
+    ) -> Result<(), Status> {
+        if matches!(admitted.caller, Caller::Unchecked) {
+            return Ok(());
+        }
+        for used in references::elsewhere(used, admitted.project(), admitted.domain()) {
+            let place = (Some(used.project.as_str()), Some(used.domain.as_str()));
+            let role = self.role(&admitted.caller, place.0, place.1).await;
+            if role.is_some_and(|r| r.grants(Permission::Launch)) {
+                continue;
+            }
+            return Err(Status::permission_denied(denial(
+                admitted.method(),
+                &format!(
+                    "uses {}, which needs the {} role",
+                    used.what,
+                    least_role(Permission::Launch).as_str()
+                ),
+                place.0,
+                place.1,
+                &admitted.caller,
+                role,
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -19,6 +19,9 @@ pub struct Scope<'a> {
     pub domain: Option<&'a str>,
     /// What the call is about, in words (`task flytesnacks/development/t0@v1`).
     pub resource: String,
+    /// A read about the project as a whole that a role on any one of its domains allows
+    /// (GetProject: whoever may see something of a project may see the project).
+    pub any_domain: bool,
 }
 
 impl<'a> Scope<'a> {
@@ -28,6 +31,7 @@ impl<'a> Scope<'a> {
             project: None,
             domain: None,
             resource: resource.into(),
+            any_domain: false,
         }
     }
 
@@ -36,6 +40,15 @@ impl<'a> Scope<'a> {
             project: named(project),
             domain: named(domain),
             resource: resource.into(),
+            any_domain: false,
+        }
+    }
+
+    /// The project as a whole, readable with a role on any of its domains.
+    pub fn project_seen_from_any_domain(project: &'a str, resource: impl Into<String>) -> Self {
+        Self {
+            any_domain: true,
+            ..Self::of(project, "", resource)
         }
     }
 }
@@ -175,7 +188,7 @@ scoped! {
         None => Scope::everywhere("project"),
     };
     a::Project => |r| Scope::of(&r.id, "", format!("project {}", r.id));
-    a::ProjectGetRequest => |r| Scope::of(&r.id, "", format!("project {}", r.id));
+    a::ProjectGetRequest => |r| Scope::project_seen_from_any_domain(&r.id, format!("project {}", r.id));
     a::ProjectListRequest => |_r| Scope::everywhere("projects");
     a::GetDomainRequest => |_r| Scope::everywhere("domains");
     a::GetVersionRequest => |_r| Scope::everywhere("version");

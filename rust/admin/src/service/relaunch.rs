@@ -12,18 +12,19 @@ use super::{decode, AdminApi};
 use crate::error::AdminResult;
 
 impl AdminApi {
-    /// Creates an execution like `reference` under `name` (generated when empty). It goes
-    /// through CreateExecution, so the launch plan or task is resolved and the inputs are
-    /// checked exactly as for a new execution. `metadata` starts from the original's (or the
-    /// caller's, when given) and gets `mode` and `reference_execution`.
-    async fn create_from(
+    /// The CreateExecution request that makes an execution like `reference` under `name`
+    /// (generated when empty). It goes through CreateExecution, so the launch plan or task is
+    /// resolved and the inputs are checked exactly as for a new execution, and the gate checks
+    /// it as a new launch (who launches, which identity it asks for). `metadata` starts from
+    /// the original's (or the caller's, when given) and gets `mode` and `reference_execution`.
+    async fn request_from(
         &self,
         reference: Option<WorkflowExecutionIdentifier>,
         name: String,
         mode: ExecutionMode,
         metadata: Option<ExecutionMetadata>,
         edit_spec: impl FnOnce(&mut ExecutionSpec),
-    ) -> AdminResult<ExecutionCreateResponse> {
+    ) -> AdminResult<ExecutionCreateRequest> {
         let key = execution_key(reference.as_ref())?;
         let row = self.execution_row(&key).await?;
         let what = || format!("execution {}", display_exec(&key));
@@ -48,7 +49,7 @@ impl AdminApi {
         metadata.reference_execution = reference;
         spec.metadata = Some(metadata);
         edit_spec(&mut spec);
-        self.create_execution(ExecutionCreateRequest {
+        Ok(ExecutionCreateRequest {
             project: key.project,
             domain: key.domain,
             name,
@@ -56,27 +57,24 @@ impl AdminApi {
             inputs: Some(user_inputs),
             org,
         })
-        .await
     }
 
     pub(crate) async fn relaunch_execution(
         &self,
         req: ExecutionRelaunchRequest,
     ) -> AdminResult<ExecutionCreateResponse> {
-        self.relaunch_execution_as(req, None).await
+        let create = self.relaunch_request(req).await?;
+        self.create_execution(create).await
     }
 
-    /// RelaunchExecution recording `principal` (the authenticated caller) as the launcher
-    /// instead of the original execution's.
-    pub(crate) async fn relaunch_execution_as(
+    /// RelaunchExecution as a CreateExecution request: the original's spec and inputs.
+    pub(crate) async fn relaunch_request(
         &self,
         req: ExecutionRelaunchRequest,
-        principal: Option<String>,
-    ) -> AdminResult<ExecutionCreateResponse> {
+    ) -> AdminResult<ExecutionCreateRequest> {
         let overwrite_cache = req.overwrite_cache;
-        self.create_from(req.id, req.name, ExecutionMode::Relaunch, None, |spec| {
+        self.request_from(req.id, req.name, ExecutionMode::Relaunch, None, |spec| {
             spec.overwrite_cache = overwrite_cache;
-            set_principal(spec, principal);
         })
         .await
     }
@@ -90,29 +88,22 @@ impl AdminApi {
         &self,
         req: ExecutionRecoverRequest,
     ) -> AdminResult<ExecutionCreateResponse> {
-        self.recover_execution_as(req, None).await
+        let create = self.recover_request(req).await?;
+        self.create_execution(create).await
     }
 
-    /// RecoverExecution recording `principal` (the authenticated caller) as the launcher
-    /// instead of the original's or the one the request's metadata claims.
-    pub(crate) async fn recover_execution_as(
+    /// RecoverExecution as a CreateExecution request.
+    pub(crate) async fn recover_request(
         &self,
         req: ExecutionRecoverRequest,
-        principal: Option<String>,
-    ) -> AdminResult<ExecutionCreateResponse> {
-        self.create_from(
+    ) -> AdminResult<ExecutionCreateRequest> {
+        self.request_from(
             req.id,
             req.name,
             ExecutionMode::Recovered,
             req.metadata,
-            |spec| set_principal(spec, principal),
+            |_| {},
         )
         .await
-    }
-}
-
-fn set_principal(spec: &mut ExecutionSpec, principal: Option<String>) {
-    if let Some(principal) = principal {
-        spec.metadata.get_or_insert_with(Default::default).principal = principal;
     }
 }

@@ -3,25 +3,26 @@
 //!
 //! With TLS, one task accepts TCP connections and spawns each handshake with a timeout, so a
 //! client that connects and sends nothing (or garbage) never holds up the others; finished
-//! handshakes are queued for the server.
+//! handshakes are queued for the server. Only so many handshakes run at once: beyond that, the
+//! task stops accepting, and further connections wait in the kernel's accept backlog instead of
+//! in our memory.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 
 use super::TlsAcceptor;
 
-/// A client gets this long from TCP accept to a finished TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The keepalive tonic's `TcpIncoming` sets on the plain gRPC port: detects vanished clients.
 const GRPC_KEEPALIVE: Duration = Duration::from_secs(60);
 /// Handshaken connections waiting for the server to take them.
@@ -123,6 +124,24 @@ impl AsyncWrite for MaybeTlsStream {
 
 type Accepted = (MaybeTlsStream, SocketAddr);
 
+/// Bounds on the TLS handshakes of one port, which anyone who can reach it may start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandshakeLimits {
+    /// A client gets this long from TCP accept to a finished handshake; then it is closed.
+    pub timeout: Duration,
+    /// Handshakes in progress at once; more connections are not accepted until one ends.
+    pub max_concurrent: usize,
+}
+
+impl Default for HandshakeLimits {
+    fn default() -> Self {
+        HandshakeLimits {
+            timeout: Duration::from_secs(10),
+            max_concurrent: 256,
+        }
+    }
+}
+
 /// The accept task of a TLS port; aborted (closing the listening socket) when its receiving
 /// side is dropped, as tonic and axum do on shutdown.
 struct TlsAccepting {
@@ -132,10 +151,15 @@ struct TlsAccepting {
 }
 
 impl TlsAccepting {
-    fn start(listener: TcpListener, acceptor: TlsAcceptor, keepalive: Option<Duration>) -> Self {
+    fn start(
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+        keepalive: Option<Duration>,
+        limits: HandshakeLimits,
+    ) -> Self {
         let local_addr = listener.local_addr();
         let (sender, accepted) = mpsc::channel(ACCEPTED_QUEUE);
-        let task = tokio::spawn(accept_loop(listener, acceptor, keepalive, sender));
+        let task = tokio::spawn(accept_loop(listener, acceptor, keepalive, limits, sender));
         TlsAccepting {
             accepted,
             local_addr,
@@ -154,9 +178,20 @@ async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     keepalive: Option<Duration>,
+    limits: HandshakeLimits,
     sender: mpsc::Sender<Accepted>,
 ) {
+    let handshakes = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
     loop {
+        // A slot before the accept: while all are taken, connections stay in the backlog.
+        let permit = tokio::select! {
+            () = sender.closed() => return,
+            permit = handshakes.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // Never closed: the semaphore lives in this function.
+                Err(_) => return,
+            },
+        };
         let (tcp, peer) = tokio::select! {
             () = sender.closed() => return,
             accepted = listener.accept() => match accepted {
@@ -178,7 +213,10 @@ async fn accept_loop(
         let acceptor = acceptor.inner.clone();
         let sender = sender.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let handshake = tokio::time::timeout(limits.timeout, acceptor.accept(tcp)).await;
+            // The slot is for the handshake only, not for the connection's life.
+            drop(permit);
+            match handshake {
                 Ok(Ok(tls)) => {
                     let _ = sender
                         .send((MaybeTlsStream::Tls(Box::new(tls)), peer))
@@ -187,8 +225,8 @@ async fn accept_loop(
                 Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                 Err(_) => tracing::debug!(
                     %peer,
-                    "TLS handshake not done within {}s",
-                    HANDSHAKE_TIMEOUT.as_secs()
+                    "TLS handshake not done within {:?}",
+                    limits.timeout
                 ),
             }
         });
@@ -213,12 +251,21 @@ impl GrpcIncoming {
         ))
     }
 
-    /// TLS handshakes by `acceptor` (whose ALPN should offer `h2`).
+    /// TLS handshakes by `acceptor` (whose ALPN should offer `h2`), with the default limits.
     pub fn tls(listener: TcpListener, acceptor: TlsAcceptor) -> Self {
+        Self::tls_with_limits(listener, acceptor, HandshakeLimits::default())
+    }
+
+    pub fn tls_with_limits(
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+        limits: HandshakeLimits,
+    ) -> Self {
         GrpcIncoming(GrpcIncomingInner::Tls(TlsAccepting::start(
             listener,
             acceptor,
             Some(GRPC_KEEPALIVE),
+            limits,
         )))
     }
 }
@@ -252,10 +299,19 @@ impl HttpListener {
         HttpListener(HttpListenerInner::Plain(listener))
     }
 
-    /// TLS handshakes by `acceptor` (whose ALPN should offer only `http/1.1`).
+    /// TLS handshakes by `acceptor` (whose ALPN should offer only `http/1.1`), with the
+    /// default limits.
     pub fn tls(listener: TcpListener, acceptor: TlsAcceptor) -> Self {
+        Self::tls_with_limits(listener, acceptor, HandshakeLimits::default())
+    }
+
+    pub fn tls_with_limits(
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+        limits: HandshakeLimits,
+    ) -> Self {
         HttpListener(HttpListenerInner::Tls(TlsAccepting::start(
-            listener, acceptor, None,
+            listener, acceptor, None, limits,
         )))
     }
 }

@@ -2,6 +2,7 @@
 //! and small builders for Flyte entities.
 #![allow(dead_code)] // each test binary uses a different subset of the helpers
 
+pub mod auth;
 pub mod builders;
 pub mod http;
 pub mod server;

@@ -50,6 +50,7 @@ pub fn user_claims() -> Value {
         "exp": now() + 3600,
         "azp": "flytectl",
         "email": "alice@example.com",
+        "email_verified": true,
         "preferred_username": "alice",
         "name": "Alice",
         "groups": ["ml", "ops"],

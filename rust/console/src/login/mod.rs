@@ -9,7 +9,10 @@
 //! - `POST /console/logout` drops the session.
 //!
 //! Either way the session is the `alula_session` cookie holding the access token, which the HTTP
-//! layer checks on every request like a bearer token; it lives as long as the token.
+//! layer checks on every request like a bearer token; it lives as long as the token. A token
+//! too big for a cookie (a provider's, with many groups) stays server-side and the cookie holds
+//! a random handle to it instead (`alula_admin::auth::sessions`, which says why and what that
+//! means with several replicas).
 //! Cross-site POSTs never get here: the HTTP port refuses other origins.
 
 pub mod oidc;
@@ -162,9 +165,13 @@ async fn start_session(
     let now = chrono::Utc::now().timestamp();
     let lifetime = u64::try_from(principal.expires_at.saturating_sub(now)).unwrap_or(0);
     tracing::info!(principal = %principal.display_name(), "console sign-in");
+    let value = services
+        .gate
+        .auth()
+        .session_cookie_value(token.expose(), principal.expires_at);
     let cookie = session::cookie(
         SESSION_COOKIE,
-        token.expose(),
+        value.expose(),
         "/",
         lifetime,
         session::secure(services),
@@ -231,7 +238,13 @@ async fn issue_builtin_token(
         .map_err(|e| e.to_string())
 }
 
-async fn logout(AxumState(services): AxumState<Services>) -> Response {
+async fn logout(AxumState(services): AxumState<Services>, headers: HeaderMap) -> Response {
+    if let Some(value) = session::read_cookie(&headers, SESSION_COOKIE) {
+        services
+            .gate
+            .auth()
+            .end_session(value.trim().trim_matches('"'));
+    }
     let clear = session::clear_cookie(SESSION_COOKIE, "/", session::secure(&services));
     let target = if services.gate.auth().enabled() {
         LOGIN_PATH
