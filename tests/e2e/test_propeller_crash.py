@@ -33,6 +33,8 @@ def crashing(tmp_path: Path) -> Iterator[tuple[RunningServer, Path]]:
     log = tmp_path / "attempts.log"
     env = {
         "ALULA_TEST_ATTEMPT_LOG": str(log),
+        # Tasks get only the variables the server passes on (`task_env`).
+        "ALULA_TASK_ENV": "ALULA_TEST_ATTEMPT_LOG",
         "RUST_LOG": "info,sqlx=warn,alula_propeller::driver=debug",
     }
     running = start_server(tmp_path, propeller=True, extra_env=env)
