@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from alula.core.settings import DEFAULT_IMAGE
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (exit code 2) instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _package(args: argparse.Namespace) -> int:
@@ -56,23 +63,41 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     from alula.core.task import PythonFunctionTask
     from alula.core.workflow import Workflow
 
+    if args.file is None:
+        _run_parser_help()
+        return 0
     try:
         module = load_module(args.file)
     except FileNotFoundError as e:
         print(f"alula run: {e}", file=sys.stderr)
         return 2
-    entity = getattr(module, args.entity, None)
-    if not isinstance(entity, (Workflow, PythonFunctionTask)):
-        found = [
-            n for n, v in vars(module).items() if isinstance(v, (Workflow, PythonFunctionTask))
-        ]
+    found = {n: v for n, v in vars(module).items() if isinstance(v, (Workflow, PythonFunctionTask))}
+    if args.entity is None:
+        if args.help:
+            print(_entities_help(args.file, found))
+            return 0
         print(
-            f"alula run: {args.file} has no workflow or task {args.entity!r}; found {found}",
+            f"alula run: error: which workflow or task of {args.file}? "
+            f"(see alula run {args.file} --help)",
             file=sys.stderr,
         )
         return 2
+    entity = found.get(args.entity)
+    if entity is None:
+        print(
+            f"alula run: {args.file} has no workflow or task {args.entity!r}; "
+            f"found {sorted(found)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.help:
+        rest = [*rest, "--help"]
     interface = entity.interface
-    p = argparse.ArgumentParser(prog=f"alula run {args.file} {args.entity}", allow_abbrev=False)
+    p = Parser(
+        prog=f"alula run {args.file} {args.entity}",
+        description=f"{type(entity).__name__} {entity.name}: its inputs as options",
+        allow_abbrev=False,
+    )
     for name, py_type in interface.inputs.items():
         default = interface.defaults.get(name, argparse.SUPPRESS)
         shown = "" if default is argparse.SUPPRESS else f" (default: {default!r})"
@@ -118,15 +143,52 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def _run_parser_help() -> None:
+    """`alula run --help`: the run command's own options."""
+    for action in parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            action.choices["run"].print_help()
+
+
+def _entities_help(file: str, found: dict[str, Any]) -> str:
+    """`alula run FILE --help`: the file's workflows and tasks, each with its inputs."""
+    from alula.core.interface import type_name
+    from alula.core.workflow import Workflow
+
+    lines = [f"usage: alula run {file} ENTITY [--INPUT VALUE ...]", ""]
+    if not found:
+        lines.append(f"{file} defines no workflow or task")
+    for kind, want in (("workflows", True), ("tasks", False)):
+        names = [n for n, v in found.items() if isinstance(v, Workflow) == want]
+        if not names:
+            continue
+        lines.append(f"{kind}:")
+        for name in names:
+            interface = found[name].interface
+            params = []
+            for arg, py_type in interface.inputs.items():
+                shown = f"--{arg} {type_name(py_type)}"
+                if arg in interface.defaults:
+                    shown += f" (default: {interface.defaults[arg]!r})"
+                params.append(shown)
+            lines.append(f"  {name}  {'  '.join(params) if params else '(no inputs)'}")
+    lines += ["", f"one entity's inputs: alula run {file} ENTITY --help"]
+    return "\n".join(lines)
+
+
 def _run_remote(args: argparse.Namespace, wf: Any, inputs: dict[str, Any]) -> int:
     from alula._native import RpcError
     from alula.auth import AuthError
     from alula.core.errors import WorkflowAuthoringError
-    from alula.remote import ExecutionFailed, Remote
+    from alula.ctl import ENDPOINT_HINT
+    from alula.ctl.client import remote as make_remote
+    from alula.remote import ExecutionFailed
 
     image = args.image or os.environ.get("ALULA_TASK_IMAGE") or DEFAULT_IMAGE
+    execution = None
     try:
-        remote = Remote(args.endpoint, args.project, args.domain, image=image)
+        remote = make_remote(args)
+        remote.image = image
         registration = remote.register(args.file)
         print(f"registered {len(registration.entities)} entities, version {registration.version}")
         execution = remote.execute(wf, inputs)
@@ -134,13 +196,87 @@ def _run_remote(args: argparse.Namespace, wf: Any, inputs: dict[str, Any]) -> in
         print(f"console   {remote.console_url(execution)}", flush=True)
         if not args.wait:
             return 0
+        _progress(remote, execution)
         result = remote.wait(execution)
-    except (RpcError, ExecutionFailed, WorkflowAuthoringError, OSError, AuthError) as e:
+    except KeyboardInterrupt:
+        if execution is None:
+            print("\nalula run: interrupted", file=sys.stderr)
+            return 130
+        name = execution.name
+        scope = f"-p {execution.project} -d {execution.domain}"
+        print(
+            f"\nalula run: stopped waiting; execution {name} goes on on the server.\n"
+            f"  follow it:  alula get executions {name} {scope} --details\n"
+            f"              alula logs {name} {scope} -f\n"
+            f"  stop it:    alula terminate {name} {scope}",
+            file=sys.stderr,
+        )
+        return 130
+    except ExecutionFailed as e:
+        print(f"alula run: {e}", file=sys.stderr)
+        _failed_logs(remote, e.execution)
+        return 1
+    except RpcError as e:
+        hint = f"; {ENDPOINT_HINT}" if e.code == "UNAVAILABLE" else ""
+        print(f"alula run: {e}{hint}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"alula run: {e}", file=sys.stderr)
+        return 2
+    except (WorkflowAuthoringError, OSError, AuthError) as e:
         print(f"alula run: {e}", file=sys.stderr)
         return 1
     if result is not None:
         print(result)
     return 0
+
+
+def _progress(remote: Any, execution: Any) -> None:
+    """Until the execution ends: a line with its nodes counted by phase whenever they change."""
+    import time
+
+    from alula.ctl.client import call
+    from alula.remote import TERMINAL_PHASES
+
+    shown = ""
+    while True:
+        phase = remote.phase(execution)
+        nodes = call(
+            remote,
+            "ListNodeExecutions",
+            {"workflowExecutionId": execution.id_json(), "limit": 1000},
+        ).get("nodeExecutions", [])
+        counts: dict[str, int] = {}
+        for node in nodes:
+            if node.get("id", {}).get("nodeId") in ("start-node", "end-node"):
+                continue
+            node_phase = node.get("closure", {}).get("phase", "UNDEFINED")
+            counts[node_phase] = counts.get(node_phase, 0) + 1
+        line = f"{phase}: " + ", ".join(f"{n} {p}" for p, n in sorted(counts.items()))
+        if line != shown:
+            print(f"  {line.rstrip(': ')}", flush=True)
+            shown = line
+        if phase in TERMINAL_PHASES:
+            return
+        time.sleep(0.5)
+
+
+def _failed_logs(remote: Any, execution: Any, lines: int = 20) -> None:
+    """The end of the failed task's stderr (best effort: the failure is already reported)."""
+    from alula.ctl.logs import _pick
+
+    try:
+        entry = _pick(remote, execution.id_json(), None)
+        if entry is None:
+            return
+        node_id = entry["node"]["id"]["nodeId"]
+        text = remote.logs(execution, node_id, stream="stderr")
+    except Exception:  # noqa: BLE001 - logs are a courtesy here
+        return
+    tail = text.rstrip().splitlines()[-lines:]
+    if tail:
+        print(f"--- last lines of node {node_id}'s stderr ---", file=sys.stderr)
+        print("\n".join(tail), file=sys.stderr)
 
 
 def _cache_clear(args: argparse.Namespace) -> int:
@@ -153,10 +289,14 @@ def _cache_clear(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     from alula.core.settings import DEFAULT_IMAGE
 
-    p = argparse.ArgumentParser(
-        prog="alula", description="Flyte, rebuilt in Rust.", allow_abbrev=False
+    p = Parser(
+        prog="alula",
+        description="Flyte, rebuilt in Rust: run workflows (alula run), serve the control plane "
+        "(alula start), and operate it (alula get / create / update / logs ...).",
+        allow_abbrev=False,
     )
-    commands = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"alula {_version()}")
+    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pkg = commands.add_parser(
         "package", help="serialize the workflows of Python files into a tgz for registration"
     )
@@ -182,12 +322,24 @@ def parser() -> argparse.ArgumentParser:
     pkg.set_defaults(run=_package)
     run = commands.add_parser(
         "run",
-        help="run a workflow or task locally: alula run FILE ENTITY --input value ...",
+        help="run a workflow or task locally (or --remote): alula run FILE ENTITY --INPUT VALUE",
+        description="Run a workflow or task of FILE, locally or (--remote) on a control plane. "
+        "Its inputs are options after ENTITY: `alula run FILE --help` lists the file's "
+        "workflows and tasks with their inputs, `alula run FILE ENTITY --help` one's inputs.",
+        epilog="examples:\n  alula run examples/hello.py wf --name world\n"
+        "  alula run flows.py pipeline --n 3 --remote --project ml --domain development\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         add_help=False,
         allow_abbrev=False,
     )
-    run.add_argument("file", help="the Python file defining the workflow")
-    run.add_argument("entity", help="the workflow or task to run")
+    run.add_argument("file", nargs="?", help="the Python file defining the workflow")
+    run.add_argument("entity", nargs="?", help="the workflow or task to run")
+    run.add_argument(
+        "-h",
+        "--help",
+        action="store_true",
+        help="this help; after FILE: its workflows and tasks; after ENTITY: its inputs",
+    )
     run.add_argument(
         "--parallelism",
         type=int,
@@ -219,7 +371,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--endpoint",
         default=None,
-        help="gRPC address of the control plane (default: $ALULA_ENDPOINT or 127.0.0.1:8089)",
+        help="gRPC address of the control plane (default: $ALULA_ENDPOINT, else the config's "
+        "admin.endpoint, else 127.0.0.1:8089)",
     )
     run.add_argument(
         "--image",
@@ -227,8 +380,15 @@ def parser() -> argparse.ArgumentParser:
         help="with --remote: the container image tasks run in on a cluster "
         "(default: $ALULA_TASK_IMAGE, else flytekit's default image)",
     )
-    run.add_argument("--project", default="flytesnacks", help="with --remote")
-    run.add_argument("--domain", default="development", help="with --remote")
+    run.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help="with --remote: a flytekit config for the endpoint, TLS and credentials "
+        "(default: $FLYTECTL_CONFIG or ~/.flyte/config.yaml when present)",
+    )
+    run.add_argument("-p", "--project", default="flytesnacks", help="with --remote")
+    run.add_argument("-d", "--domain", default="development", help="with --remote")
     run.add_argument(
         "--wait",
         action=argparse.BooleanOptionalAction,
@@ -244,7 +404,26 @@ def parser() -> argparse.ArgumentParser:
 
     start.add_parser(commands)
     auth_cli.add_parser(commands)
+    from alula import ctl
+
+    ctl.add_parsers(commands)
     return p
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("alula")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (a source tree)
+        return "unknown"
+
+
+# The control-plane verbs, whose failures are one line with an exit code (alula.ctl.dispatch).
+_CTL = frozenset(
+    {"get", "create", "update", "delete", "relaunch", "recover", "terminate", "logs"}
+    | {"approve", "reject", "set-signal", "config"}
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, rest)
     if rest:
         parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command in _CTL:
+        from alula.ctl import dispatch
+
+        return dispatch(args, f"alula {args.command}")
     code: int = args.run(args)
     return code
 

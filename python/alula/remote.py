@@ -44,6 +44,7 @@ from alula.core.protojson import Json, duration_json, identifier_json
 from alula.core.serialize import LAUNCH_PLAN, TASK, WORKFLOW, Serialized, serialize
 from alula.core.settings import DEFAULT_IMAGE, SerializationSettings
 from alula.core.workflow import Workflow
+from alula.rpcs import PUBLIC_RPCS, RPCS
 
 DEFAULT_ENDPOINT = "127.0.0.1:8089"
 # The console's base URL (`http://host:8088`) when browsers should not go through the endpoint.
@@ -58,56 +59,6 @@ CLIENT_SECRET_FILE_ENV = "ALULA_CLIENT_SECRET_FILE"
 TOKEN_ENV = "ALULA_TOKEN"
 TERMINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
 
-_ADMIN = "flyteidl.service.AdminService"
-_DATA_PROXY = "flyteidl.service.DataProxyService"
-_AUTH_METADATA = "flyteidl.service.AuthMetadataService"
-# RPC name -> (service, request message, response message).
-_RPCS = {
-    "CreateTask": (_ADMIN, "admin.TaskCreateRequest", "admin.TaskCreateResponse"),
-    "CreateWorkflow": (_ADMIN, "admin.WorkflowCreateRequest", "admin.WorkflowCreateResponse"),
-    "CreateLaunchPlan": (
-        _ADMIN,
-        "admin.LaunchPlanCreateRequest",
-        "admin.LaunchPlanCreateResponse",
-    ),
-    "GetTask": (_ADMIN, "admin.ObjectGetRequest", "admin.Task"),
-    "GetWorkflow": (_ADMIN, "admin.ObjectGetRequest", "admin.Workflow"),
-    "GetLaunchPlan": (_ADMIN, "admin.ObjectGetRequest", "admin.LaunchPlan"),
-    "CreateExecution": (_ADMIN, "admin.ExecutionCreateRequest", "admin.ExecutionCreateResponse"),
-    "GetExecution": (_ADMIN, "admin.WorkflowExecutionGetRequest", "admin.Execution"),
-    "GetExecutionData": (
-        _ADMIN,
-        "admin.WorkflowExecutionGetDataRequest",
-        "admin.WorkflowExecutionGetDataResponse",
-    ),
-    "TerminateExecution": (
-        _ADMIN,
-        "admin.ExecutionTerminateRequest",
-        "admin.ExecutionTerminateResponse",
-    ),
-    "ListTaskExecutions": (
-        _ADMIN,
-        "admin.TaskExecutionListRequest",
-        "admin.TaskExecutionList",
-    ),
-    "CreateUploadLocation": (
-        _DATA_PROXY,
-        "service.CreateUploadLocationRequest",
-        "service.CreateUploadLocationResponse",
-    ),
-    "GetOAuth2Metadata": (
-        _AUTH_METADATA,
-        "service.OAuth2MetadataRequest",
-        "service.OAuth2MetadataResponse",
-    ),
-    "GetPublicClientConfig": (
-        _AUTH_METADATA,
-        "service.PublicClientAuthConfigRequest",
-        "service.PublicClientAuthConfigResponse",
-    ),
-}
-# Answered without a token: where to get one.
-_PUBLIC_RPCS = frozenset({"GetOAuth2Metadata", "GetPublicClientConfig"})
 _CREATE = {TASK: "CreateTask", WORKFLOW: "CreateWorkflow", LAUNCH_PLAN: "CreateLaunchPlan"}
 
 
@@ -333,11 +284,12 @@ class Remote:
         return f"{base.rstrip('/')}/console/{path}"
 
     def call(self, rpc: str, request: Json) -> Json:
-        """One RPC of `_RPCS` with its request and response as proto3 JSON."""
-        service, request_type, response_type = _RPCS[rpc]
+        """One RPC of `alula.rpcs.RPCS` with its request and response as proto3 JSON (the
+        SDK's own calls and every `alula get/create/update` verb)."""
+        service, request_type, response_type = RPCS[rpc]
         data = _native.message_from_json(f"flyteidl.{request_type}", json.dumps(request))
         token = None
-        if self.credentials is not None and rpc not in _PUBLIC_RPCS:
+        if self.credentials is not None and rpc not in PUBLIC_RPCS:
             token = self.credentials.token()
         out = self._unary(f"/{service}/{rpc}", data, token)
         result: Json = json.loads(_native.message_to_json(f"flyteidl.{response_type}", out))
@@ -647,6 +599,13 @@ class Remote:
         uri = links.get(stream) or links.get("output")
         if not uri:
             raise LookupError(f"{what} links no {stream} log (links: {sorted(links)})")
+        return self.read_log(uri).decode(errors="replace")
+
+    def read_log(self, uri: str, offset: int = 0) -> bytes:
+        """The bytes of the log link `uri` after the first `offset` (the server's log route
+        answers `?offset=` with only what is new: how `alula logs -f` follows an attempt)."""
+        if offset:
+            uri += ("&" if "?" in uri else "?") + f"offset={offset}"
         request = urllib.request.Request(uri, headers=self._log_headers(uri))
         try:
             with self._urlopen(request) as response:
@@ -656,7 +615,7 @@ class Remote:
             raise RuntimeError(f"reading {uri} failed: HTTP {e.code}: {detail or e.reason}") from e
         except OSError as e:
             raise RuntimeError(f"reading {self._http_failure(uri, e)}") from e
-        return body.decode(errors="replace")
+        return body
 
     def _log_headers(self, uri: str) -> dict[str, str]:
         """The bearer for the server's own log endpoint; a link to anywhere else (a cloud

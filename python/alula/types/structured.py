@@ -10,6 +10,7 @@ import collections
 import os
 from typing import Any, ClassVar
 
+from alula.extras import require
 from alula.types.context import fetch_local, new_raw_output_path, uploader
 from alula.types.engine import unwrap_annotated
 from alula.types.transformer import Json, TypeTransformer, TypeTransformerFailedError, scalar_of
@@ -81,6 +82,7 @@ def write_parquet(dataframe: Any, columns: list[str] | None) -> str:
         dataframe = dataframe[columns]
     folder = new_raw_output_path()
     os.makedirs(folder)
+    require("pyarrow", "writing a DataFrame as parquet")
     dataframe.to_parquet(os.path.join(folder, _PARQUET_FILE))
     upload = uploader()
     if upload is None:
@@ -94,7 +96,8 @@ def write_parquet(dataframe: Any, columns: list[str] | None) -> str:
 
 
 def read_parquet(uri: str, columns: list[str] | None) -> Any:
-    import pandas  # type: ignore[import-untyped]
+    pandas = require("pandas", "reading a StructuredDataset as a DataFrame")
+    require("pyarrow", "reading parquet")
 
     local = fetch_local(uri)
     try:

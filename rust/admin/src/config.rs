@@ -45,6 +45,8 @@ pub struct AdminConfig {
     pub execution_defaults: WorkflowExecutionConfig,
     /// The server's task resource defaults and limits, under `TASK_RESOURCE` attributes.
     pub task_resources: TaskResourceAttributes,
+    /// Email, Slack and PagerDuty notifications on execution phases (see [`crate::notify`]).
+    pub notifications: crate::notify::NotificationsConfig,
 }
 
 impl AdminConfig {
@@ -69,6 +71,7 @@ impl AdminConfig {
             max_download_bytes: 10 << 20,
             execution_defaults: Default::default(),
             task_resources: Default::default(),
+            notifications: Default::default(),
         }
     }
 }

@@ -8,14 +8,14 @@ mod support;
 
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alula_idl::flyteidl::core::workflow_execution;
 use alula_propeller::process::{ProcessConfig, ProcessPlugin, TaskUser};
 use anyhow::Context;
-use support::Harness;
+use support::{only_file as only, Harness};
 
 /// What the task reports about itself, one fact a line, in the order the test reads them.
 const SCRIPT: &str = r#"id -u; id -g; id -G; echo "$HOME"; pwd
@@ -24,32 +24,6 @@ cat '{{.input}}' > /dev/null && echo inputs-readable
 echo data > '{{.outputPrefix}}/by-task' && echo outputs-writable
 mkdir -p '{{.rawOutputDataPrefix}}/sub' && echo raw-writable
 "#;
-
-/// Every file named `name` under `root`.
-fn find(root: &Path, name: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() && !path.is_symlink() {
-                stack.push(path);
-            } else if path.file_name().is_some_and(|n| n == name) {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
-fn only(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
-    let found = find(root, name);
-    anyhow::ensure!(found.len() == 1, "expected one {name}, found {found:?}");
-    Ok(found[0].clone())
-}
 
 #[tokio::test]
 async fn local_tasks_run_as_the_task_user() -> anyhow::Result<()> {
@@ -126,11 +100,8 @@ async fn local_tasks_run_as_the_task_user() -> anyhow::Result<()> {
 /// request per line in, `{"code": N}` out) that records who it is in the output folder.
 #[tokio::test]
 async fn warm_workers_run_as_the_task_user() -> anyhow::Result<()> {
-    use alula_idl::flyteidl::core::{
-        task_template, Container, LiteralMap, TaskTemplate, WorkflowExecutionIdentifier,
-    };
-    use alula_propeller::plugin::{Attempt, AttemptStatus, Plugin, Waker};
     use alula_propeller::warm::{WarmConfig, WarmPlugin};
+    use support::warm::{alula_attempt, fake_python, run_to_end, succeeded};
 
     assert!(
         nix::unistd::Uid::effective().is_root(),
@@ -141,18 +112,16 @@ async fn warm_workers_run_as_the_task_user() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let root = dir.path();
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))?;
-    let out = root.join("out").join("warm1");
-    let bin = root.join("bin");
-    std::fs::create_dir_all(&bin)?;
-    let python = bin.join("python");
-    std::fs::write(
-        &python,
-        format!(
-            "#!/bin/sh\nwhile read -r line; do\n  {{ id -u; id -G; echo \"$HOME\"; }} > '{}/who.txt'\n  echo '{{\"code\": 0}}'\ndone\n",
+    let attempt = alula_attempt(root, "warm1");
+    let out = attempt.output_prefix.clone();
+    let bin = fake_python(
+        &root.join("bin"),
+        "",
+        &format!(
+            "{{ id -u; id -G; echo \"$HOME\"; }} > '{}/who.txt'",
             out.display()
         ),
     )?;
-    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755))?;
     let plugin = WarmPlugin::new(WarmConfig {
         work_root: root.join("work"),
         path_prefix: vec![bin],
@@ -160,54 +129,8 @@ async fn warm_workers_run_as_the_task_user() -> anyhow::Result<()> {
         ..Default::default()
     })
     .with_task_user(Some(nobody.clone()));
-    let attempt = Attempt {
-        execution: WorkflowExecutionIdentifier {
-            project: "p".into(),
-            domain: "d".into(),
-            name: "warm1".into(),
-            org: String::new(),
-        },
-        node_id: "n0".into(),
-        retry_attempt: 0,
-        array_index: None,
-        task: Arc::new(TaskTemplate {
-            r#type: "python-task".into(),
-            target: Some(task_template::Target::Container(Container {
-                image: "img".into(),
-                command: vec!["alula-execute".into(), "--inputs".into(), "x".into()],
-                ..Default::default()
-            })),
-            ..Default::default()
-        }),
-        overrides: None,
-        inputs: Arc::new(LiteralMap::default()),
-        inputs_path: root.join("inputs.pb"),
-        output_prefix: out.clone(),
-        raw_output_prefix: out.join("raw"),
-        checkpoint_prefix: out.join("checkpoint"),
-        prev_checkpoint_prefix: None,
-        env: Default::default(),
-        settings: Default::default(),
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    plugin.start(&attempt, Waker::new(tx.clone(), 1)).await?;
-    let status = loop {
-        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await?;
-        let status = plugin.check(&attempt, Waker::new(tx.clone(), 1)).await?;
-        if status != AttemptStatus::Running {
-            break status;
-        }
-    };
-    assert!(
-        matches!(
-            status,
-            AttemptStatus::Exited {
-                exit_code: Some(0),
-                ..
-            }
-        ),
-        "{status:?}"
-    );
+    let status = run_to_end(&plugin, &attempt).await?;
+    assert!(succeeded(&status), "{status:?}");
     let who = std::fs::read_to_string(out.join("who.txt"))?;
     let lines: Vec<&str> = who.lines().collect();
     let (uid, gid) = (nobody.uid.to_string(), nobody.gid.to_string());

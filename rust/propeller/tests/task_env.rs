@@ -7,14 +7,13 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alula_idl::flyteidl::core::workflow_execution;
 use alula_propeller::process::{ProcessConfig, ProcessPlugin};
 use anyhow::Context;
-use support::Harness;
+use support::{only_file, Harness};
 
 /// The server's environment in this test: its secrets, and what tasks should get.
 const SERVER_ENV: [(&str, &str); 6] = [
@@ -62,21 +61,6 @@ fn set_server_env() {
     }
 }
 
-fn find(root: &Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)?.flatten() {
-            let path = entry.path();
-            if path.is_dir() && !path.is_symlink() {
-                stack.push(path);
-            } else if path.file_name().is_some_and(|n| n == name) {
-                return Ok(path);
-            }
-        }
-    }
-    anyhow::bail!("no {name} under {}", root.display())
-}
-
 #[tokio::test]
 async fn process_tasks_get_only_what_tasks_need() -> anyhow::Result<()> {
     set_server_env();
@@ -92,8 +76,8 @@ async fn process_tasks_get_only_what_tasks_need() -> anyhow::Result<()> {
     h.launch("env1", &lp, 0).await?;
     let phase = h.wait_terminal("env1", Duration::from_secs(30)).await?;
     running.stop().await?;
-    let stdout = std::fs::read_to_string(find(h.dir.path(), "stdout.txt")?)?;
-    let stderr = std::fs::read_to_string(find(h.dir.path(), "stderr.txt")?)?;
+    let stdout = std::fs::read_to_string(only_file(h.dir.path(), "stdout.txt")?)?;
+    let stderr = std::fs::read_to_string(only_file(h.dir.path(), "stderr.txt")?)?;
     assert_eq!(
         phase,
         workflow_execution::Phase::Succeeded,
@@ -107,29 +91,20 @@ async fn process_tasks_get_only_what_tasks_need() -> anyhow::Result<()> {
 /// worker is a stand-in `python` speaking the worker protocol that writes its environment.
 #[tokio::test]
 async fn warm_workers_get_only_what_tasks_need() -> anyhow::Result<()> {
-    use alula_idl::flyteidl::core::{
-        task_template, Container, LiteralMap, TaskTemplate, WorkflowExecutionIdentifier,
-    };
-    use alula_propeller::plugin::{Attempt, AttemptStatus, Plugin, Waker};
     use alula_propeller::warm::{WarmConfig, WarmPlugin};
-    use std::os::unix::fs::PermissionsExt;
+    use support::warm::{alula_attempt, fake_python, run_to_end, succeeded};
 
     set_server_env();
     let dir = tempfile::tempdir()?;
     let root = dir.path();
-    let out = root.join("out");
+    let attempt = alula_attempt(root, "warm-env");
+    let out = attempt.output_prefix.clone();
     std::fs::create_dir_all(&out)?;
-    let bin = root.join("bin");
-    std::fs::create_dir_all(&bin)?;
-    let python = bin.join("python");
-    std::fs::write(
-        &python,
-        format!(
-            "#!/bin/sh\nwhile read -r line; do\n  env > '{}/env.txt'\n  echo '{{\"code\": 0}}'\ndone\n",
-            out.display()
-        ),
+    let bin = fake_python(
+        &root.join("bin"),
+        "",
+        &format!("env > '{}/env.txt'", out.display()),
     )?;
-    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755))?;
     let plugin = WarmPlugin::new(WarmConfig {
         work_root: root.join("work"),
         path_prefix: vec![bin],
@@ -137,54 +112,8 @@ async fn warm_workers_get_only_what_tasks_need() -> anyhow::Result<()> {
         inherit_env: vec!["OPERATOR_NAMED".into()],
         ..Default::default()
     });
-    let attempt = Attempt {
-        execution: WorkflowExecutionIdentifier {
-            project: "p".into(),
-            domain: "d".into(),
-            name: "warm-env".into(),
-            org: String::new(),
-        },
-        node_id: "n0".into(),
-        retry_attempt: 0,
-        array_index: None,
-        task: Arc::new(TaskTemplate {
-            r#type: "python-task".into(),
-            target: Some(task_template::Target::Container(Container {
-                image: "img".into(),
-                command: vec!["alula-execute".into(), "--inputs".into(), "x".into()],
-                ..Default::default()
-            })),
-            ..Default::default()
-        }),
-        overrides: None,
-        inputs: Arc::new(LiteralMap::default()),
-        inputs_path: root.join("inputs.pb"),
-        output_prefix: out.clone(),
-        raw_output_prefix: out.join("raw"),
-        checkpoint_prefix: out.join("checkpoint"),
-        prev_checkpoint_prefix: None,
-        env: Default::default(),
-        settings: Default::default(),
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    plugin.start(&attempt, Waker::new(tx.clone(), 1)).await?;
-    let status = loop {
-        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await?;
-        let status = plugin.check(&attempt, Waker::new(tx.clone(), 1)).await?;
-        if status != AttemptStatus::Running {
-            break status;
-        }
-    };
-    assert!(
-        matches!(
-            status,
-            AttemptStatus::Exited {
-                exit_code: Some(0),
-                ..
-            }
-        ),
-        "{status:?}"
-    );
+    let status = run_to_end(&plugin, &attempt).await?;
+    assert!(succeeded(&status), "{status:?}");
     let env = std::fs::read_to_string(out.join("env.txt")).context("the worker's env")?;
     check(&parse_env(&env), "a warm worker");
     drop(plugin);

@@ -25,6 +25,7 @@
 //! | `default_projects` | — | flytesnacks |
 //! | `role` | `ALULA_ROLE` | `all` (admin and propeller); `admin` (the API only); `propeller` (no API: the HTTP port serves only the probes and `/metrics`) |
 //! | `propeller` | `ALULA_PROPELLER` (`0` disables) | on (off: role `all` becomes `admin`) |
+//! | `scheduler` | `ALULA_SCHEDULER` (`0` disables) | on where the API is served (roles `all` and `admin`): launches the executions of active launch plans' schedules (`alula_admin::schedule`); replicas share the ticks, each launched once |
 //! | `instance_id` | `ALULA_INSTANCE_ID` | `embedded`; for role `propeller`, `$POD_NAME` or the host name |
 //! | `task_path` | `ALULA_TASK_PATH` (`:`-separated) | — (folders put first on tasks' `PATH`) |
 //! | `warm_workers` | `ALULA_WARM_WORKERS` | 2 (Python workers for Alula tasks; 0 disables) |
@@ -52,6 +53,13 @@
 //! | `[auth] token_lifetime_seconds` | — | 3600 (built-in tokens; a built-in token living longer, plus the leeway, or without `iat` is refused) |
 //! | `[auth] leeway_seconds` | — | 30 (clock skew allowed; at most 300) |
 //! | `[auth] provider_ca_file` | — | — (a PEM CA to trust for the provider, besides the web PKI) |
+//! | `[notifications] max_attempts` | — | 8 (sends tried before a notification is marked failed and logged) |
+//! | `[notifications] initial_backoff_ms`, `max_backoff_seconds` | — | 1000, 300 (the wait after a failed send doubles from the first up to the second) |
+//! | `[notifications] poll_interval_ms`, `send_timeout_seconds`, `keep_days` | — | 1000, 30, 14 (how often the outbox is read; the longest one send may take; how long sent and failed notifications stay in it) |
+//! | `[notifications.templates] subject`, `body` | — | Flyte's (`{{ name }}`, `{{ phase }}`, `{{ error }}`, `{{ execution.link }}`... see `alula_admin::notify::template`) |
+//! | `[notifications.smtp] host`, `port`, `from`, `username`, `password`, `security` | `ALULA_SMTP_PASSWORD` (the password) | none (email; `security`: `starttls` (port 587), `tls` (465) or `none` (25)) |
+//! | `[notifications.slack] webhook_url` | `ALULA_SLACK_WEBHOOK_URL` | none (Slack notifications are posted there as `{"text": ...}`; without it they are emailed to their addresses, as Flyte does) |
+//! | `[notifications.pagerduty] routing_key`, `events_url`, `severity`, `source` | `ALULA_PAGERDUTY_ROUTING_KEY` | none (Events API v2 triggers; `events_url` defaults to PagerDuty's; without it they are emailed) |
 //! | `[[auth.bindings]]` | — | none: `subject` (`user:NAME`, `group:NAME`, `client:ID`), `project` and `domain` (default `*`: all), `role` (`viewer`, `runner`, `developer`, `admin`); `alula auth grant` adds more in the database |
 //!
 //! The HTTP port refuses what a web page could do to it (`alula_admin::guard`): a `Host` it
@@ -116,6 +124,8 @@ pub struct FileConfig {
     pub default_projects: Option<Vec<String>>,
     pub role: Option<Role>,
     pub propeller: Option<bool>,
+    /// Launch scheduled launch plans' executions (where the API is served).
+    pub scheduler: Option<bool>,
     pub instance_id: Option<String>,
     pub task_path: Option<Vec<PathBuf>>,
     pub warm_workers: Option<usize>,
@@ -138,6 +148,8 @@ pub struct FileConfig {
     /// Names of the server's environment variables local tasks get besides the usual ones
     /// (`alula_propeller::process::task_env`).
     pub task_env: Option<Vec<String>>,
+    /// Email, Slack and PagerDuty notifications (`alula_admin::notify`).
+    pub notifications: Option<alula_admin::notify::NotificationsConfig>,
 }
 
 /// The `kubernetes` table: where the API server is and how pods are made.
@@ -222,6 +234,9 @@ impl FileConfig {
         if let Some(v) = var("ALULA_PROPELLER") {
             self.propeller = Some(!matches!(v.as_str(), "0" | "false" | "no" | "off"));
         }
+        if let Some(v) = var("ALULA_SCHEDULER") {
+            self.scheduler = Some(!matches!(v.as_str(), "0" | "false" | "no" | "off"));
+        }
         if let Some(v) = var("ALULA_INSTANCE_ID") {
             self.instance_id = Some(v);
         }
@@ -251,7 +266,37 @@ impl FileConfig {
                 .get_or_insert_with(Default::default)
                 .kubeconfig = Some(v.into());
         }
+        self.apply_notification_env();
         security::apply_env(self)
+    }
+
+    /// The notifiers' secrets, which belong in the environment rather than a file.
+    fn apply_notification_env(&mut self) {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(v) = var("ALULA_SMTP_PASSWORD") {
+            if let Some(smtp) = self.notifications.as_mut().and_then(|n| n.smtp.as_mut()) {
+                smtp.password = Some(v);
+            }
+        }
+        if let Some(v) = var("ALULA_SLACK_WEBHOOK_URL") {
+            self.notifications
+                .get_or_insert_with(Default::default)
+                .slack = Some(alula_admin::notify::SlackConfig { webhook_url: v });
+        }
+        if let Some(v) = var("ALULA_PAGERDUTY_ROUTING_KEY") {
+            let n = self.notifications.get_or_insert_with(Default::default);
+            match n.pagerduty.as_mut() {
+                Some(pd) => pd.routing_key = v,
+                None => {
+                    n.pagerduty = Some(alula_admin::notify::PagerDutyConfig {
+                        events_url: alula_admin::notify::DEFAULT_PAGERDUTY_EVENTS_URL.into(),
+                        routing_key: v,
+                        severity: "error".into(),
+                        source: "alula".into(),
+                    })
+                }
+            }
+        }
     }
 }
 
@@ -505,6 +550,19 @@ pub async fn run(
     if let Some(projects) = file.default_projects {
         config.default_projects = projects;
     }
+    config.notifications = file.notifications.unwrap_or_default();
+    // Settings that cannot work (a malformed sender address, say) fail the start.
+    let notifier = match role.serves_api() {
+        true => Some(
+            alula_admin::notify::Notifier::new(
+                store.clone(),
+                config.notifications.clone(),
+                config.public_http_url.clone(),
+            )
+            .context("setting up notifications")?,
+        ),
+        false => None,
+    };
 
     // Before `ready`: an identity provider that cannot be reached, or signing keys that cannot
     // be loaded, fail the start instead of leaving an API that refuses everyone.
@@ -559,6 +617,15 @@ pub async fn run(
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    // Admin sends the notifications its event ingestion queues (see `alula_admin::notify`).
+    let notifier = notifier.map(|n| tokio::spawn(n.run(stopped(&stop))));
+    // Launch-plan schedules tick wherever the API is served; replicas share the ticks.
+    let scheduler = (role.serves_api() && file.scheduler.unwrap_or(true)).then(|| {
+        let instance = format!("scheduler-{:016x}", rand::random::<u64>());
+        let clock = Arc::new(alula_admin::schedule::SystemClock);
+        let scheduler = alula_admin::schedule::Scheduler::new(api.clone(), clock, instance);
+        tokio::spawn(scheduler.run(stopped(&stop)))
+    });
     let mut instrumentation = Instrumentation::default();
 
     let propeller = if role.runs_propeller() {
@@ -681,6 +748,12 @@ pub async fn run(
         }
     }
     maintenance.abort();
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+    }
+    if let Some(notifier) = notifier {
+        notifier.abort();
+    }
     store.close().await;
     served?;
     Ok(())
@@ -759,5 +832,33 @@ mod tests {
             ["a.example", "b.example:8088"]
         );
         assert!(comma_list("").is_empty());
+    }
+
+    #[test]
+    fn notification_settings_parse_from_the_file() {
+        let config: FileConfig = toml::from_str(
+            r#"
+            [notifications]
+            max_attempts = 4
+            [notifications.smtp]
+            host = "mail.example"
+            from = "Alula <alula@example.com>"
+            security = "tls"
+            [notifications.slack]
+            webhook_url = "https://hooks.example/x"
+            [notifications.templates]
+            subject = "{{ name }} {{ phase }}"
+            body = "see {{ execution.link }}"
+            "#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let n = config.notifications.unwrap_or_default();
+        assert_eq!(n.max_attempts, 4);
+        assert_eq!(n.smtp.as_ref().map(|s| s.port()), Some(465));
+        assert_eq!(n.templates.subject, "{{ name }} {{ phase }}");
+        assert!(n.pagerduty.is_none());
+        let typo =
+            toml::from_str::<FileConfig>("[notifications.smtp]\nhots = \"x\"\nfrom = \"a@b\"");
+        assert!(typo.is_err(), "unknown keys are refused");
     }
 }

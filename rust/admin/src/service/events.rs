@@ -160,6 +160,8 @@ impl AdminApi {
             ))
         })?;
         let event_at = occurred_micros(event.occurred_at.as_ref(), &format!("event for {what}"))?;
+        // Decided once, on the first try that applies the event (see `crate::notify`).
+        let mut notifications = None;
         for _ in 0..ATTEMPTS {
             let state = self
                 .store
@@ -249,6 +251,13 @@ impl AdminApi {
                 }
                 None => {}
             }
+            if notifications.is_none() {
+                let error = match &event.output_result {
+                    Some(workflow_execution_event::OutputResult::Error(e)) => Some(e),
+                    _ => None,
+                };
+                notifications = Some(crate::notify::due(&self.store, &key, phase, error).await);
+            }
             let applied = self
                 .store
                 .apply_execution_event(
@@ -263,6 +272,7 @@ impl AdminApi {
                         event_at,
                         now: now_micros(),
                     },
+                    notifications.as_deref().unwrap_or_default(),
                 )
                 .await?;
             if applied {

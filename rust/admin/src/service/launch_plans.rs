@@ -1,5 +1,6 @@
 //! CreateLaunchPlan (validated against its workflow's interface; the closure carries the
-//! expected inputs and outputs), reads, and activation (one active version per name).
+//! expected inputs and outputs, and a schedule must be one the scheduler can run), reads, and
+//! activation (one active version per name, whose schedule then ticks: `crate::schedule`).
 
 use alula_core::ids::IdDisplay;
 use alula_idl::flyteidl::admin::{
@@ -17,6 +18,7 @@ use super::{
 };
 use crate::error::{AdminError, AdminResult};
 use crate::inputs::launch_plan_expected_inputs;
+use crate::schedule;
 use crate::store::query::Param;
 use crate::store::{now_micros, Entity, EntityKey, EntityRow, InsertOutcome};
 
@@ -77,6 +79,20 @@ impl AdminApi {
             &spec.fixed_inputs.clone().unwrap_or_default(),
         )
         .map_err(|e| AdminError::invalid(format!("launch plan {}: {e}", IdDisplay(&id))))?;
+        if let Some(schedule) = spec
+            .entity_metadata
+            .as_ref()
+            .and_then(|m| m.schedule.as_ref())
+        {
+            schedule::validate(
+                schedule,
+                &expected_inputs,
+                &spec.fixed_inputs.clone().unwrap_or_default(),
+            )
+            .map_err(|e| {
+                AdminError::invalid(format!("launch plan {}: schedule: {e}", IdDisplay(&id)))
+            })?;
+        }
 
         let now = now_micros();
         let key = EntityKey::from(&id);
@@ -202,8 +218,9 @@ impl AdminApi {
         self.list_ids(ENTITY, req).await
     }
 
-    /// ACTIVE makes this version the active one of its name (deactivating the previous one);
-    /// INACTIVE deactivates it.
+    /// ACTIVE makes this version the active one of its name (deactivating the previous one) and
+    /// starts its schedule, if it has one, in place of the previous version's; INACTIVE
+    /// deactivates it and stops its schedule.
     pub(crate) async fn update_launch_plan(
         &self,
         req: LaunchPlanUpdateRequest,
@@ -219,15 +236,50 @@ impl AdminApi {
                 )))
             }
         };
-        let found = self
-            .store
-            .set_launch_plan_state(&EntityKey::from(id), active, now_micros())
-            .await?;
-        if !found {
-            return Err(AdminError::not_found(format!(
-                "launch plan {} not found",
-                IdDisplay(id)
-            )));
+        let key = EntityKey::from(id);
+        let not_found =
+            || AdminError::not_found(format!("launch plan {} not found", IdDisplay(id)));
+        let store = &self.store;
+        if active {
+            // The schedule row first, the state second: a crash between them leaves a row
+            // whose launch plan is not active, which the scheduler removes at its tick.
+            let row = store
+                .get_entity(ENTITY, &key)
+                .await?
+                .ok_or_else(not_found)?;
+            let schedule = launch_plan_of(&row)?
+                .spec
+                .and_then(|s| s.entity_metadata)
+                .and_then(|m| m.schedule);
+            if let Some(schedule) = &schedule {
+                let row =
+                    schedule::activation_row(&key, schedule, chrono::Utc::now()).map_err(|e| {
+                        AdminError::invalid(format!("launch plan {}: schedule: {e}", IdDisplay(id)))
+                    })?;
+                store.put_schedule(&row, now_micros()).await?;
+            }
+            if !store
+                .set_launch_plan_state(&key, true, now_micros())
+                .await?
+            {
+                return Err(not_found());
+            }
+            if schedule.is_none() {
+                // The version it replaces may have had one.
+                store
+                    .delete_schedule(&key.project, &key.domain, &key.name, None)
+                    .await?;
+            }
+        } else {
+            if !store
+                .set_launch_plan_state(&key, false, now_micros())
+                .await?
+            {
+                return Err(not_found());
+            }
+            store
+                .delete_schedule(&key.project, &key.domain, &key.name, Some(&key.version))
+                .await?;
         }
         Ok(LaunchPlanUpdateResponse {})
     }

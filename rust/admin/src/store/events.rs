@@ -305,14 +305,17 @@ impl Store {
     }
 
     /// Applies an event to an execution still in `from_phase` with its last event at
-    /// `from_event_at`; false when another writer got there first.
+    /// `from_event_at`; false when another writer got there first. `notifications` are queued
+    /// in the same transaction (see `notifications.rs`).
     pub async fn apply_execution_event(
         &self,
         key: &ExecutionKey,
         from_phase: &str,
         from_event_at: i64,
         update: ExecutionEventUpdate<'_>,
+        notifications: &[super::NewNotification],
     ) -> Result<bool, StoreError> {
+        let (phase, now) = (update.phase, update.now);
         let mut sql = Sql::new("UPDATE executions SET phase = ");
         sql.bind(update.phase)
             .push(", closure = ")
@@ -330,7 +333,16 @@ impl Store {
             .bind(from_phase)
             .push(" AND last_event_at = ")
             .bind(from_event_at);
-        Ok(sql.query().execute(&self.pool).await?.rows_affected() == 1)
+        if notifications.is_empty() {
+            return Ok(sql.query().execute(&self.pool).await?.rows_affected() == 1);
+        }
+        let mut tx = self.pool.begin().await?;
+        if sql.query().execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        super::notifications::enqueue(&mut tx, key, phase, notifications, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// False when the node execution exists already.

@@ -9,10 +9,12 @@ mod entities;
 mod events;
 mod executions;
 mod named_entities;
+mod notifications;
 mod projects;
 pub mod query;
 mod reservations;
 mod runs;
+mod schedules;
 mod signals;
 mod spill;
 mod sqlite;
@@ -37,9 +39,11 @@ pub use events::{
 };
 pub use executions::{is_tag_field, ExecutionKey, ExecutionRow, EXECUTION_FIELDS};
 pub use named_entities::{NamedEntityRow, DESCRIPTION_FIELDS, NAMED_ENTITY_FIELDS};
+pub use notifications::{NewNotification, NotificationRow, NotificationState};
 pub use projects::PROJECT_FIELDS;
 pub use reservations::Reservation;
 pub use runs::{OutboxEvent, RunRecord};
+pub use schedules::ScheduleRow;
 pub use signals::{SignalRow, SIGNAL_FIELDS};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");

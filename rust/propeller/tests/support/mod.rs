@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod warm;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -338,4 +341,30 @@ impl Plugin for Forever {
     ) -> Result<(), alula_propeller::PluginError> {
         Ok(())
     }
+}
+
+/// Every file named `name` under `root`.
+pub fn find_files(root: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == name) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+pub fn only_file(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let found = find_files(root, name);
+    anyhow::ensure!(found.len() == 1, "expected one {name}, found {found:?}");
+    Ok(found[0].clone())
 }
