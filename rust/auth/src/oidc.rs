@@ -68,6 +68,16 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, DiscoveryEr
 
 /// An HTTP client for the provider: rustls with the web PKI roots plus `ca_file` (PEM), if any.
 pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, DiscoveryError> {
+    https_client(ca_file, TIMEOUT)
+}
+
+/// An HTTPS client with `timeout` (for connecting and for each request): rustls with ring and
+/// the web PKI roots plus `ca_file` (PEM), if any. The provider's client and admin's
+/// notification webhooks are both this.
+pub fn https_client(
+    ca_file: Option<&Path>,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, DiscoveryError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
@@ -93,8 +103,8 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, DiscoveryE
     .with_no_client_auth();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
+        .timeout(timeout)
+        .connect_timeout(timeout)
         .build()
         .map_err(|e| build_error(e.to_string()))
 }

@@ -244,13 +244,7 @@ impl FileConfig {
             self.task_path = Some(std::env::split_paths(&v).collect());
         }
         if let Some(v) = var("ALULA_TASK_ENV") {
-            self.task_env = Some(
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(String::from)
-                    .collect(),
-            );
+            self.task_env = Some(comma_list(&v));
         }
         if let Some(n) = parse("ALULA_WARM_WORKERS", "a number")? {
             self.warm_workers = Some(n as usize);

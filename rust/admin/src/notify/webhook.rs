@@ -1,7 +1,6 @@
 //! Slack-style webhooks (`POST {"text": ...}` to the configured URL) and PagerDuty-style events
 //! (Events API v2: `POST {routing_key, event_action: "trigger", dedup_key, payload}`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -10,27 +9,12 @@ use super::email::describe;
 use super::template::{Context, Message};
 use super::{Failure, NotifyError, PagerDutyConfig};
 
-/// An HTTP client: rustls with ring (the workspace builds no aws-lc) and the web PKI roots.
+/// An HTTPS client with the web PKI roots (`alula_auth::oidc::https_client`).
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let bad = |reason: String| NotifyError::Config {
+    alula_auth::oidc::https_client(None, timeout).map_err(|e| NotifyError::Config {
         what: "the notifications' HTTP client".into(),
-        reason,
-    };
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| bad(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-        .map_err(|e| bad(e.to_string()))
+        reason: e.to_string(),
+    })
 }
 
 /// The Slack message: subject, body, and who Flyte's notification named (Slack's notification
