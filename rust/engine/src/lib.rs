@@ -9,14 +9,16 @@
 //! [`driver::run`] is a small synchronous driver over an [`driver::Executor`], used by tests and
 //! by simple embedders.
 
-mod array;
 pub mod bindings;
 pub mod branch;
 pub mod driver;
 mod events;
 mod execution;
 pub mod literals;
+mod nodes;
 pub mod program;
+mod schedule;
+mod scope;
 mod state;
 
 pub use events::{node_phase, workflow_phase, Event, TaskPhase};

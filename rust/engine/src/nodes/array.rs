@@ -5,12 +5,25 @@
 use std::time::SystemTime;
 
 use alula_idl::flyteidl::core::{
-    array_node, execution_error::ErrorKind, task_execution, ArrayNode, Literal, LiteralMap, TaskLog,
+    array_node, execution_error::ErrorKind, node, task_execution, ArrayNode, Literal, LiteralMap,
+    Node, TaskLog,
 };
 
+use super::NodeKind;
 use crate::execution::{engine_error, AttemptId, Execution, TaskOutcome};
 use crate::literals;
 use crate::state::{ArrayState, ElementState, KindState, NodePhase};
+
+pub(crate) struct Array;
+
+impl NodeKind for Array {
+    fn start(&self, ex: &mut Execution, n: u32, spec: &Node, inputs: LiteralMap) {
+        match &spec.target {
+            Some(node::Target::ArrayNode(a)) => ex.start_array(n, a, inputs),
+            _ => ex.kind_mismatch(n, spec),
+        }
+    }
+}
 
 impl Execution {
     /// Hands in the log links of a running attempt of an array element (a driver learns them
