@@ -26,7 +26,7 @@ use alula_idl::flyteidl::core::{
 use crate::bindings::Outputs;
 use crate::events::{Event, EventBuilder};
 use crate::nodes;
-use crate::program::{Program, START_NODE};
+use crate::program::{is_start_node, Program};
 use crate::schedule::Deadline;
 use crate::state::{ExecutionState, KindState, NodePhase, ScopeState, WorkflowPhase};
 use crate::EngineError;
@@ -181,7 +181,7 @@ pub(crate) struct ScopeOutputs<'a> {
 
 impl Outputs for ScopeOutputs<'_> {
     fn output(&self, node_id: &str, var: &str) -> Option<&Literal> {
-        if node_id == START_NODE {
+        if is_start_node(node_id) {
             return self.scope.inputs.literals.get(var);
         }
         let graph = &self.exec.program.graphs[self.scope.graph as usize];

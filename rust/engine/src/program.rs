@@ -19,6 +19,12 @@ use serde::{Deserialize, Serialize};
 use crate::EngineError;
 
 pub const START_NODE: &str = "start-node";
+
+/// Whether a binding's node id names the workflow's inputs: `start-node`, or empty as flytekit
+/// writes it (the compiler fills it in; a dynamic workflow calling launch plans runs uncompiled).
+pub fn is_start_node(node_id: &str) -> bool {
+    node_id == START_NODE || node_id.is_empty()
+}
 pub const END_NODE: &str = "end-node";
 
 /// A workflow's nodes and their dependencies, ready to schedule.
@@ -69,7 +75,9 @@ impl Graph {
                 Some(list) => list.ids.iter().cloned().collect(),
                 None => derived_upstream(n),
             };
-            for up in ups.iter().filter(|u| *u != START_NODE) {
+            // An empty node id is the start node too (flytekit binds workflow inputs so, and
+            // propeller reads it so): a workflow run uncompiled keeps it as it came.
+            for up in ups.iter().filter(|u| !is_start_node(u)) {
                 let &j = index.get(up).ok_or_else(|| {
                     EngineError::InvalidWorkflow(format!(
                         "node {:?} depends on unknown node {up:?}",
@@ -357,5 +365,49 @@ impl Program {
                 Ok(self.add_graph(graph))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound_to(node_id: &str) -> Node {
+        Node {
+            id: "n0".into(),
+            inputs: vec![Binding {
+                var: "x".into(),
+                binding: Some(BindingData {
+                    value: Some(binding_data::Value::Promise(
+                        alula_idl::flyteidl::core::OutputReference {
+                            node_id: node_id.into(),
+                            var: "x".into(),
+                            ..Default::default()
+                        },
+                    )),
+                    ..Default::default()
+                }),
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// flytekit binds workflow inputs with an empty node id; a workflow that runs without the
+    /// compiler (a dynamic one calling launch plans) must read that as the start node.
+    #[test]
+    fn an_empty_node_id_is_the_start_node_in_an_uncompiled_graph() {
+        for id in ["", START_NODE] {
+            let template = WorkflowTemplate {
+                nodes: vec![bound_to(id)],
+                ..Default::default()
+            };
+            let graph = Graph::new(&template, None).expect("the graph builds");
+            assert_eq!(graph.upstream_count, vec![0], "bound to {id:?}");
+        }
+        let template = WorkflowTemplate {
+            nodes: vec![bound_to("elsewhere")],
+            ..Default::default()
+        };
+        assert!(Graph::new(&template, None).is_err());
     }
 }
