@@ -18,7 +18,7 @@ import io
 import os
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,11 +181,16 @@ def _walk(
 def bundle(root: str | Path) -> bytes:
     """The bundle of `root` as reproducible tar.gz bytes: equal sources, equal bytes."""
     root = Path(root).resolve()
+    return archive((path.relative_to(root).as_posix(), path.read_bytes()) for path in sources(root))
+
+
+def archive(members: Iterable[tuple[str, bytes]]) -> bytes:
+    """Reproducible tar.gz bytes of `(name, data)` members, in the order given (the bundle of
+    a folder, or of a notebook's pickled tasks and local modules: `alula.interactive`)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sources(root):
-            data = path.read_bytes()
-            info = tarfile.TarInfo(path.relative_to(root).as_posix())
+        for name, data in members:
+            info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             info.uid = info.gid = 0
             info.uname = info.gname = ""

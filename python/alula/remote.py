@@ -8,6 +8,7 @@ workflow's folder goes up as a code bundle through the data proxy, and the tasks
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import getpass
 import hashlib
@@ -43,8 +44,10 @@ from alula.core.package import load_module, module_entities
 from alula.core.protojson import Json, duration_json, identifier_json
 from alula.core.serialize import LAUNCH_PLAN, TASK, WORKFLOW, Serialized, serialize
 from alula.core.settings import DEFAULT_IMAGE, SerializationSettings
+from alula.core.task import PythonFunctionTask
 from alula.core.workflow import Workflow
 from alula.rpcs import PUBLIC_RPCS, RPCS
+from alula.waiting import poll_until_done, still_running_on_interrupt
 
 DEFAULT_ENDPOINT = "127.0.0.1:8089"
 # The console's base URL (`http://host:8088`) when browsers should not go through the endpoint.
@@ -87,6 +90,13 @@ class Execution:
 
     def __str__(self) -> str:
         return f"{self.project}:{self.domain}:{self.name}"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the execution's status now, with its outputs or failure once it
+        ended, when this process started it (`alula.display`)."""
+        from alula.display import execution_repr_html
+
+        return execution_repr_html(self)
 
 
 @dataclass(frozen=True)
@@ -196,6 +206,8 @@ class Remote:
             )
         # Launch plans registered through this client: name -> (version, workflow interface).
         self._launch_plans: dict[str, tuple[str, Interface]] = {}
+        # Notebook entities known to exist on the server: (resource type, name, version).
+        self._interactive_registered: set[tuple[str, str, str]] = set()
 
     def _credentials(
         self, client_id: str | None, client_secret: str | None, token: str | None
@@ -323,7 +335,12 @@ class Remote:
     ) -> Registration:
         """Upload the code of the given workflow file(s) (all in one folder, which becomes the
         bundle) and create every task, workflow and launch plan they define. Entities already
-        registered identically count as created."""
+        registered identically count as created. A module without a file (a notebook's
+        `sys.modules["__main__"]`) has its entities pickled instead (`alula.interactive`)."""
+        if isinstance(source, ModuleType) and not getattr(source, "__file__", None):
+            from alula.interactive import register_module
+
+            return register_module(self, source)
         paths = [os.path.abspath(p) for p in _paths(source)]
         folders = {os.path.dirname(p) for p in paths}
         if len(folders) != 1:
@@ -442,7 +459,7 @@ class Remote:
 
     def execute(
         self,
-        entity: str | Workflow | LaunchPlan,
+        entity: str | Workflow | LaunchPlan | PythonFunctionTask,
         inputs: dict[str, Any] | None = None,
         *,
         wait: bool = False,
@@ -450,8 +467,23 @@ class Remote:
         version: str | None = None,
     ) -> Execution:
         """Start the launch plan `entity` (a workflow stands for its default launch plan)
-        registered through this client; inputs it leaves out take the plan's defaults."""
-        lp_name, registered_version, interface = self._launch_plan(entity, version)
+        registered through this client; inputs it leaves out take the plan's defaults.
+
+        An entity defined in a notebook, a REPL or `python -c` (no file a worker could import)
+        is registered first, pickled, under a version named by its content: an unchanged one
+        is not registered again (`alula.interactive`). A task of one runs on its own."""
+        from alula.interactive import ensure_registered, is_interactive
+
+        kind = "LAUNCH_PLAN"
+        if not isinstance(entity, str) and version is None and is_interactive(entity):
+            kind, lp_name, registered_version, interface = ensure_registered(self, entity)
+        elif isinstance(entity, PythonFunctionTask):
+            raise ValueError(
+                f"{entity!r}: only tasks defined in a notebook or `python -c` run on their "
+                "own; call it from a workflow registered with Remote.register"
+            )
+        else:
+            lp_name, registered_version, interface = self._launch_plan(entity, version)
         values = dict(inputs or {})
         unknown = sorted(set(values) - set(interface.inputs))
         if unknown:
@@ -468,7 +500,7 @@ class Remote:
             "domain": self.domain,
             "spec": {
                 "launchPlan": identifier_json(
-                    "LAUNCH_PLAN",
+                    kind,
                     self.project,
                     self.domain,
                     lp_name,
@@ -482,6 +514,9 @@ class Remote:
             request["name"] = name
         created = self.call("CreateExecution", request)["id"]
         execution = Execution(created["project"], created["domain"], created["name"], interface)
+        from alula.display import remember
+
+        remember(self, execution, entity)  # what its notebook display reads and names
         if wait:
             self.wait(execution)
         return execution
@@ -517,14 +552,44 @@ class Remote:
         one output, or a tuple). Raises ExecutionFailed unless it SUCCEEDED, TimeoutError
         after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            closure = self._get(execution).get("closure", {})
-            phase = closure.get("phase", "UNDEFINED")
-            if phase in TERMINAL_PHASES:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"execution {execution} still {phase} after {timeout}s")
-            time.sleep(poll)
+        with still_running_on_interrupt(self, execution):
+            while True:
+                closure = self._get(execution).get("closure", {})
+                phase = closure.get("phase", "UNDEFINED")
+                if phase in TERMINAL_PHASES:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"execution {execution} still {phase} after {timeout}s")
+                time.sleep(poll)
+        return self._result(execution, closure)
+
+    async def wait_async(
+        self, execution: Execution, timeout: float | None = None, poll: float = 0.2
+    ) -> Any:
+        """`wait` for event loops (`await remote.wait_async(ex)` in a notebook cell): each
+        status call runs on a thread and the pauses are `asyncio.sleep`, so the kernel stays
+        responsive. An interrupt or cancellation leaves the execution running, and says so."""
+        closure = await poll_until_done(self, execution, timeout, poll)
+        return await asyncio.to_thread(self._result, execution, closure)
+
+    def watch(self, execution: Execution, timeout: float | None = None, poll: float = 0.5) -> Any:
+        """`wait`, showing the execution live in a notebook (nodes by phase, elapsed time, map
+        progress, then its outputs or failure; status lines outside one), `alula.display`."""
+        from alula.display import watch
+
+        return watch(self, execution, poll, timeout)
+
+    async def watch_async(
+        self, execution: Execution, timeout: float | None = None, poll: float = 0.5
+    ) -> Any:
+        """`watch` for `await` in a notebook cell: the kernel stays responsive meanwhile."""
+        from alula.display import watch_async
+
+        return await watch_async(self, execution, poll, timeout)
+
+    def _result(self, execution: Execution, closure: Json) -> Any:
+        """The outputs of an execution whose closure is terminal, or its failure raised."""
+        phase = closure.get("phase", "UNDEFINED")
         if phase != "SUCCEEDED":
             message = closure.get("error", {}).get("message") or closure.get(
                 "abortMetadata", {}

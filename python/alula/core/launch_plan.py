@@ -108,6 +108,8 @@ class LaunchPlan:
             max_parallelism,
         )
         existing = cls._registry.get(lp.name)
+        if existing is not None and existing._key() != lp._key() and _redefinable(existing, lp):
+            existing = None  # a notebook cell run again: the new definition replaces the old
         if existing is not None:
             if existing._key() != lp._key():
                 raise WorkflowAuthoringError(
@@ -124,6 +126,12 @@ class LaunchPlan:
             )
         cls._registry[lp.name] = lp
         return lp
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: inputs with defaults and fixed values (`alula.display`)."""
+        from alula.display import launch_plan_html
+
+        return launch_plan_html(self)
 
     def _key(self) -> tuple[Any, ...]:
         return (
@@ -197,3 +205,11 @@ class LaunchPlan:
             "spec": spec,
             "closure": closure,
         }
+
+
+def _redefinable(old: LaunchPlan, new: LaunchPlan) -> bool:
+    """Whether `new` may replace `old` of the same name: both of a notebook (`__main__` or a
+    module without a file), where running a cell again defines everything in it anew."""
+    from alula.core.resolver import is_interactive_module
+
+    return is_interactive_module(old.workflow.module) and is_interactive_module(new.workflow.module)

@@ -160,6 +160,8 @@ class _Run:
             for e in _entities(_traced_holder(task, spec.nodes)):
                 if isinstance(e, (PythonFunctionTask, MapTask)):
                     self.tasks.setdefault(e.name, e)
+                elif isinstance(e, LaunchPlan):  # a launch-plan node the body created
+                    self.launch_plans.setdefault(e.name, e)
             from alula import _native
 
             return _native.message_from_json("flyteidl.core.DynamicJobSpec", json.dumps(spec.json))

@@ -10,7 +10,7 @@ from typing import Any
 from alula.core.errors import WorkflowAuthoringError
 from alula.core.interface import Interface, def_site
 from alula.core.protojson import Json
-from alula.core.resolver import DEFAULT_RESOLVER, default_task_resolver
+from alula.core.resolver import DEFAULT_RESOLVER, default_task_resolver, load_resolver
 from alula.core.settings import MAP_EXECUTE_ENTRYPOINT, SerializationSettings, execute_args
 from alula.core.task import PythonFunctionTask
 from alula.core.trace import Node, add_call_node, call_site, tracing
@@ -104,7 +104,7 @@ class MapTask:
 
     def template_json(self, settings: SerializationSettings, runtime_version: str) -> Json:
         template = self.task.template_json(settings, runtime_version)
-        loader = ["vars", ",".join(sorted(self.bound)), "resolver", DEFAULT_RESOLVER]
+        loader = ["vars", ",".join(sorted(self.bound)), "resolver", self.task.resolver()]
         args = execute_args(
             MAP_EXECUTE_ENTRYPOINT,
             MAP_RESOLVER,
@@ -127,8 +127,10 @@ class MapTaskResolver:
                 f"map task loader args {loader_args!r} need 'vars <names> resolver <resolver> ...'"
             )
         bound = [v for v in loader_args[1].split(",") if v]
-        task = default_task_resolver.load_task(loader_args[4:])
-        return task, bound
+        # The mapped task's own resolver: a module's, or the pickle of a notebook's task.
+        inner = loader_args[3]
+        resolver = default_task_resolver if inner == DEFAULT_RESOLVER else load_resolver(inner)
+        return resolver.load_task(loader_args[4:]), bound
 
 
 map_task_resolver = MapTaskResolver()

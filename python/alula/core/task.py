@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from alula.core import redefine
 from alula.core.errors import WorkflowAuthoringError
 from alula.core.interface import Interface, def_site, from_function
 from alula.core.protojson import Json
-from alula.core.resolver import DEFAULT_RESOLVER, default_task_resolver
+from alula.core.resolver import task_location
 from alula.core.resources import Resources, Secret, resources_json
 from alula.core.settings import EXECUTE_ENTRYPOINT, SerializationSettings, execute_args
 from alula.core.trace import Node, add_call_node, call_site, timeout_json, tracing
@@ -96,9 +97,16 @@ class PythonFunctionTask:
             )
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+        redefine.defined(self.module)
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the interface (`alula.display`)."""
+        from alula.display import task_html
+
+        return task_html(self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         state = tracing()
@@ -115,7 +123,11 @@ class PythonFunctionTask:
         return {"taskNode": {"referenceId": reference, "overrides": node.overrides}}
 
     def loader_args(self) -> list[str]:
-        return default_task_resolver.loader_args(self.module, self.short_name)
+        return task_location(self.module, self.short_name)[1]
+
+    def resolver(self) -> str:
+        """The resolver that finds this task in the container (`alula.core.resolver`)."""
+        return task_location(self.module, self.short_name)[0]
 
     def container_json(self, settings: SerializationSettings, args: list[str]) -> Json:
         o = self.options
@@ -134,7 +146,7 @@ class PythonFunctionTask:
     def template_json(self, settings: SerializationSettings, runtime_version: str) -> Json:
         """The core.TaskTemplate of this task."""
         args = execute_args(
-            EXECUTE_ENTRYPOINT, DEFAULT_RESOLVER, self.loader_args(), settings.fast_distribution
+            EXECUTE_ENTRYPOINT, self.resolver(), self.loader_args(), settings.fast_distribution
         )
         template: Json = {
             "id": settings.identifier("TASK", self.name),

@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from alula.core import redefine
 from alula.core.errors import WorkflowAuthoringError
 from alula.core.interface import Interface, def_site, from_function, type_name
 from alula.core.protojson import Json
+from alula.core.resolver import is_interactive_module
 from alula.core.settings import SerializationSettings
 from alula.core.trace import (
     Node,
@@ -52,12 +54,22 @@ class Workflow:
         self.label = f"workflow '{self.short_name}'"
         self.interface: Interface = from_function(fn, self.label)
         self._traced: Traced | None = None
+        # The redefinition generation the trace was made under; None: set from outside
+        # (a dynamic task's nodes), never traced again.
+        self._traced_generation: int | None = None
         self.default_launch_plan: LaunchPlan | None = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+        redefine.defined(self.module)
 
     def __repr__(self) -> str:
         return f"<workflow {self.name}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the interface and the graph of nodes (`alula.display`)."""
+        from alula.display import workflow_html
+
+        return workflow_html(self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         state = tracing()
@@ -77,9 +89,29 @@ class Workflow:
 
     def trace(self) -> Traced:
         """The nodes and output bindings of the workflow, traced on first call."""
-        if self._traced is None:
+        if self._traced is None or self._stale():
             self._traced = self._run_trace()
+            self._traced_generation = redefine.generation()
+            self.__dict__.pop("_local_closure", None)  # compiled from the old trace
         return self._traced
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state pickled (a notebook's workflow that a dynamic task calls travels with the
+        task): without the traces, which are caches traced again where it is unpickled, so
+        that equal workflows pickle to equal bytes whatever ran here before."""
+        state = dict(self.__dict__)
+        state.update(_traced=None, _traced_generation=None)
+        state.pop("_local_closure", None)
+        return state
+
+    def _stale(self) -> bool:
+        """Whether a notebook task or workflow was (re)defined since this one was traced:
+        its nodes may call the replaced one."""
+        return (
+            self._traced_generation is not None
+            and self._traced_generation != redefine.generation()
+            and is_interactive_module(self.module)
+        )
 
     @property
     def nodes(self) -> list[Node]:
