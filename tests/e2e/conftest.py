@@ -60,6 +60,8 @@ class RunningServer:
     server: AlulaServer
     proc: subprocess.Popen[bytes]
     env: dict[str, str]
+    # Arguments of the server binary (`--config FILE` when the test wrote a settings file).
+    args: tuple[str, ...] = ()
 
     def stop(self, sig: int = signal.SIGINT) -> int:
         """Stops the server (Ctrl-C by default, the graceful path) and returns its exit code."""
@@ -74,15 +76,23 @@ class RunningServer:
         """Starts the server again on the same ports, database and storage."""
         with self.server.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
-                [server_binary()], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [server_binary(), *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         _wait_for_port(self.server.grpc_port, self.proc, self.server.log_file)
 
 
 def start_server(
-    work: Path, propeller: bool, extra_env: dict[str, str] | None = None
+    work: Path,
+    propeller: bool,
+    extra_env: dict[str, str] | None = None,
+    settings: str | None = None,
 ) -> RunningServer:
+    """`settings`: the server's TOML settings file's text, if any (environment wins)."""
     binary = server_binary()
+    args: tuple[str, ...] = ()
+    if settings is not None:
+        (work / "server.toml").write_text(settings)
+        args = ("--config", str(work / "server.toml"))
     server = AlulaServer(
         grpc_port=_free_port(),
         http_port=_free_port(),
@@ -105,8 +115,8 @@ def start_server(
         **(extra_env or {}),
     }
     with server.log_file.open("wb") as log:
-        proc = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
-    running = RunningServer(server, proc, env)
+        proc = subprocess.Popen([binary, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    running = RunningServer(server, proc, env, args)
     try:
         _wait_for_port(server.grpc_port, proc, server.log_file)
     except Exception:

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alula_idl::flyteidl::service::admin_service_server::AdminServiceServer;
+use alula_idl::flyteidl::service::agent_metadata_service_server::AgentMetadataServiceServer;
 use alula_idl::flyteidl::service::auth_metadata_service_server::AuthMetadataServiceServer;
 use alula_idl::flyteidl::service::data_proxy_service_server::DataProxyServiceServer;
 use alula_idl::flyteidl::service::identity_service_server::IdentityServiceServer;
@@ -278,6 +279,7 @@ pub async fn serve_api(
         )
         .add_service(DataProxyServiceServer::new(handlers.data_proxy))
         .add_service(SignalServiceServer::new(admin))
+        .add_service(AgentMetadataServiceServer::new(handlers.agents))
         .add_service(AuthMetadataServiceServer::new(handlers.discovery.clone()))
         .add_service(IdentityServiceServer::new(handlers.discovery));
     let services = services.routes().into_axum_router();

@@ -47,6 +47,8 @@ pub struct AdminConfig {
     pub task_resources: TaskResourceAttributes,
     /// Email, Slack and PagerDuty notifications on execution phases (see [`crate::notify`]).
     pub notifications: crate::notify::NotificationsConfig,
+    /// The task agents `AgentMetadataService` lists (see [`crate::agents`]); none by default.
+    pub agents: crate::agents::AgentDirectory,
 }
 
 impl AdminConfig {
@@ -72,6 +74,7 @@ impl AdminConfig {
             execution_defaults: Default::default(),
             task_resources: Default::default(),
             notifications: Default::default(),
+            agents: Default::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! backed by an sqlx store that runs on SQLite or PostgreSQL, plus the HTTP endpoints (signed
 //! uploads, the REST gateway, `/metrics`).
 
+pub mod agents;
 pub mod app;
 pub mod auth;
 pub mod authz;
@@ -23,6 +24,7 @@ pub mod notify;
 pub mod objects;
 pub mod rest;
 pub mod schedule;
+pub mod served;
 pub mod service;
 pub mod store;
 pub mod task_resources;
@@ -32,5 +34,6 @@ pub mod validate;
 
 pub use config::{AdminConfig, HttpAccess};
 pub use error::{AdminError, AdminResult};
+pub use served::ServedTasks;
 pub use service::{AdminApi, ExecutionNotice};
 pub use store::Store;

@@ -8,7 +8,9 @@
 //! - [`podtemplate`] merges it onto the base `PodTemplate` as flyteplugins does;
 //! - [`secrets`] mounts the secrets a task requests where flytekit looks for them;
 //! - [`status`] maps a pod's status the way Flyte does;
-//! - [`PodPlugin`] talks to the API server (create, get, delete, watch).
+//! - [`PodPlugin`] talks to the API server (create, get, delete, watch);
+//! - [`operators`] runs `spark`, `ray`, `pytorch`, `tensorflow` and `mpi` tasks as their
+//!   operators' custom resources, whose pods are built as above.
 //!
 //! Compatible with API servers from 1.20 on: the pod fields set here all exist there.
 
@@ -16,6 +18,7 @@ pub mod config;
 pub mod copilot;
 pub mod logs;
 pub mod metrics;
+pub mod operators;
 pub mod plugin;
 pub mod pod;
 pub mod podtemplate;

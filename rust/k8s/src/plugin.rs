@@ -54,8 +54,9 @@ pub struct PodPlugin {
     client: kube::Client,
     config: Arc<PodPluginConfig>,
     tracked: Tracking,
-    /// Paces create, get and delete (the watch is one long call).
-    limiter: RateLimiter,
+    /// Paces create, get and delete (the watch is one long call); shared with the operator
+    /// plugins, which build their pods through this one.
+    pub(crate) limiter: RateLimiter,
     metrics: Arc<PodMetrics>,
     templates: TemplateCache,
     /// What links to pods' logs are made of (see [`crate::logs`]).
@@ -103,7 +104,7 @@ impl PodPlugin {
 
     /// The base template of `task`: the one it names (which must exist), else the configured
     /// default (inline, else by name if it exists).
-    async fn base_template(
+    pub(crate) async fn base_template(
         &self,
         task: &TaskTemplate,
     ) -> Result<Option<PodTemplateSpec>, PluginError> {
@@ -239,7 +240,7 @@ impl PodPlugin {
 
 /// The API server's refusals of what we sent (400 bad request, 422 invalid) are the attempt's
 /// fault; anything else (unreachable, 403 quota exceeded, 5xx, timeouts) may pass.
-fn call_error(e: kube::Error, what: &str) -> PluginError {
+pub(crate) fn call_error(e: kube::Error, what: &str) -> PluginError {
     match &e {
         kube::Error::Api(s) if s.code == 400 || s.code == 422 => {
             PluginError::Invalid(format!("{what}: {}", s.message))

@@ -37,6 +37,25 @@ pub const REQUIRED_RULES: &[(&str, &str, &[&str])] = &[
     (POD_API_GROUP, POD_LOG_RESOURCE, REQUIRED_POD_LOG_VERBS),
 ];
 
+/// A rule: (API group, resource, verbs).
+pub type Rule = (&'static str, &'static str, &'static [&'static str]);
+
+/// The verbs an operator plugin uses on its custom resources: as on pods (`create`, `get`,
+/// `delete`, and `list` + `watch` for its watcher). Its pods are the operator's, not ours.
+pub const REQUIRED_OPERATOR_VERBS: &[&str] = &["create", "get", "list", "watch", "delete"];
+
+/// The rules the operator plugins `names` need besides [`REQUIRED_RULES`], as (API group,
+/// resource, verbs); an unknown name is refused (see [`crate::operators::operator`]).
+pub fn operator_rules(names: &[&str]) -> Result<Vec<Rule>, alula_propeller::PluginError> {
+    names
+        .iter()
+        .map(|name| {
+            let (group, _version, _kind, plural) = crate::operators::operator(name)?.resource();
+            Ok((group, plural, REQUIRED_OPERATOR_VERBS))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     //! Drives every API call of the plugin against a mock API server that answers whatever it
@@ -217,6 +236,72 @@ mod tests {
             used, required,
             "REQUIRED_RULES (and the chart's Role) must match the plugin's calls"
         );
+    }
+
+    /// Each operator plugin's calls (create, adopt, check, abort, finalize, watch) are exactly
+    /// its rule from [`operator_rules`].
+    #[tokio::test]
+    async fn the_operator_plugins_use_exactly_their_rules() {
+        use crate::operators::{OperatorPlugin, OPERATORS};
+        for name in OPERATORS {
+            let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+            let client = kube::Client::new(service, "flyte");
+            let pods = Arc::new(PodPlugin::new(client.clone(), config()));
+            let plugin = OperatorPlugin::named(name, client, pods).expect("operator");
+            let log = Arc::new(Mutex::new(BTreeSet::new()));
+            let (seen_tx, mut seen) = mpsc::unbounded_channel();
+            let server = tokio::spawn(serve_everything(handle, log.clone(), seen_tx));
+
+            let mut t = task(&[], &["pyflyte-execute", "--inputs", "{{.input}}"]);
+            t.r#type = name.to_string();
+            // The smallest message each kind accepts: one worker for the training jobs.
+            t.custom = Some(
+                serde_json::from_value(json!({"workerReplicas": {"common": {"replicas": 1}}}))
+                    .expect("struct"),
+            );
+            if matches!(*name, "spark" | "ray") {
+                t.custom = None;
+            }
+            let a = attempt(t);
+            let (wake_tx, _wakes) = mpsc::unbounded_channel();
+            let waker = Waker::new(wake_tx, 1);
+            plugin.start(&a, waker.clone()).await.expect("create");
+            match plugin.start(&a, waker.clone()).await {
+                Err(PluginError::AlreadyStarted(_)) => {}
+                other => panic!("{name}: a second start adopts the resource, got {other:?}"),
+            }
+            plugin.check(&a, waker.clone()).await.expect("get");
+            plugin.abort(&a).await.expect("delete");
+            plugin.finalize(&a).await.expect("delete again");
+            let watcher = plugin.spawn_watcher();
+            while let Some(access) = seen.recv().await {
+                if access.verb == "watch" {
+                    break;
+                }
+            }
+            watcher.abort();
+            server.abort();
+
+            let used: BTreeSet<(String, String, &str)> = log
+                .lock()
+                .expect("access log")
+                .iter()
+                .map(|a| (a.group.clone(), a.resource.clone(), a.verb))
+                .collect();
+            let required: BTreeSet<(String, String, &str)> = operator_rules(&[name])
+                .expect("rules")
+                .into_iter()
+                .flat_map(|(g, r, verbs)| {
+                    verbs
+                        .iter()
+                        .map(move |v| (g.to_string(), r.to_string(), *v))
+                })
+                .collect();
+            assert_eq!(
+                used, required,
+                "{name}: operator_rules must match its calls"
+            );
+        }
     }
 
     #[test]

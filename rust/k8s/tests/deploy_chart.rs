@@ -222,7 +222,7 @@ fn pod_templates(docs: &[Value]) -> BTreeMap<String, PodTemplateSpec> {
 
 /// Propeller's Role (in the tasks namespace) grants exactly the pod plugin's verbs on pods, and
 /// its RoleBinding gives it to propeller's service account.
-fn check_rbac(docs: &[Value], fullname: &str, tasks_namespace: &str) {
+fn check_rbac(docs: &[Value], fullname: &str, tasks_namespace: &str, operators: &[&str]) {
     let role_name = format!("{fullname}-propeller-pods");
     let role: Role =
         serde_json::from_value(get(docs, "Role", &role_name).clone()).expect("Role parses");
@@ -242,8 +242,11 @@ fn check_rbac(docs: &[Value], fullname: &str, tasks_namespace: &str) {
             }
         }
     }
+    let operator_rules = alula_k8s::rbac::operator_rules(operators).expect("known operators");
     let required: BTreeSet<(String, String, String)> = REQUIRED_RULES
         .iter()
+        .copied()
+        .chain(operator_rules)
         .flat_map(|(g, r, verbs)| {
             verbs
                 .iter()
@@ -423,7 +426,7 @@ fn replicas(docs: &[Value], deployment: &str) -> i64 {
 fn committed_manifests_are_valid_and_consistent() {
     let docs = committed();
     check_schemas(&docs, "deploy/manifests/alula.yaml");
-    check_rbac(&docs, "alula", NAMESPACE);
+    check_rbac(&docs, "alula", NAMESPACE, &[]);
     check_server_pods(&docs, "alula");
     check_references(&docs, &[]);
     // The defaults: bundled PostgreSQL and the placeholder console on, one replica of each.
@@ -469,7 +472,12 @@ fn chart_lints_and_renders_with_every_values_file() {
         match file.as_ref() {
             "all-options-values.yaml" => {
                 let fullname = "alula-prod";
-                check_rbac(&docs, fullname, "alula-tasks");
+                check_rbac(
+                    &docs,
+                    fullname,
+                    "alula-tasks",
+                    alula_k8s::operators::OPERATORS,
+                );
                 check_server_pods(&docs, fullname);
                 check_references(&docs, &[]);
                 assert_eq!(replicas(&docs, "alula-prod-admin"), 2);
@@ -480,7 +488,7 @@ fn chart_lints_and_renders_with_every_values_file() {
                 assert_eq!(task_sa["metadata"]["namespace"], "alula-tasks");
             }
             "bundled-postgres-values.yaml" => {
-                check_rbac(&docs, "alula", NAMESPACE);
+                check_rbac(&docs, "alula", NAMESPACE, &[]);
                 check_server_pods(&docs, "alula");
                 check_references(&docs, &["my-signing-key", "my-s3-credentials"]);
                 let postgres = get(&docs, "StatefulSet", "alula-postgresql");

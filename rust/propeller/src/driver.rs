@@ -441,7 +441,7 @@ impl Driver {
             self.reservations.forget_waiting(id);
             self.release_reservation(id).await;
             if let Some(live) = self.live.remove(&id) {
-                let plugin = &self.ctx.plugins[live.plugin];
+                let plugin = &self.ctx.registry.plugins()[live.plugin];
                 if let Err(e) = plugin.abort(&live.attempt).await {
                     tracing::warn!(attempt = %live.attempt.unique_name(), error = %e, "abort failed");
                 }
@@ -465,11 +465,8 @@ impl Driver {
         Ok(())
     }
 
-    fn plugin_for(&self, attempt: &TaskAttempt) -> Option<usize> {
-        self.ctx
-            .plugins
-            .iter()
-            .position(|p| p.can_run(&attempt.task))
+    fn plugin_for(&self, attempt: &TaskAttempt) -> Result<usize, crate::registry::Refusal> {
+        self.ctx.registry.select(&attempt.task)
     }
 
     /// The plugin's view of an engine attempt, with its inputs written.
@@ -559,22 +556,20 @@ impl Driver {
         if failures == 0 && !self.may_start(&ta).await? {
             return Ok(());
         }
-        let Some(plugin_ix) = self.plugin_for(&ta) else {
-            let message = format!(
-                "no plugin runs task {} (type {:?})",
-                crate::process::task_name(&ta.task),
-                ta.task.r#type
-            );
-            return self.finished(
-                ta.id,
-                TaskOutcome::FailedPermanently(crate::outcome::error(
-                    "NoPlugin",
-                    alula_idl::flyteidl::core::execution_error::ErrorKind::User,
-                    message,
-                )),
-            );
+        let plugin_ix = match self.plugin_for(&ta) {
+            Ok(ix) => ix,
+            Err(refusal) => {
+                return self.finished(
+                    ta.id,
+                    TaskOutcome::FailedPermanently(crate::outcome::error(
+                        "NoPlugin",
+                        alula_idl::flyteidl::core::execution_error::ErrorKind::User,
+                        refusal.to_string(),
+                    )),
+                )
+            }
         };
-        let plugin = self.ctx.plugins[plugin_ix].clone();
+        let plugin = self.ctx.registry.plugins()[plugin_ix].clone();
         let attempt = self.prepare(&ta, plugin.as_ref()).await?;
         let cache_key = self.cache_key(&ta);
         let result = plugin.start(&attempt, self.waker(ta.id)).await;
@@ -645,11 +640,12 @@ impl Driver {
             let Some(ta) = self.exec.running_attempt(id) else {
                 continue;
             };
-            let Some(plugin_ix) = self.plugin_for(&ta) else {
+            let Ok(plugin_ix) = self.plugin_for(&ta) else {
+                // `start` fails it with the refusal.
                 self.to_start.push(ta);
                 continue;
             };
-            let plugin = self.ctx.plugins[plugin_ix].clone();
+            let plugin = self.ctx.registry.plugins()[plugin_ix].clone();
             let attempt = self.prepare(&ta, plugin.as_ref()).await?;
             let status = plugin.check(&attempt, self.waker(id)).await;
             match status {
@@ -686,7 +682,7 @@ impl Driver {
         let Some(live) = self.live.get(&id) else {
             return Ok(()); // ended or aborted already
         };
-        let plugin = self.ctx.plugins[live.plugin].clone();
+        let plugin = self.ctx.registry.plugins()[live.plugin].clone();
         let status = match plugin.check(&live.attempt, self.waker(id)).await {
             Ok(s) => s,
             Err(e) => {

@@ -3,6 +3,7 @@
 //! the same transaction) before starting what that state records, dispatches task attempts
 //! through [`plugin::Plugin`]s, and delivers the events to admin's ingestion.
 
+pub mod agent;
 mod children;
 mod driver;
 mod give_up;
@@ -12,6 +13,7 @@ pub mod outcome;
 pub mod plugin;
 pub mod process;
 mod reconciler;
+pub mod registry;
 pub mod secrets;
 pub mod settings;
 pub mod template;
@@ -27,6 +29,7 @@ pub use launch::Layout;
 pub use metrics::PropellerMetrics;
 pub use plugin::{Attempt, AttemptSettings, AttemptStatus, LogData, Plugin, PluginError, Waker};
 pub use reconciler::{Heartbeat, Propeller};
+pub use registry::{PluginRegistry, RegistryConfig, TaskType};
 
 #[derive(Debug, Clone)]
 pub struct PropellerConfig {
@@ -85,7 +88,8 @@ impl PropellerConfig {
 pub struct Context {
     pub api: AdminApi,
     pub store: Store,
-    pub plugins: Vec<Arc<dyn Plugin>>,
+    /// The enabled plugins and which runs what.
+    pub registry: Arc<PluginRegistry>,
     pub config: PropellerConfig,
     pub layout: Layout,
     pub metrics: Arc<PropellerMetrics>,

@@ -168,9 +168,18 @@ pub trait Plugin: Send + Sync + 'static {
     /// A short name for logs and metrics ("process", "warm", "k8s").
     fn name(&self) -> &'static str;
 
-    /// Whether this plugin runs `task` (the first plugin that does, in configuration order,
-    /// runs it).
+    /// Whether this plugin runs `task`. Which plugin runs a task is decided by
+    /// [`crate::registry::PluginRegistry`]: the one configured for its type, else one that
+    /// names its type in [`Plugin::task_types`], else the first generic one accepting it.
     fn can_run(&self, task: &TaskTemplate) -> bool;
+
+    /// The task types this plugin serves by name (`spark`, `sensor`, ...; Flyte's
+    /// `RegisteredTaskTypes`). Empty (the default): a generic plugin, offered every task of a
+    /// type no plugin names (the container plugins). Read at every selection, so a plugin
+    /// that discovers its types (the agent plugin) may change them.
+    fn task_types(&self) -> Vec<crate::registry::TaskType> {
+        Vec::new()
+    }
 
     /// Whether map task elements read the array node's whole inputs and pick theirs by index
     /// (`BATCH_JOB_ARRAY_INDEX_VAR_NAME`, what flytekit's map tasks expect), rather than a file

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::driver::{exec_name, Driver};
 use crate::give_up::{fail_execution, DriverFailures};
 use crate::metrics::PropellerMetrics;
-use crate::{Context, DriveError, Notice, Plugin, PropellerConfig};
+use crate::{Context, DriveError, Notice, Plugin, PluginRegistry, PropellerConfig};
 
 /// Scan intervals without a round after which the loop counts as stuck (on the database,
 /// most likely) and the instance as not ready.
@@ -37,18 +37,28 @@ struct DriverHandle {
 }
 
 impl Propeller {
+    /// Runs tasks on the first of `plugins` that accepts them (no type defaults).
     pub fn new(api: AdminApi, plugins: Vec<Arc<dyn Plugin>>, config: PropellerConfig) -> Self {
+        Self::with_registry(api, Arc::new(PluginRegistry::in_order(plugins)), config)
+    }
+
+    /// Runs tasks on the plugins `registry` selects.
+    pub fn with_registry(
+        api: AdminApi,
+        registry: Arc<PluginRegistry>,
+        config: PropellerConfig,
+    ) -> Self {
         let layout = crate::Layout::new(config.storage.clone());
         let metrics = Arc::new(PropellerMetrics::new(
             api.store().clone(),
-            plugins.iter().map(|p| p.name()),
+            registry.plugins().iter().map(|p| p.name()),
         ));
         let heartbeat = Heartbeat::new(config.scan_interval * STALE_ROUNDS);
         Self {
             ctx: Arc::new(Context {
                 store: api.store().clone(),
                 api,
-                plugins,
+                registry,
                 config,
                 layout,
                 metrics,

@@ -32,6 +32,7 @@
 //! | `warm_idle_seconds` | `ALULA_WARM_IDLE_SECONDS` | 300 (a code bundle's warm workers stop after this long without work) |
 //! | `max_parallelism` | `ALULA_MAX_PARALLELISM` | 25 (attempts in flight per execution; 0: no limit) |
 //! | `kubernetes` | `ALULA_KUBECONFIG` (a kubeconfig path; enables it) | off (see [`KubernetesConfig`]) |
+//! | `[kubernetes] operators` | — | none (operator plugins to run, each serving its task type: `spark` (SparkApplication), `ray` (RayJob), `pytorch` (PyTorchJob), `tensorflow` (TFJob), `mpi` (MPIJob); the cluster needs the operator, propeller the chart's `operators` RBAC) |
 //! | `execution_defaults` | — | none (flyteidl `WorkflowExecutionConfig`: the settings executions get when neither they, their launch plan nor matchable attributes set them, e.g. `[execution_defaults.securityContext.runAs] k8sServiceAccount = "tasks"`) |
 //! | `task_resources` | — | none (flyteidl `TaskResourceAttributes` under `TASK_RESOURCE` attributes: `[task_resources.defaults] cpu = "1"`, `[task_resources.limits] memory = "4Gi"`) |
 //! | `insecure_no_auth` | `ALULA_INSECURE_NO_AUTH` (`1`/`0`) | false (without it, a server with auth off refuses to serve the API on a non-loopback `host`; `0.0.0.0` and `::` are not loopback) |
@@ -60,6 +61,9 @@
 //! | `[notifications.smtp] host`, `port`, `from`, `username`, `password`, `security` | `ALULA_SMTP_PASSWORD` (the password) | none (email; `security`: `starttls` (port 587), `tls` (465) or `none` (25)) |
 //! | `[notifications.slack] webhook_url` | `ALULA_SLACK_WEBHOOK_URL` | none (Slack notifications are posted there as `{"text": ...}`; without it they are emailed to their addresses, as Flyte does) |
 //! | `[notifications.pagerduty] routing_key`, `events_url`, `severity`, `source` | `ALULA_PAGERDUTY_ROUTING_KEY` | none (Events API v2 triggers; `events_url` defaults to PagerDuty's; without it they are emailed) |
+//! | `[plugins] enabled` | — | every plugin set up (`k8s` with `kubernetes`, `warm`, `process`, `agent` with `[plugins.agent]`): the plugins tasks may run on |
+//! | `[plugins.default_for_task_types]` | — | none (task type, or `type:version`, → plugin name, e.g. `spark = "spark"`; other types go to a plugin naming the type, else to the first container plugin accepting the task; a task none runs is refused at registration and launch) |
+//! | `[plugins.agent]` | — | none (agents: `[plugins.agent.agents.NAME] endpoint = "http://host:port"`, `timeout_seconds`, `insecure`; `agent_for_task_types`, `poll_interval_ms`, `discovery_interval_seconds`; see [`plugins`]) |
 //! | `[[auth.bindings]]` | — | none: `subject` (`user:NAME`, `group:NAME`, `client:ID`), `project` and `domain` (default `*`: all), `role` (`viewer`, `runner`, `developer`, `admin`); `alula auth grant` adds more in the database |
 //!
 //! The HTTP port refuses what a web page could do to it (`alula_admin::guard`): a `Host` it
@@ -91,6 +95,7 @@ use std::sync::Arc;
 
 pub mod auth_cli;
 mod maintenance;
+pub mod plugins;
 mod role;
 pub mod security;
 
@@ -150,6 +155,8 @@ pub struct FileConfig {
     pub task_env: Option<Vec<String>>,
     /// Email, Slack and PagerDuty notifications (`alula_admin::notify`).
     pub notifications: Option<alula_admin::notify::NotificationsConfig>,
+    /// Which plugins run which task types, and the agents (see [`plugins`]).
+    pub plugins: Option<plugins::PluginsTable>,
 }
 
 /// The `kubernetes` table: where the API server is and how pods are made.
@@ -166,6 +173,10 @@ pub struct KubernetesConfig {
     /// server's storage root and the prefix above.
     #[serde(default)]
     pub pods: alula_k8s::PodPluginConfig,
+    /// Operator plugins to run (`alula_k8s::operators::OPERATORS`: `spark`, `ray`, `pytorch`,
+    /// `tensorflow`, `mpi`); their pods are made with `pods`' settings.
+    #[serde(default)]
+    pub operators: Vec<String>,
 }
 
 impl FileConfig {
@@ -391,7 +402,7 @@ pub(crate) fn restrict_database_file(database_url: &str) {
 async fn pod_plugin(
     k8s: KubernetesConfig,
     storage_root: &std::path::Path,
-) -> Result<Arc<alula_k8s::PodPlugin>> {
+) -> Result<(Arc<alula_k8s::PodPlugin>, kube::Client)> {
     let client_config = match &k8s.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -415,10 +426,10 @@ async fn pod_plugin(
         pod_storage_prefix = %pods.pod_storage_prefix,
         "container tasks run as Kubernetes pods"
     );
-    let plugin = alula_k8s::PodPlugin::new(client, pods);
+    let plugin = alula_k8s::PodPlugin::new(client.clone(), pods);
     // Runs as long as the runtime: the plugin lives until the process ends.
     drop(plugin.spawn_watcher());
-    Ok(Arc::new(plugin))
+    Ok((Arc::new(plugin), client))
 }
 
 /// Marks the storage root as the server's (a Cache Directory Tagging `CACHEDIR.TAG`): `alula
@@ -545,6 +556,11 @@ pub async fn run(
         config.default_projects = projects;
     }
     config.notifications = file.notifications.unwrap_or_default();
+    // Admin's AgentMetadataService lists what the configured agents run.
+    if let Some(agent) = file.plugins.as_ref().and_then(|p| p.agent.as_ref()) {
+        config.agents =
+            alula_admin::agents::AgentDirectory::new(&agent.agents).context("[plugins.agent]")?;
+    }
     // Settings that cannot work (a malformed sender address, say) fail the start.
     let notifier = match role.serves_api() {
         true => Some(
@@ -635,7 +651,17 @@ pub async fn run(
         if let Some(k8s) = file.kubernetes {
             // First: every container task (Alula's `alula-execute` ones included) runs as a
             // pod; the warm and process plugins only get what it cannot run.
-            let pods = pod_plugin(k8s, &storage_root).await?;
+            let operators = k8s.operators.clone();
+            let (pods, client) = pod_plugin(k8s, &storage_root).await?;
+            // Before the pod plugin: each serves its own task type (spark, ray, ...).
+            for name in &operators {
+                let plugin =
+                    alula_k8s::operators::OperatorPlugin::named(name, client.clone(), pods.clone())
+                        .with_context(|| format!("[kubernetes] operators: {name:?}"))?;
+                drop(plugin.spawn_watcher());
+                tracing::info!(operator = %name, "tasks of this type run on its Kubernetes operator");
+                plugins.push(Arc::new(plugin));
+            }
             instrumentation.metrics.push(pods.metrics());
             // Admin's log route reads running pods' logs through the API server.
             instrumentation.live_logs = Some(pods.live_logs());
@@ -678,6 +704,13 @@ pub async fn run(
                 .collect(),
         )));
         plugins.push(processes);
+        // Agent task types (named by the agents' ListAgents) go to the agent plugin.
+        if let Some(agents) = plugins::agent_plugin(file.plugins.as_ref(), &storage).await? {
+            plugins.push(Arc::new(agents));
+        }
+        let registry = plugins::registry(plugins, file.plugins.as_ref())?;
+        // Admin in this process refuses tasks no plugin runs at registration and launch.
+        api.serve_tasks_of(registry.clone());
         let mut pconfig = PropellerConfig::new(
             match file.instance_id {
                 Some(id) => id,
@@ -693,7 +726,7 @@ pub async fn run(
         // Task events link attempts' logs to admin's log route.
         pconfig.log_base_url = Some(config.public_http_url.clone());
         tracing::info!(instance = %pconfig.instance_id, "propeller starting");
-        let propeller = Propeller::new(api.clone(), plugins, pconfig);
+        let propeller = Propeller::with_registry(api.clone(), registry, pconfig);
         instrumentation.metrics.push(propeller.metrics());
         instrumentation
             .readiness

@@ -1,8 +1,11 @@
-//! `DataProxyService`, `IdentityService` and `AuthMetadataService` behind the gate. The auth
+//! `DataProxyService`, `AgentMetadataService`, `IdentityService` and `AuthMetadataService`
+//! behind the gate. The auth
 //! discovery services are generic over their implementation (authentication off or on): their
 //! RPCs are public or need only a caller, so nothing depends on which.
 
+use alula_idl::flyteidl::admin as a;
 use alula_idl::flyteidl::service as s;
+use alula_idl::flyteidl::service::agent_metadata_service_server::AgentMetadataService;
 use alula_idl::flyteidl::service::auth_metadata_service_server::AuthMetadataService;
 use alula_idl::flyteidl::service::data_proxy_service_server::DataProxyService;
 use alula_idl::flyteidl::service::identity_service_server::IdentityService;
@@ -10,6 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::guarded_admin::guarded_service;
 use super::Guarded;
+use crate::agents::AgentMetadataProxy;
 use crate::dataproxy::DataProxy;
 
 guarded_service! {
@@ -18,6 +22,12 @@ guarded_service! {
     create_download_location CreateDownloadLocation(s::CreateDownloadLocationRequest) -> s::CreateDownloadLocationResponse;
     create_download_link CreateDownloadLink(s::CreateDownloadLinkRequest) -> s::CreateDownloadLinkResponse;
     get_data GetData(s::GetDataRequest) -> s::GetDataResponse;
+}
+
+guarded_service! {
+    AgentMetadataService for AgentMetadataProxy, "flyteidl.service.AgentMetadataService";
+    get_agent GetAgent(a::GetAgentRequest) -> a::GetAgentResponse;
+    list_agents ListAgents(a::ListAgentsRequest) -> a::ListAgentsResponse;
 }
 
 // Written out (not generated) because they are generic; like the generated ones, each admits

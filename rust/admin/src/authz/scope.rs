@@ -260,6 +260,9 @@ scoped! {
     s::UserInfoRequest => |_r| Scope::everywhere("");
     s::OAuth2MetadataRequest => |_r| Scope::everywhere("");
     s::PublicClientAuthConfigRequest => |_r| Scope::everywhere("");
+    // Which task agents the deployment has: about no project.
+    a::GetAgentRequest => |r| Scope::everywhere(format!("agent {}", r.name));
+    a::ListAgentsRequest => |_r| Scope::everywhere("agents");
 }
 
 /// `flyte://v1/<project>/<domain>/<execution>/...`: GetData checks the rest of the form; a URL

@@ -26,8 +26,9 @@ impl Need {
 }
 
 /// The services the server serves, by full protobuf name (the tests walk exactly these).
-pub const SERVED_SERVICES: [&str; 7] = [
+pub const SERVED_SERVICES: [&str; 8] = [
     "flyteidl.service.AdminService",
+    "flyteidl.service.AgentMetadataService",
     "flyteidl.service.DataProxyService",
     "flyteidl.service.SignalService",
     "flyteidl.service.IdentityService",
@@ -63,6 +64,12 @@ static TABLE: &[(&str, Need, &[&str])] = &[
         "flyteidl.service.AdminService",
         Need::Authenticated,
         &["GetVersion", "GetDomains", "ListProjects"],
+    ),
+    // Which task agents the deployment has (a proxy of their ListAgents): about no project.
+    (
+        "flyteidl.service.AgentMetadataService",
+        Need::Authenticated,
+        &["GetAgent", "ListAgents"],
     ),
     // Reads: definitions, executions, their data and metrics, projects and their settings.
     (

@@ -4,6 +4,7 @@
 //! caller the authentication layer found, travel into the `tonic::Request`.
 
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
+use alula_idl::flyteidl::service::agent_metadata_service_server::AgentMetadataService;
 use alula_idl::flyteidl::service::auth_metadata_service_server::AuthMetadataService;
 use alula_idl::flyteidl::service::data_proxy_service_server::DataProxyService;
 use alula_idl::flyteidl::service::identity_service_server::IdentityService;
@@ -13,6 +14,7 @@ use prost::Message;
 use tonic::{Request, Status};
 
 use super::routes::Service;
+use crate::agents::AgentMetadataProxy;
 use crate::auth::discovery::Discovery;
 use crate::authz::{Gate, Guarded};
 use crate::dataproxy::DataProxy;
@@ -24,6 +26,8 @@ pub struct GatedHandlers {
     pub admin: Guarded<AdminApi>,
     pub data_proxy: Guarded<DataProxy>,
     pub discovery: Guarded<Discovery>,
+    /// The configured task agents (admin's configuration names them).
+    pub agents: Guarded<AgentMetadataProxy>,
 }
 
 impl GatedHandlers {
@@ -32,7 +36,9 @@ impl GatedHandlers {
         let discovery = Discovery {
             auth: gate.auth().clone(),
         };
+        let agents = AgentMetadataProxy::new(admin.config().agents.clone());
         Self {
+            agents: Guarded::new(agents, gate.clone()),
             admin: Guarded::new(admin, gate.clone()),
             data_proxy: Guarded::new(data_proxy, gate.clone()),
             discovery: Guarded::new(discovery, gate),
@@ -56,6 +62,9 @@ impl GatedHandlers {
             Service::Identity => call_identity(&self.discovery, rpc, request, extensions).await,
             Service::AuthMetadata => {
                 call_auth_metadata(&self.discovery, rpc, request, extensions).await
+            }
+            Service::AgentMetadata => {
+                call_agent_metadata(&self.agents, rpc, request, extensions).await
             }
         }
     }
@@ -185,6 +194,13 @@ dispatch_table!(
         get_description_entity,
         list_description_entities,
     ]
+);
+
+dispatch_table!(
+    call_agent_metadata,
+    AgentMetadataService,
+    Guarded<AgentMetadataProxy>,
+    [get_agent, list_agents]
 );
 
 dispatch_table!(

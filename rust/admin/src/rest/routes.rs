@@ -20,15 +20,17 @@ pub enum Service {
     Signal,
     Identity,
     AuthMetadata,
+    AgentMetadata,
 }
 
 impl Service {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Admin,
         Self::DataProxy,
         Self::Signal,
         Self::Identity,
         Self::AuthMetadata,
+        Self::AgentMetadata,
     ];
 
     /// The full protobuf name.
@@ -39,6 +41,7 @@ impl Service {
             Self::Signal => "flyteidl.service.SignalService",
             Self::Identity => "flyteidl.service.IdentityService",
             Self::AuthMetadata => "flyteidl.service.AuthMetadataService",
+            Self::AgentMetadata => "flyteidl.service.AgentMetadataService",
         }
     }
 
@@ -408,6 +411,18 @@ mod tests {
                 "set_signal",
             ),
             (Method::GET, "/me", Service::Identity, "user_info"),
+            (
+                Method::GET,
+                "/api/v1/agents",
+                Service::AgentMetadata,
+                "list_agents",
+            ),
+            (
+                Method::GET,
+                "/api/v1/agent/bq",
+                Service::AgentMetadata,
+                "get_agent",
+            ),
             (
                 Method::GET,
                 "/config/v1/flyte_client",

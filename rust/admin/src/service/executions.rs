@@ -124,6 +124,14 @@ impl AdminApi {
                     AdminError::not_found(format!("task {} not found", IdDisplay(id)))
                 })?;
             let closure: TaskClosure = decode(&row.closure, || format!("task {}", IdDisplay(id)))?;
+            // Registered before the data plane changed (a plugin disabled since): refused here.
+            if let Some(template) = closure
+                .compiled_task
+                .as_ref()
+                .and_then(|c| c.template.as_ref())
+            {
+                self.served.check(template).map_err(AdminError::invalid)?;
+            }
             let inputs = closure
                 .compiled_task
                 .and_then(|c| c.template)

@@ -52,6 +52,8 @@ pub struct AdminApi {
     store: Store,
     config: Arc<AdminConfig>,
     notices: tokio::sync::broadcast::Sender<ExecutionNotice>,
+    /// The data plane's plugins, when a propeller runs in this process.
+    served: crate::served::ServedTasksSlot,
 }
 
 impl AdminApi {
@@ -64,7 +66,14 @@ impl AdminApi {
             store,
             config,
             notices,
+            served: Default::default(),
         }
+    }
+
+    /// Hands admin what the propeller in this process runs: tasks no plugin serves are then
+    /// refused at registration and launch (every clone of this service shares it).
+    pub fn serve_tasks_of(&self, served: std::sync::Arc<dyn crate::ServedTasks>) {
+        self.served.set(served);
     }
 
     /// Notices of created and terminated executions and set signals.

@@ -52,6 +52,8 @@ impl AdminApi {
             entity: format!("task {}", IdDisplay(&id)),
             errors,
         })?;
+        // A task no plugin of this deployment runs is refused now, not at its first attempt.
+        self.served.check(&template).map_err(AdminError::invalid)?;
         let now = now_micros();
         let key = EntityKey::from(&id);
         let short_description = spec

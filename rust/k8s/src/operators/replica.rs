@@ -1,0 +1,136 @@
+//! The pods of an operator's replicas (a Spark driver, a Ray head, a PyTorch worker...), built
+//! by the pod plugin's own code so that every replica gets what a pod task would: the attempt's
+//! environment, rendered command, resources, scheduling, pod template, secrets and labels.
+//!
+//! A replica differs from the task's pod only where the plugin message says so (Flyte's
+//! `ToReplicaSpecWithOverrides`): its own image, resources, pod spec (`K8sPod`), command, the
+//! container name its operator expects, and for a Spark driver, never interruptible.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alula_idl::flyteidl::core::{task_template::Target, K8sPod, Resources, TaskNodeOverrides};
+use alula_propeller::{Attempt, PluginError};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use kube::api::ObjectMeta;
+
+use crate::config::PodPluginConfig;
+use crate::pod::{build_pod_with, PRIMARY_CONTAINER_ANNOTATION};
+
+/// How one replica departs from the task's own pod.
+#[derive(Debug, Default, Clone)]
+pub struct Replica<'a> {
+    /// The primary container's name, as the operator looks for it (`pytorch`, `ray-head`).
+    pub container_name: &'a str,
+    /// The replica's image (empty: the task's).
+    pub image: &'a str,
+    /// The replica's resources, replacing the task's (and the node's overrides) name by name.
+    pub resources: Option<&'a Resources>,
+    /// The replica's pod (flytekit's `pod_template` on a Ray node or a Spark driver), which
+    /// already holds the task's primary container.
+    pub k8s_pod: Option<&'a K8sPod>,
+    /// Replaces the primary container's command, without arguments (an MPI worker's `sshd`).
+    pub command: &'a [String],
+    /// The operator starts the process itself (a Ray node runs `ray start`): no arguments.
+    pub clear_args: bool,
+    /// Overrides the attempt's interruptible setting (a Spark driver never is).
+    pub interruptible: Option<bool>,
+}
+
+/// A replica's pod, and the name of its primary container in it.
+#[derive(Debug, Clone)]
+pub struct ReplicaPod {
+    pub template: PodTemplateSpec,
+    pub primary: String,
+}
+
+impl ReplicaPod {
+    pub fn spec(&self) -> &PodSpec {
+        // Always set by `build`.
+        self.template
+            .spec
+            .as_ref()
+            .expect("a replica has a pod spec")
+    }
+
+    pub fn primary_container(&self) -> &Container {
+        let spec = self.spec();
+        spec.containers
+            .iter()
+            .find(|c| c.name == self.primary)
+            .unwrap_or(&spec.containers[0])
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        self.template
+            .metadata
+            .as_ref()
+            .expect("a replica has metadata")
+    }
+}
+
+/// The pod of `replica` for `attempt`, on the base pod template `base`.
+pub fn build(
+    attempt: &Attempt,
+    config: &PodPluginConfig,
+    base: Option<&PodTemplateSpec>,
+    replica: &Replica<'_>,
+) -> Result<ReplicaPod, PluginError> {
+    let mut a = attempt.clone();
+    let mut task = (*attempt.task).clone();
+    if let Some(pod) = replica.k8s_pod.filter(|p| p.pod_spec.is_some()) {
+        // Its primary container is found as a pod task's (the pod's `primary_container_name`,
+        // the task config's, or its only container).
+        task.target = Some(Target::K8sPod(pod.clone()));
+    }
+    a.task = Arc::new(task);
+    if !replica.image.is_empty() || replica.resources.is_some() {
+        let o = a.overrides.get_or_insert_with(TaskNodeOverrides::default);
+        if !replica.image.is_empty() {
+            o.container_image = replica.image.to_string();
+        }
+        if let Some(r) = replica.resources {
+            o.resources = Some(r.clone());
+        }
+    }
+    if replica.interruptible.is_some() {
+        Arc::make_mut(&mut a.settings).interruptible = replica.interruptible;
+    }
+    let pod = build_pod_with(&a, config, base)?;
+    let mut metadata = pod.metadata;
+    let mut spec = pod.spec.unwrap_or_default();
+    let annotations = metadata.annotations.get_or_insert_with(BTreeMap::new);
+    let old = annotations
+        .get(PRIMARY_CONTAINER_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    let primary = if replica.container_name.is_empty() {
+        old.clone()
+    } else {
+        replica.container_name.to_string()
+    };
+    annotations.insert(PRIMARY_CONTAINER_ANNOTATION.into(), primary.clone());
+    let container = spec
+        .containers
+        .iter_mut()
+        .find(|c| c.name == old)
+        .ok_or_else(|| PluginError::Invalid(format!("the replica has no container {old:?}")))?;
+    container.name = primary.clone();
+    if !replica.command.is_empty() {
+        container.command = Some(replica.command.to_vec());
+        container.args = None;
+    }
+    if replica.clear_args {
+        container.args = None;
+    }
+    // The object's name and namespace are the custom resource's; the operator names its pods.
+    metadata.name = None;
+    metadata.namespace = None;
+    Ok(ReplicaPod {
+        template: PodTemplateSpec {
+            metadata: Some(metadata),
+            spec: Some(spec),
+        },
+        primary,
+    })
+}
