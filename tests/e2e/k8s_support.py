@@ -440,7 +440,8 @@ def start_k8s_server(
     argv = [str(alula_server_binary()), "--config", str(config)]
     with server.log_file.open("wb") as log:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    running = ConfiguredServer(server, proc, env, argv)
+    # By name: RunningServer's own fields end with `args` (its restart arguments).
+    running = ConfiguredServer(server, proc, env, argv=argv)
     try:
         _wait_for_port(server.grpc_port, proc, server.log_file)
     except Exception:
