@@ -15,8 +15,6 @@ client's memory, else with one Get call) and only the execution is created.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import os
 import pickle
@@ -36,7 +34,7 @@ from alula.core.interface import Interface
 from alula.core.launch_plan import LaunchPlan
 from alula.core.map_task import MapTask
 from alula.core.resolver import PICKLED_PAYLOAD, is_interactive_module
-from alula.core.serialize import Entity, Serialized, serialize
+from alula.core.serialize import Entity
 from alula.core.task import PythonFunctionTask
 from alula.core.workflow import Workflow
 
@@ -255,13 +253,6 @@ def _entities(entity: Entity, reach: _Reach) -> list[Entity]:
     return found
 
 
-def _version(code: bytes, entities: list[Serialized]) -> str:
-    digest = hashlib.sha256(code)
-    for e in entities:
-        digest.update(e.to_bytes())
-    return base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
-
-
 def _target(entity: Entity) -> tuple[str, str, Interface]:
     """The resource type, name and interface an execution of `entity` starts."""
     if isinstance(entity, Workflow):
@@ -292,14 +283,6 @@ def _exists(remote: Remote, kind: str, name: str, version: str) -> bool:
     return True
 
 
-def content_version(remote: Remote, code: bytes, entities: list[Entity]) -> str:
-    """The version naming exactly this bundle and these entities' specs."""
-    # The bundle's URL is not known before it is uploaded: the version digests a stand-in
-    # naming the bundle's content, so that it is known before anything is sent.
-    stand_in = f"bundle:{hashlib.sha256(code).hexdigest()}"
-    return _version(code, serialize(entities, remote._settings("interactive", stand_in)))
-
-
 def ensure_registered(remote: Remote, entity: Entity) -> tuple[str, str, str, Interface]:
     """Registers `entity` (and what it uses) unless this version exists; returns the resource
     type, name and version an execution starts, and the interface."""
@@ -308,13 +291,11 @@ def ensure_registered(remote: Remote, entity: Entity) -> tuple[str, str, str, In
     reach.add(entity)
     code = code_bundle(reach.tasks, reach.modules)
     entities = _entities(entity, reach)
-    version = content_version(remote, code, entities)
+    version = remote._content_version(code, entities)
     known: set[tuple[str, str, str]] = remote._interactive_registered
     key = (kind, name, version)
     if key not in known and not _exists(remote, kind, name, version):
-        native_url = remote.upload(code)
-        for s in serialize(entities, remote._settings(version, native_url)):
-            remote._create(s)
+        remote._publish(entities, code, version)
     known.add(key)
     return kind, name, version, interface
 
@@ -323,7 +304,6 @@ def register_module(remote: Remote, module: types.ModuleType) -> Registration:
     """`Remote.register` of a module without a file (a notebook's `__main__`): every task,
     workflow and launch plan it defines, pickled."""
     from alula.core.package import module_entities
-    from alula.remote import Registration
 
     entities: list[Entity] = [e for e in module_entities(module) if is_interactive(e)]
     if not entities:
@@ -333,15 +313,7 @@ def register_module(remote: Remote, module: types.ModuleType) -> Registration:
         reach.add(e)
     entities += [lp for lp in reach.launch_plans.values() if lp not in entities]
     code = code_bundle(reach.tasks, reach.modules)
-    version = content_version(remote, code, entities)
-    native_url = remote.upload(code)
-    serialized = serialize(entities, remote._settings(version, native_url))
-    for s in serialized:
-        remote._create(s)
-    for e in entities:
-        if isinstance(e, LaunchPlan):
-            remote._launch_plans[e.name] = (version, e.interface)
-    return Registration(version, native_url, serialized)
+    return remote._publish(entities, code, remote._content_version(code, entities))
 
 
 class PickledTaskResolver:

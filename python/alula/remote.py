@@ -42,7 +42,7 @@ from alula.core.interface import Interface
 from alula.core.launch_plan import LaunchPlan
 from alula.core.package import load_module, module_entities
 from alula.core.protojson import Json, duration_json, identifier_json
-from alula.core.serialize import LAUNCH_PLAN, TASK, WORKFLOW, Serialized, serialize
+from alula.core.serialize import LAUNCH_PLAN, TASK, WORKFLOW, Entity, Serialized, serialize
 from alula.core.settings import DEFAULT_IMAGE, SerializationSettings
 from alula.core.task import PythonFunctionTask
 from alula.core.workflow import Workflow
@@ -347,9 +347,17 @@ class Remote:
             raise ValueError(f"files to register together must share a folder: {sorted(folders)}")
         entities = [e for p in paths for e in module_entities(load_module(p))]
         code = bundle(folders.pop())
+        return self._publish(entities, code, version or self._content_version(code, entities))
+
+    def _content_version(self, code: bytes, entities: list[Entity]) -> str:
+        """The version naming exactly this bundle and these entities' specs, known before
+        anything is sent (the bundle's URL adds nothing: its content is digested)."""
+        return auto_version(code, serialize(entities, self._settings("auto", "")))
+
+    def _publish(self, entities: list[Entity], code: bytes, version: str) -> Registration:
+        """Uploads `code` and creates `entities` under `version` (what `register` and the
+        notebook path of `alula.interactive` share)."""
         native_url = self.upload(code)
-        if version is None:
-            version = auto_version(code, serialize(entities, self._settings("auto", native_url)))
         serialized = serialize(entities, self._settings(version, native_url))
         for s in serialized:
             self._create(s)

@@ -26,26 +26,26 @@ use crate::pod::{build_pod_with, pod_name, pod_template_name, runs, MANAGED_BY_S
 use crate::ratelimit::RateLimiter;
 use crate::status::attempt_status;
 
-/// What this process knows of one attempt's pod.
+/// What this process knows of one attempt's pod (or operator resource).
 #[derive(Debug, Default)]
-struct Tracked {
-    waker: Option<Waker>,
+pub(crate) struct Tracked {
+    pub(crate) waker: Option<Waker>,
     /// This process saw the pod exist (created it, adopted it, or read it): if it then vanishes
     /// without our abort, someone deleted it and the attempt is lost.
-    seen: bool,
+    pub(crate) seen: bool,
     /// We deleted it: its absence is expected. Kept until `finalize` (which drops the entry),
     /// so that a `check` between the two does not report the attempt lost.
-    aborted: bool,
+    pub(crate) aborted: bool,
     /// Its failure was counted (checks after the end see the same failed pod again).
     failure_counted: bool,
 }
 
-type Tracking = Arc<Mutex<HashMap<String, Tracked>>>;
+pub(crate) type Tracking = Arc<Mutex<HashMap<String, Tracked>>>;
 
 /// `PodTemplate`s read from the cluster, by name, with when they were read (`None`: absent).
 type TemplateCache = Mutex<HashMap<String, (Instant, Option<PodTemplateSpec>)>>;
 
-fn lock(t: &Tracking) -> MutexGuard<'_, HashMap<String, Tracked>> {
+pub(crate) fn lock(t: &Tracking) -> MutexGuard<'_, HashMap<String, Tracked>> {
     // A panic elsewhere while holding the lock leaves a map that is still consistent.
     t.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -169,33 +169,7 @@ impl PodPlugin {
     /// returned task is aborted; watch errors are retried with backoff. Without it, drivers
     /// must poll `check`.
     pub fn spawn_watcher(&self) -> tokio::task::JoinHandle<()> {
-        let api = self.api();
-        let tracked = self.tracked.clone();
-        tokio::spawn(async move {
-            let config = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
-            let mut events = watcher(api, config).default_backoff().boxed();
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(Event::Apply(pod) | Event::Delete(pod) | Event::InitApply(pod)) => {
-                        if let Some(w) = lock(&tracked)
-                            .get(&pod.name_any())
-                            .and_then(|t| t.waker.as_ref())
-                        {
-                            w.wake();
-                        }
-                    }
-                    Ok(Event::Init) => {}
-                    // A (re-)list replaces the watch: deletions in the gap produce no event,
-                    // so every tracked attempt is worth a check.
-                    Ok(Event::InitDone) => {
-                        for w in lock(&tracked).values().filter_map(|t| t.waker.as_ref()) {
-                            w.wake();
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
-                }
-            }
-        })
+        spawn_wake_watcher(self.api(), self.tracked.clone(), "pod")
     }
 
     fn track(&self, name: &str, waker: Waker) {
@@ -377,3 +351,41 @@ impl Plugin for PodPlugin {
 #[cfg(test)]
 #[path = "plugin_tests.rs"]
 mod tests;
+
+/// Watches our resources of one kind (pods, an operator's custom resources) and wakes the
+/// driver of an attempt whose resource changed. Runs until the returned task is aborted; watch
+/// errors are retried with backoff.
+pub(crate) fn spawn_wake_watcher<K>(
+    api: Api<K>,
+    tracked: Tracking,
+    kind: impl std::fmt::Display + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tokio::spawn(async move {
+        let config = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+        let mut events = watcher(api, config).default_backoff().boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(Event::Apply(o) | Event::Delete(o) | Event::InitApply(o)) => {
+                    if let Some(w) = lock(&tracked)
+                        .get(&o.name_any())
+                        .and_then(|t| t.waker.as_ref())
+                    {
+                        w.wake();
+                    }
+                }
+                Ok(Event::Init) => {}
+                // A (re-)list replaces the watch: deletions in the gap produce no event, so
+                // every tracked attempt is worth a check.
+                Ok(Event::InitDone) => {
+                    for w in lock(&tracked).values().filter_map(|t| t.waker.as_ref()) {
+                        w.wake();
+                    }
+                }
+                Err(e) => tracing::warn!(%kind, error = %e, "watch failed; retrying"),
+            }
+        }
+    })
+}

@@ -14,24 +14,19 @@ pub mod replica;
 pub mod spark;
 mod status;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use alula_idl::flyteidl::core::TaskTemplate;
 use alula_propeller::registry::TaskType;
 use alula_propeller::{Attempt, AttemptStatus, Plugin, PluginError, Waker};
 use async_trait::async_trait;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
-use kube::runtime::watcher::{self, watcher, Event};
-use kube::runtime::WatchStreamExt;
-use kube::ResourceExt;
 use serde_json::Value as Json;
 
 use crate::config::PodPluginConfig;
-use crate::plugin::call_error;
-use crate::pod::{pod_name, MANAGED_BY_SELECTOR};
+use crate::plugin::{call_error, lock, spawn_wake_watcher, Tracking};
+use crate::pod::pod_name;
 use crate::podtemplate::struct_to_json;
 use crate::PodPlugin;
 
@@ -111,20 +106,6 @@ pub fn build_resource(
     Ok(object)
 }
 
-/// What this process knows of one attempt's resource (as the pod plugin's `Tracked`).
-#[derive(Debug, Default)]
-struct Tracked {
-    waker: Option<Waker>,
-    seen: bool,
-    aborted: bool,
-}
-
-type Tracking = Arc<Mutex<HashMap<String, Tracked>>>;
-
-fn lock(t: &Tracking) -> MutexGuard<'_, HashMap<String, Tracked>> {
-    t.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Runs attempts of one operator's task type as its custom resource.
 pub struct OperatorPlugin {
     operator: Box<dyn Operator>,
@@ -175,32 +156,7 @@ impl OperatorPlugin {
     /// Watches our resources of this kind and wakes the driver of an attempt whose resource
     /// changed (as [`PodPlugin::spawn_watcher`]).
     pub fn spawn_watcher(&self) -> tokio::task::JoinHandle<()> {
-        let api = self.api();
-        let tracked = self.tracked.clone();
-        let kind = self.resource.kind.clone();
-        tokio::spawn(async move {
-            let config = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
-            let mut events = watcher(api, config).default_backoff().boxed();
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(Event::Apply(o) | Event::Delete(o) | Event::InitApply(o)) => {
-                        if let Some(w) = lock(&tracked)
-                            .get(&o.name_any())
-                            .and_then(|t| t.waker.as_ref())
-                        {
-                            w.wake();
-                        }
-                    }
-                    Ok(Event::Init) => {}
-                    Ok(Event::InitDone) => {
-                        for w in lock(&tracked).values().filter_map(|t| t.waker.as_ref()) {
-                            w.wake();
-                        }
-                    }
-                    Err(e) => tracing::warn!(%kind, error = %e, "watch failed; retrying"),
-                }
-            }
-        })
+        spawn_wake_watcher(self.api(), self.tracked.clone(), self.resource.kind.clone())
     }
 
     fn track(&self, name: &str, waker: Waker) {
