@@ -1,134 +1,14 @@
-//! Task agents (Flyte's connectors): gRPC servers implementing `AsyncAgentService`,
-//! `SyncAgentService` and `AgentMetadataService` (flytekit's `pyflyte serve agent`). This
-//! module holds what admin and propeller share: the configured endpoints, one lazily
-//! connected channel each, and `ListAgents` across them. Admin serves `AgentMetadataService`
-//! as their proxy (so `pyflyte` and the console list them); propeller's agent plugin routes
-//! task types to them.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+//! Admin's `AgentMetadataService`: a proxy over the configured task agents (the directory is
+//! [`alula_plane::agents`], shared with propeller's agent plugin), so `pyflyte` and the console
+//! list them.
 
 use alula_idl::flyteidl::admin::{
     Agent, GetAgentRequest, GetAgentResponse, ListAgentsRequest, ListAgentsResponse,
 };
-use alula_idl::flyteidl::service::agent_metadata_service_client::AgentMetadataServiceClient;
 use alula_idl::flyteidl::service::agent_metadata_service_server::AgentMetadataService;
-use serde::Deserialize;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-fn default_timeout_seconds() -> u64 {
-    10
-}
-
-fn default_insecure() -> bool {
-    true
-}
-
-/// One agent server (Flyte's `agent-service.agents.<name>`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AgentEndpoint {
-    /// `http://host:port` (`dns:///host:port`, Flyte's form, is read as `http://host:port`).
-    pub endpoint: String,
-    /// Plaintext gRPC (Flyte's default for agents in the cluster). `false` needs an
-    /// `https://` endpoint, which this build does not speak yet: refused at start.
-    #[serde(default = "default_insecure")]
-    pub insecure: bool,
-    /// The longest one call may take (CreateTask, GetTask, DeleteTask, a whole ExecuteTaskSync).
-    #[serde(default = "default_timeout_seconds")]
-    pub timeout_seconds: u64,
-}
-
-/// Settings that cannot work: refused at start.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentsError {
-    #[error("agent {name:?}: endpoint {endpoint:?} is not a URL: {reason}")]
-    BadEndpoint {
-        name: String,
-        endpoint: String,
-        reason: String,
-    },
-    #[error("agent {name:?}: TLS to agents (insecure = false, https://) is not supported by this build; use a plaintext endpoint inside the cluster")]
-    TlsUnsupported { name: String },
-}
-
-/// The configured agents, each with a channel that connects on first use (an agent started
-/// after the server is fine) and reconnects after failures.
-#[derive(Clone, Default)]
-pub struct AgentDirectory {
-    agents: Arc<BTreeMap<String, (AgentEndpoint, Channel)>>,
-}
-
-impl std::fmt::Debug for AgentDirectory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.agents.iter().map(|(n, (e, _))| (n, &e.endpoint)))
-            .finish()
-    }
-}
-
-impl AgentDirectory {
-    /// Channels for `agents` (not connected yet). Must run inside a Tokio runtime.
-    pub fn new(agents: &BTreeMap<String, AgentEndpoint>) -> Result<Self, AgentsError> {
-        let mut out = BTreeMap::new();
-        for (name, agent) in agents {
-            let url = match agent.endpoint.strip_prefix("dns:///") {
-                Some(rest) => format!("http://{rest}"),
-                None => agent.endpoint.clone(),
-            };
-            if !agent.insecure || url.starts_with("https://") {
-                return Err(AgentsError::TlsUnsupported { name: name.clone() });
-            }
-            let bad = |reason: String| AgentsError::BadEndpoint {
-                name: name.clone(),
-                endpoint: agent.endpoint.clone(),
-                reason,
-            };
-            if !url.starts_with("http://") {
-                return Err(bad("expected http://host:port or dns:///host:port".into()));
-            }
-            let timeout = Duration::from_secs(agent.timeout_seconds.max(1));
-            let channel = Endpoint::from_shared(url)
-                .map_err(|e| bad(e.to_string()))?
-                .connect_timeout(timeout)
-                .timeout(timeout)
-                .connect_lazy();
-            out.insert(name.clone(), (agent.clone(), channel));
-        }
-        Ok(Self {
-            agents: Arc::new(out),
-        })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.agents.is_empty()
-    }
-
-    /// The channel and settings of the agent named `name`.
-    pub fn get(&self, name: &str) -> Option<(&AgentEndpoint, Channel)> {
-        self.agents.get(name).map(|(e, c)| (e, c.clone()))
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.agents.keys().map(String::as_str)
-    }
-
-    /// What each configured agent server says it runs (`ListAgents`), by configured name.
-    /// An agent server that does not answer is reported in its slot, not fatal.
-    pub async fn list(&self) -> Vec<(String, Result<Vec<Agent>, Status>)> {
-        let calls = self.agents.iter().map(|(name, (_, channel))| async move {
-            let mut client = AgentMetadataServiceClient::new(channel.clone());
-            let answer = client
-                .list_agents(ListAgentsRequest {})
-                .await
-                .map(|r| r.into_inner().agents);
-            (name.clone(), answer)
-        });
-        futures::future::join_all(calls).await
-    }
-}
+pub use alula_plane::agents::{AgentDirectory, AgentEndpoint, AgentsError};
 
 /// Admin's `AgentMetadataService`: the configured agents' answers merged.
 #[derive(Clone, Debug, Default)]

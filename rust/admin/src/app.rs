@@ -39,12 +39,7 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// a failure anyway.
 const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A condition `/readyz` requires besides a database that answers (a propeller's loop being
-/// alive, the process not shutting down).
-pub trait ReadinessCheck: Send + Sync + 'static {
-    /// Why the component is not ready, or `None` when it is.
-    fn not_ready(&self) -> Option<String>;
-}
+pub use alula_plane::ReadinessCheck;
 
 /// What other components of the process (a propeller, its pod plugin) add to the HTTP port:
 /// series for `/metrics` and conditions for `/readyz`.

@@ -75,7 +75,7 @@ pub mod keys {
     use crate::store::{ExecutionKey, NodeExecutionKey, TaskExecutionKey};
 
     fn execution_dir(key: &ExecutionKey) -> String {
-        format!("metadata/{}/{}/{}", key.project, key.domain, key.name)
+        alula_storage::layout::metadata_dir(&key.id())
     }
 
     /// `file` (`inputs.pb`, `user_inputs.pb`, `outputs.pb`) of the execution itself.

@@ -19,17 +19,14 @@
 //! first `n` (nothing when there are no more), and [`LOG_LENGTH_HEADER`] says how long the
 //! stored log was when read, so a page polling every few seconds moves only what is new.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, Extensions, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 
@@ -38,6 +35,9 @@ use crate::config::AdminConfig;
 use crate::error::{AdminError, AdminResult};
 use crate::objects::{check_key, KeyError};
 use crate::validate;
+pub use alula_plane::logs::{
+    log_key, log_url, skip, AttemptLogId, FirstLiveLogs, LiveLogs, LogStream,
+};
 
 /// The streams an attempt's logs come in (`output`: both in one).
 pub const STREAMS: [&str; 3] = ["stdout", "stderr", "output"];
@@ -46,117 +46,13 @@ const COMBINED: &str = "output";
 /// whose size is not known before they are read).
 pub const LOG_LENGTH_HEADER: &str = "x-log-length";
 
-/// Which attempt's logs: a task execution id's parts (the task itself is implied by the node).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttemptLogId {
-    pub project: String,
-    pub domain: String,
-    /// The execution name.
-    pub name: String,
-    /// The node execution id.
-    pub node_id: String,
-    pub retry_attempt: u32,
-    /// The element of an array node, if any.
-    pub array_index: Option<u32>,
-}
-
-impl AttemptLogId {
-    /// Refuses what no id of ours holds, as the RPCs do, so nothing odd reaches a key or a pod
-    /// name.
-    pub fn validate(&self) -> AdminResult<()> {
-        validate::project(&self.project, "project")?;
-        validate::domain(&self.domain, "domain")?;
-        validate::execution_name(&self.name, "execution name")?;
-        validate::name(&self.node_id, "node id")
-    }
-}
-
-/// The storage key of an attempt's `stream` log: beside its outputs, in flytepropeller's layout
-/// of the output prefix (`metadata/<project>/<domain>/<name>/<node>/[<element>/]<retry>`).
-pub fn log_key(id: &AttemptLogId, stream: &str) -> String {
-    let element = id.array_index.map(|i| format!("{i}/")).unwrap_or_default();
-    format!(
-        "metadata/{}/{}/{}/{}/{element}{}/logs/{stream}.txt",
-        id.project, id.domain, id.name, id.node_id, id.retry_attempt
-    )
-}
-
-/// The URL of an attempt's `stream` log on admin's HTTP port (`base`: its public URL).
-pub fn log_url(base: &str, id: &AttemptLogId, stream: &str) -> String {
-    let segment = |s: &str| crate::dataproxy::url_path(s);
-    let index = id
-        .array_index
-        .map(|i| format!("?index={i}"))
-        .unwrap_or_default();
-    format!(
-        "{}/api/v1/logs/{}/{}/{}/{}/{}/{stream}{index}",
-        base.trim_end_matches('/'),
-        segment(&id.project),
-        segment(&id.domain),
-        segment(&id.name),
-        segment(&id.node_id),
-        id.retry_attempt
-    )
-}
-
-/// A log's bytes, chunk by chunk.
-pub type LogStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
-
-/// Where logs of attempts still running are read (a pod's, through the Kubernetes API).
-pub trait LiveLogs: Send + Sync + 'static {
-    /// The attempt's `stream` log, `None` when this source knows no such attempt. An error
-    /// says why the source could not be read (the API server is unreachable).
-    fn logs<'a>(
-        &'a self,
-        id: &'a AttemptLogId,
-        stream: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>>;
-
-    /// [`LiveLogs::logs`] from byte `offset` on (what a page following the log has not seen).
-    /// By default the log is read from its start and its first bytes dropped (a pod's log API
-    /// counts lines and seconds, not bytes); a source that can seek (a file) overrides this.
-    fn logs_from<'a>(
-        &'a self,
-        id: &'a AttemptLogId,
-        stream: &'a str,
-        offset: u64,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>> {
-        Box::pin(async move { Ok(self.logs(id, stream).await?.map(|body| skip(body, offset))) })
-    }
-}
-
-/// Several live sources asked in turn (a deployment's pods, then its local processes): the
-/// first that knows the attempt answers. A source that fails is reported only when none knows
-/// the attempt, so an unreachable Kubernetes API does not hide a local process's log.
-pub struct FirstLiveLogs(pub Vec<Arc<dyn LiveLogs>>);
-
-impl LiveLogs for FirstLiveLogs {
-    fn logs<'a>(
-        &'a self,
-        id: &'a AttemptLogId,
-        stream: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>> {
-        self.logs_from(id, stream, 0)
-    }
-
-    fn logs_from<'a>(
-        &'a self,
-        id: &'a AttemptLogId,
-        stream: &'a str,
-        offset: u64,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<LogStream>, String>> + Send + 'a>> {
-        Box::pin(async move {
-            let mut failure = None;
-            for source in &self.0 {
-                match source.logs_from(id, stream, offset).await {
-                    Ok(Some(body)) => return Ok(Some(body)),
-                    Ok(None) => {}
-                    Err(e) => failure = Some(e),
-                }
-            }
-            failure.map_or(Ok(None), Err)
-        })
-    }
+/// Refuses what no id of ours holds, as the RPCs do, so nothing odd reaches a key or a pod
+/// name.
+pub fn validate_id(id: &AttemptLogId) -> AdminResult<()> {
+    validate::project(&id.project, "project")?;
+    validate::domain(&id.domain, "domain")?;
+    validate::execution_name(&id.name, "execution name")?;
+    validate::name(&id.node_id, "node id")
 }
 
 struct Logs {
@@ -304,7 +200,7 @@ async fn serve(
         retry_attempt,
         array_index: element.index,
     };
-    if let Err(e) = id.validate() {
+    if let Err(e) = validate_id(&id) {
         return failed(e);
     }
     for candidate in [stream.as_str(), COMBINED] {
@@ -364,28 +260,6 @@ async fn stored(
 }
 
 /// A live log without its first `offset` bytes (see [`LiveLogs::logs_from`]).
-fn skip(body: LogStream, offset: u64) -> LogStream {
-    if offset == 0 {
-        return body;
-    }
-    let mut left = offset;
-    body.filter_map(move |chunk| {
-        let chunk = match chunk {
-            Ok(bytes) if left > 0 => {
-                let n = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
-                left -= n as u64;
-                Ok(bytes.slice(n..))
-            }
-            other => other,
-        };
-        futures::future::ready(match chunk {
-            Ok(bytes) if bytes.is_empty() => None,
-            other => Some(other),
-        })
-    })
-    .boxed()
-}
-
 fn text(body: LogStream, size: Option<u64>) -> Response {
     let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();

@@ -7,11 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use alula_idl::flyteidl::core::TaskTemplate;
 
-/// Answers whether some plugin runs a task.
-pub trait ServedTasks: Send + Sync + 'static {
-    /// Why no plugin runs `task` (a message naming it and its type), or `None` when one does.
-    fn refusal(&self, task: &TaskTemplate) -> Option<String>;
-}
+pub use alula_plane::ServedTasks;
 
 /// Set once the data plane's plugins are known (after admin was built); unset, every task is
 /// accepted (admin alone cannot know what a remote propeller runs).

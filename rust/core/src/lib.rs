@@ -2,4 +2,5 @@
 
 pub mod cache;
 pub mod ids;
+pub mod task_resources;
 pub mod types;

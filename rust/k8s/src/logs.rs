@@ -11,8 +11,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
-use alula_admin::logs::{AttemptLogId, LiveLogs, LogStream};
 use alula_idl::flyteidl::core::{task_log::MessageFormat, TaskLog};
+use alula_plane::logs::{AttemptLogId, LiveLogs, LogStream};
 use alula_propeller::Attempt;
 use futures::{AsyncReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;

@@ -127,7 +127,7 @@ impl PodPlugin {
     }
 
     /// Where admin's log route reads the logs of pods still running.
-    pub fn live_logs(&self) -> Arc<dyn alula_admin::logs::LiveLogs> {
+    pub fn live_logs(&self) -> Arc<dyn alula_plane::logs::LiveLogs> {
         Arc::new(crate::logs::PodLogs::new(
             self.client.clone(),
             &self.config.namespace,

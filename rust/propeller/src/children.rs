@@ -6,17 +6,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use alula_admin::store::ExecutionKey;
 use alula_idl::flyteidl::admin::{
-    execution_closure::OutputResult, execution_metadata::ExecutionMode, ExecutionClosure,
-    ExecutionCreateRequest, ExecutionMetadata, ExecutionSpec, ExecutionTerminateRequest,
+    execution_closure::OutputResult, execution_metadata::ExecutionMode, ExecutionCreateRequest,
+    ExecutionMetadata, ExecutionSpec,
 };
 use alula_idl::flyteidl::core::{
     execution_error::ErrorKind, workflow_execution::Phase, ExecutionError, Identifier, LiteralMap,
     NodeExecutionIdentifier, WorkflowExecutionIdentifier,
 };
-use alula_idl::flyteidl::service::admin_service_server::AdminService;
-use prost::Message;
+use alula_plane::ExecutionKey;
 use sha2::{Digest, Sha256};
 
 use crate::{Context, DriveError};
@@ -104,18 +102,19 @@ impl Children {
             inputs: Some(inputs),
             org: String::new(),
         };
-        match AdminService::create_execution(&self.ctx.api, tonic::Request::new(req)).await {
-            Ok(_) => {}
+        match self.ctx.plane.create_execution(req).await {
+            Ok(()) => {}
             // Created before a restart.
-            Err(s) if s.code() == tonic::Code::AlreadyExists => {}
-            Err(s) => {
+            Err(e) if e.code() == Some(tonic::Code::AlreadyExists) => {}
+            Err(alula_plane::PlaneError::Refused { message, .. }) => {
                 // The parent node fails with admin's reason (an unknown launch plan, bad
                 // inputs): recorded as a finished child with an error.
-                tracing::warn!(node, message = s.message(), "cannot launch child execution");
-                self.refused
-                    .insert(node.to_string(), s.message().to_string());
+                tracing::warn!(node, message, "cannot launch child execution");
+                self.refused.insert(node.to_string(), message);
                 return Ok(());
             }
+            // Admin could not be reached: the driver tries again.
+            Err(e) => return Err(e.into()),
         }
         self.running.insert(
             node.to_string(),
@@ -133,19 +132,9 @@ impl Children {
         let Some(key) = self.running.remove(node) else {
             return;
         };
-        let req = ExecutionTerminateRequest {
-            id: Some(WorkflowExecutionIdentifier {
-                project: key.project,
-                domain: key.domain,
-                name: key.name,
-                org: String::new(),
-            }),
-            cause: "parent execution aborted".into(),
-        };
-        if let Err(s) =
-            AdminService::terminate_execution(&self.ctx.api, tonic::Request::new(req)).await
-        {
-            tracing::debug!(node, message = s.message(), "child not terminated");
+        let cause = "parent execution aborted".to_string();
+        if let Err(e) = self.ctx.plane.terminate_execution(key.id(), cause).await {
+            tracing::debug!(node, error = %e, "child not terminated");
         }
     }
 
@@ -168,33 +157,24 @@ impl Children {
             })
             .collect();
         for (node, key) in &self.running {
-            let Some(row) = self.ctx.store.get_execution_event_state(key).await? else {
+            let Some(status) = self.ctx.plane.status(key).await? else {
                 continue;
             };
-            let phase = Phase::from_str_name(&row.phase).unwrap_or(Phase::Undefined);
-            let result = match phase {
-                Phase::Succeeded => Ok(alula_admin::literals::execution_outputs(
-                    &self.ctx.config.storage,
-                    key,
-                    &row,
-                )
-                .await
-                .map_err(|e| DriveError::Storage(e.to_string()))?
-                .unwrap_or_default()),
+            let phase = status.phase.as_str_name();
+            let result = match status.phase {
+                Phase::Succeeded => Ok(self.ctx.plane.outputs(key).await?),
                 Phase::Failed | Phase::Aborted | Phase::TimedOut => {
-                    let closure =
-                        ExecutionClosure::decode(row.closure.as_slice()).unwrap_or_default();
-                    let message = match closure.output_result {
+                    let message = match status.closure.output_result {
                         Some(OutputResult::Error(e)) => e.message,
                         Some(OutputResult::AbortMetadata(m)) => format!("aborted: {}", m.cause),
-                        _ => format!("ended {}", row.phase),
+                        _ => format!("ended {phase}"),
                     };
                     Err(Box::new(ExecutionError {
                         code: "ChildExecutionFailed".into(),
                         message: format!(
                             "child execution {} {}: {message}",
                             key.name,
-                            row.phase.to_lowercase()
+                            phase.to_lowercase()
                         ),
                         kind: ErrorKind::User as i32,
                         ..Default::default()

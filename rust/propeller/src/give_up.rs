@@ -7,13 +7,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use alula_admin::store::ExecutionKey;
 use alula_idl::flyteidl::core::{
     execution_error::ErrorKind, workflow_execution::Phase, ExecutionError,
     WorkflowExecutionIdentifier,
 };
 use alula_idl::flyteidl::event::{workflow_execution_event, WorkflowExecutionEvent};
 use alula_idl::wkt::Timestamp;
+use alula_plane::ExecutionKey;
 use prost::Message;
 
 use crate::driver::{deliver, exec_name};
@@ -122,12 +122,8 @@ pub(crate) async fn fail_execution(
         )),
     };
     deliver(ctx, 0, &event.encode_to_vec()).await?;
-    ctx.store
-        .finish_run(
-            key,
-            &ctx.config.instance_id,
-            alula_admin::store::now_micros(),
-        )
+    ctx.plane
+        .finish_run(key, &ctx.config.instance_id, alula_plane::now_micros())
         .await?;
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! Alula's data plane (FlytePropeller's role): leases executions from admin's store, drives each
-//! with the same engine as local runs, persists the engine state (and the events it produced, in
-//! the same transaction) before starting what that state records, dispatches task attempts
-//! through [`plugin::Plugin`]s, and delivers the events to admin's ingestion.
+//! Alula's data plane (FlytePropeller's role): leases executions from the control plane, drives
+//! each with the same engine as local runs, persists the engine state (and the events it
+//! produced, in the same transaction) before starting what that state records, dispatches task
+//! attempts through [`plugin::Plugin`]s, and delivers the events to admin's ingestion. It talks
+//! to admin only through [`alula_plane::ControlPlane`], never to its database.
 
 pub mod agent;
 mod children;
@@ -23,9 +24,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alula_admin::{AdminApi, Store};
+use alula_plane::{ControlPlane, PlaneError};
 
-pub use launch::Layout;
+pub use alula_storage::layout::Layout;
 pub use metrics::PropellerMetrics;
 pub use plugin::{Attempt, AttemptSettings, AttemptStatus, LogData, Plugin, PluginError, Waker};
 pub use reconciler::{Heartbeat, Propeller};
@@ -86,8 +87,8 @@ impl PropellerConfig {
 
 /// What every driver shares.
 pub struct Context {
-    pub api: AdminApi,
-    pub store: Store,
+    /// Admin, in process or across the network.
+    pub plane: Arc<dyn ControlPlane>,
     /// The enabled plugins and which runs what.
     pub registry: Arc<PluginRegistry>,
     pub config: PropellerConfig,
@@ -97,7 +98,7 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn lease_until(&self) -> i64 {
-        alula_admin::store::now_micros() + self.config.lease.as_micros() as i64
+        alula_plane::now_micros() + self.config.lease.as_micros() as i64
     }
 }
 
@@ -112,8 +113,9 @@ pub(crate) enum Notice {
 /// Why a driver stopped before its execution ended.
 #[derive(Debug, thiserror::Error)]
 pub enum DriveError {
-    #[error("store: {0}")]
-    Store(#[from] alula_admin::store::StoreError),
+    /// The control plane could not be reached or could not write (retried).
+    #[error("control plane: {0}")]
+    Plane(String),
     #[error("engine: {0}")]
     Engine(#[from] alula_engine::EngineError),
     #[error("{0} not found")]
@@ -129,14 +131,15 @@ pub enum DriveError {
     LeaseLost,
 }
 
-impl From<alula_admin::literals::LiteralsError> for DriveError {
-    /// Damaged stored literals fail the execution at once; storage trouble is retried.
-    fn from(e: alula_admin::literals::LiteralsError) -> Self {
+impl From<PlaneError> for DriveError {
+    /// Damaged or missing data fails the execution at once; trouble reaching the control plane
+    /// is retried; a refusal is admin's answer.
+    fn from(e: PlaneError) -> Self {
         match e {
-            alula_admin::literals::LiteralsError::Corrupt { .. } => {
-                DriveError::Corrupt(e.to_string())
-            }
-            other => DriveError::Storage(other.to_string()),
+            PlaneError::Unavailable(m) => DriveError::Plane(m),
+            PlaneError::Corrupt(m) => DriveError::Corrupt(m),
+            PlaneError::Missing(m) => DriveError::Missing(m),
+            PlaneError::Refused { message, .. } => DriveError::Admin(message),
         }
     }
 }

@@ -4,10 +4,11 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use alula_admin::metrics::{escape, MetricsSource, RenderFuture};
-use alula_admin::Store;
+use alula_plane::ControlPlane;
 
 /// How an attempt ended, as counted by `alula_propeller_attempts_finished_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +98,8 @@ struct PluginCounters {
 }
 
 /// The propeller's counters, shared by the reconciler and every driver.
-#[derive(Debug)]
 pub struct PropellerMetrics {
-    store: Store,
+    plane: Arc<dyn ControlPlane>,
     /// One driver round: decide, start and abort attempts, save and deliver events.
     round: Histogram,
     driving: AtomicU64,
@@ -111,11 +111,14 @@ pub struct PropellerMetrics {
 }
 
 impl PropellerMetrics {
-    /// Counters for plugins named `plugins` (in dispatch order); `store` answers how many
+    /// Counters for plugins named `plugins` (in dispatch order); `plane` answers how many
     /// executions are open when the series are rendered.
-    pub fn new(store: Store, plugins: impl IntoIterator<Item = &'static str>) -> Self {
+    pub fn new(
+        plane: Arc<dyn ControlPlane>,
+        plugins: impl IntoIterator<Item = &'static str>,
+    ) -> Self {
         Self {
-            store,
+            plane,
             round: Histogram::new(ROUND_BUCKETS),
             driving: AtomicU64::new(0),
             lease_claims: AtomicU64::new(0),
@@ -258,7 +261,7 @@ impl MetricsSource for PropellerMetrics {
                 "alula_propeller_executions{{state=\"driving\"}} {}",
                 self.driving()
             );
-            match self.store.count_open_runs().await {
+            match self.plane.count_open_runs().await {
                 Ok(open) => {
                     let _ = writeln!(out, "alula_propeller_executions{{state=\"open\"}} {open}");
                 }

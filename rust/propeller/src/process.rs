@@ -83,7 +83,7 @@ impl ProcessPlugin {
 
     /// Admin's source of the logs of attempts running here whose output prefix is not a local
     /// folder (a bucket): until the attempt ends they are only in its working folder.
-    pub fn live_logs(&self) -> std::sync::Arc<dyn alula_admin::logs::LiveLogs> {
+    pub fn live_logs(&self) -> std::sync::Arc<dyn alula_plane::logs::LiveLogs> {
         std::sync::Arc::new(WorkFolderLogs::new(self.config.work_root.clone()))
     }
 

@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alula_admin::app::ReadinessCheck;
-use alula_admin::store::{ExecutionKey, RunRecord};
-use alula_admin::{AdminApi, ExecutionNotice};
+use alula_plane::{ControlPlane, ExecutionKey, ExecutionNotice, ReadinessCheck, RunRecord};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
@@ -38,26 +36,29 @@ struct DriverHandle {
 
 impl Propeller {
     /// Runs tasks on the first of `plugins` that accepts them (no type defaults).
-    pub fn new(api: AdminApi, plugins: Vec<Arc<dyn Plugin>>, config: PropellerConfig) -> Self {
-        Self::with_registry(api, Arc::new(PluginRegistry::in_order(plugins)), config)
+    pub fn new(
+        plane: Arc<dyn ControlPlane>,
+        plugins: Vec<Arc<dyn Plugin>>,
+        config: PropellerConfig,
+    ) -> Self {
+        Self::with_registry(plane, Arc::new(PluginRegistry::in_order(plugins)), config)
     }
 
     /// Runs tasks on the plugins `registry` selects.
     pub fn with_registry(
-        api: AdminApi,
+        plane: Arc<dyn ControlPlane>,
         registry: Arc<PluginRegistry>,
         config: PropellerConfig,
     ) -> Self {
         let layout = crate::Layout::new(config.storage.clone());
         let metrics = Arc::new(PropellerMetrics::new(
-            api.store().clone(),
+            plane.clone(),
             registry.plugins().iter().map(|p| p.name()),
         ));
         let heartbeat = Heartbeat::new(config.scan_interval * STALE_ROUNDS);
         Self {
             ctx: Arc::new(Context {
-                store: api.store().clone(),
-                api,
+                plane,
                 registry,
                 config,
                 layout,
@@ -84,7 +85,10 @@ impl Propeller {
         let ctx = self.ctx;
         // Marks the loop dead however `run` ends (an error, a panic, a dropped future).
         let _alive = self.heartbeat.alive_guard();
-        let mut notices = ctx.api.subscribe();
+        // A control plane that cannot push notices (across the network) is found out by the
+        // scan alone: this receiver's sender lives as long as the loop and never sends.
+        let (_no_notices, never) = broadcast::channel(1);
+        let mut notices = ctx.plane.notices().unwrap_or(never);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<DriverEnd>();
         let mut drivers: HashMap<ExecutionKey, DriverHandle> = HashMap::new();
         let mut failures = DriverFailures::default();
@@ -123,10 +127,10 @@ impl Propeller {
                 claim |= forward(notice, &drivers);
             }
             if claim && drivers.len() < ctx.config.max_executions {
-                let now = alula_admin::store::now_micros();
+                let now = alula_plane::now_micros();
                 let limit = (ctx.config.max_executions - drivers.len()) as i64;
                 let claimed = match ctx
-                    .store
+                    .plane
                     .claim_runs(&ctx.config.instance_id, now, ctx.lease_until(), limit)
                     .await
                 {
@@ -154,7 +158,7 @@ impl Propeller {
         ctx.metrics.set_driving(0);
         // Whatever happened to the drivers: another instance can take over at once instead of
         // waiting for the leases to expire.
-        let released = ctx.store.release_runs(&ctx.config.instance_id).await?;
+        let released = ctx.plane.release_runs(&ctx.config.instance_id).await?;
         tracing::info!(
             instance = %ctx.config.instance_id,
             released,

@@ -270,7 +270,7 @@ impl PluginRegistry {
 
 /// Admin asks the registry at registration and launch (when admin and propeller share a
 /// process), so a task no plugin runs is refused there rather than at its first attempt.
-impl alula_admin::ServedTasks for PluginRegistry {
+impl alula_plane::ServedTasks for PluginRegistry {
     fn refusal(&self, task: &TaskTemplate) -> Option<String> {
         self.select(task).err().map(|r| r.to_string())
     }

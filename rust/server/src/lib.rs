@@ -726,7 +726,7 @@ pub async fn run(
         // Task events link attempts' logs to admin's log route.
         pconfig.log_base_url = Some(config.public_http_url.clone());
         tracing::info!(instance = %pconfig.instance_id, "propeller starting");
-        let propeller = Propeller::with_registry(api.clone(), registry, pconfig);
+        let propeller = Propeller::with_registry(Arc::new(api.clone()), registry, pconfig);
         instrumentation.metrics.push(propeller.metrics());
         instrumentation
             .readiness

@@ -15,6 +15,7 @@
 //! MinIO), the same variables flytekit's fsspec reads, so one set of settings serves the server
 //! and its task pods.
 
+pub mod layout;
 pub mod stream;
 pub mod uri;
 

@@ -37,14 +37,7 @@ use crate::list::{FieldSet, ListParams};
 use crate::store::{Entity, EntityKey, Store, StoreError, NAME_FIELDS};
 use crate::validate;
 
-/// What happened to an execution, for a propeller in the same process to react at once
-/// (others find out by polling the store).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExecutionNotice {
-    Created(crate::store::ExecutionKey),
-    Terminated(crate::store::ExecutionKey),
-    SignalSet(crate::store::ExecutionKey),
-}
+pub use alula_plane::ExecutionNotice;
 
 /// The admin service: a store and the deployment's configuration.
 #[derive(Clone)]

@@ -58,12 +58,7 @@ pub fn is_tag_field(field: &Field) -> bool {
     field.column == TAG_KEY || field.column == TAG_VALUE
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct ExecutionKey {
-    pub project: String,
-    pub domain: String,
-    pub name: String,
-}
+pub use alula_plane::ExecutionKey;
 
 /// One execution. `spec`/`closure` are an encoded `admin.ExecutionSpec`/`ExecutionClosure`;
 /// `inputs` the resolved `core.LiteralMap` (defaults and fixed inputs applied), `user_inputs`

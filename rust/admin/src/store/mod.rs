@@ -195,6 +195,4 @@ impl Store {
 }
 
 /// Microseconds since the Unix epoch, the unit of every timestamp column.
-pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
+pub use alula_plane::now_micros;

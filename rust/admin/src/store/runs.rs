@@ -16,24 +16,7 @@ use super::{ExecutionKey, Store, StoreError};
 /// Workflow phases in which an execution still needs a propeller.
 const ACTIVE_PHASES: [&str; 5] = ["QUEUED", "RUNNING", "SUCCEEDING", "FAILING", "ABORTING"];
 
-/// A leased execution, as its new owner finds it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunRecord {
-    pub key: ExecutionKey,
-    /// The engine state as last saved (empty before the first save).
-    pub state: Vec<u8>,
-    pub generation: i64,
-    pub next_event: i64,
-}
-
-/// An event waiting in the outbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutboxEvent {
-    pub seq: i64,
-    /// 0 workflow, 1 node, 2 task execution event.
-    pub kind: i64,
-    pub event: Vec<u8>,
-}
+pub use alula_plane::{OutboxEvent, RunRecord};
 
 fn key_condition(sql: &mut Sql, key: &ExecutionKey) {
     sql.push(" WHERE project = ")

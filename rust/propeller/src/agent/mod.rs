@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alula_admin::agents::{AgentDirectory, AgentEndpoint, AgentsError};
 use alula_idl::flyteidl::admin::{
     execute_task_sync_request, execute_task_sync_response, CreateRequestHeader, CreateTaskRequest,
     DeleteTaskRequest, ExecuteTaskSyncRequest, GetTaskRequest, Resource, TaskCategory,
@@ -29,6 +28,7 @@ use alula_idl::flyteidl::core::{
 };
 use alula_idl::flyteidl::service::async_agent_service_client::AsyncAgentServiceClient;
 use alula_idl::flyteidl::service::sync_agent_service_client::SyncAgentServiceClient;
+use alula_plane::agents::{AgentDirectory, AgentEndpoint, AgentsError};
 use alula_storage::Storage;
 use async_trait::async_trait;
 use prost::Message;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use alula_admin::agents::AgentDirectory;
+use alula_plane::agents::AgentDirectory;
 
 use crate::registry::TaskType;
 

@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 
-use alula_admin::store::ExecutionKey;
 use alula_idl::flyteidl::admin::{execution_metadata::ExecutionMode, ExecutionSpec};
 use alula_idl::flyteidl::core::LiteralMap;
+use alula_plane::ExecutionKey;
 
 use crate::{Context, DriveError};
 
@@ -32,18 +32,5 @@ pub(super) async fn succeeded_nodes(
     ctx: &Context,
     original: &ExecutionKey,
 ) -> Result<HashMap<String, LiteralMap>, DriveError> {
-    let rows = ctx.store.recoverable_node_executions(original).await?;
-    let mut nodes = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let what = format!(
-            "outputs of node execution {}/{}/{}/{}",
-            original.project, original.domain, original.name, row.key.node_id
-        );
-        let outputs =
-            alula_admin::literals::load(&ctx.config.storage, &row.outputs, &row.outputs_uri, &what)
-                .await?;
-        // A node without outputs recorded none: it is recovered with none.
-        nodes.insert(row.key.node_id, outputs.unwrap_or_default());
-    }
-    Ok(nodes)
+    Ok(ctx.plane.recoverable_outputs(original).await?)
 }

@@ -70,26 +70,21 @@ fn serializable(ta: &TaskAttempt) -> bool {
 }
 
 fn micros_after(d: Duration) -> i64 {
-    alula_admin::store::now_micros() + d.as_micros() as i64
+    alula_plane::now_micros() + d.as_micros() as i64
 }
 
 impl Driver {
     /// Asks for (or extends) `owner`'s reservation of `key`; true when `owner` holds it.
     async fn ask_reservation(&self, key: &str, owner: &str) -> Result<bool, DriveError> {
-        let got = self
+        let holder = self
             .ctx
-            .store
-            .get_or_extend_reservation(
-                key,
-                owner,
-                alula_admin::store::now_micros(),
-                micros_after(EXPIRY),
-            )
+            .plane
+            .reserve(key, owner, alula_plane::now_micros(), micros_after(EXPIRY))
             .await?;
-        if got.owner != owner {
-            tracing::debug!(key, holder = %got.owner, "cache reservation held by another");
+        if holder != owner {
+            tracing::debug!(key, holder = %holder, "cache reservation held by another");
         }
-        Ok(got.owner == owner)
+        Ok(holder == owner)
     }
 
     /// Who owns a reservation: the node execution (its element), the same across its retries
@@ -220,7 +215,7 @@ impl Driver {
         let Some((key, owner)) = self.reservations.held.remove(&id) else {
             return;
         };
-        if let Err(e) = self.ctx.store.release_reservation(&key, &owner).await {
+        if let Err(e) = self.ctx.plane.release_reservation(&key, &owner).await {
             // It expires on its own.
             tracing::warn!(key, error = %e, "cannot release a cache reservation");
         }

@@ -9,7 +9,7 @@ use std::io::{ErrorKind, SeekFrom};
 use std::path::PathBuf;
 use std::pin::Pin;
 
-use alula_admin::logs::{AttemptLogId, LiveLogs, LogStream};
+use alula_plane::logs::{AttemptLogId, LiveLogs, LogStream};
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};

@@ -280,7 +280,7 @@ impl Harness {
 
     /// Runs propeller until the returned handle is stopped.
     pub fn propeller(&self, plugins: Vec<Arc<dyn Plugin>>, config: PropellerConfig) -> Running {
-        let propeller = Propeller::new(self.api.clone(), plugins, config);
+        let propeller = Propeller::new(Arc::new(self.api.clone()), plugins, config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(propeller.run(async move {
             let _ = stopped.await;
