@@ -6,7 +6,7 @@ them from a FlyteAdmin-compatible control plane.
 
 from typing import TYPE_CHECKING, Any
 
-from alula import _native
+from alula.errors import AlulaError
 
 if TYPE_CHECKING:
     from alula.core.condition import conditional
@@ -21,8 +21,7 @@ if TYPE_CHECKING:
     from alula.core.task import Documentation, dynamic, task
     from alula.core.workflow import WorkflowFailurePolicy, workflow
 
-__version__: str = _native.__version__
-
+__version__: str
 # The authoring surface is imported on first use so that `import alula` stays cheap.
 _EXPORTS = {
     "conditional": "alula.core.condition",
@@ -50,6 +49,12 @@ _EXPORTS = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # The native module's version (the workspace's): loaded only when asked for.
+        from alula import _bridge
+
+        globals()[name] = _bridge.__version__
+        return _bridge.__version__
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'alula' has no attribute '{name}'")
@@ -61,6 +66,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AlulaError",
     "ContainerTask",
     "CronSchedule",
     "Documentation",

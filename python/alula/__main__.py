@@ -2,12 +2,12 @@
 
 import sys
 
-from alula import __version__, _native
+from alula import __version__, _bridge
 
 
 def main() -> int:
-    names = _native.message_names()
-    print(f"alula {__version__} (native core: {_native.__file__})")
+    names = _bridge.message_names()
+    print(f"alula {__version__} (native core: {_bridge.native_file()})")
     print(f"protocol: {len(names)} flyteidl-compatible message types")
     return 0
 

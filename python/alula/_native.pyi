@@ -10,6 +10,7 @@ __all__ = [
     "CompileError",
     "compile_workflow",
     "compile_task",
+    "LocalRunFailure",
     "run_local",
     "encode_values",
     "decode_values",
@@ -31,7 +32,11 @@ __all__ = [
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
+
+from alula._bridge.local import LocalRunRequest
+from alula.errors import CompileError as CompileError
+from alula.errors import RpcError as RpcError
 
 __version__: str
 
@@ -50,12 +55,6 @@ def message_to_json(full_name: str, data: bytes) -> str:
 def message_from_json(full_name: str, json: str) -> bytes:
     """Parse proto3 JSON as the named message and return its binary encoding."""
 
-class CompileError(ValueError):
-    """A workflow or task failed to compile; args[0] is Flyte's collected-errors message."""
-
-    errors: list[tuple[str, str, str]]
-    """Every error found, as (code, node_id, description)."""
-
 def compile_workflow(
     primary: bytes, subworkflows: list[bytes], tasks: list[bytes], launch_plans: list[bytes]
 ) -> bytes:
@@ -66,23 +65,30 @@ def compile_workflow(
 def compile_task(template: bytes) -> bytes:
     """Validate an encoded core.TaskTemplate and return the encoded core.CompiledTask."""
 
-def run_local(
-    closure: bytes,
-    inputs: dict[str, Any],
-    kinds: tuple[list[tuple[str, Any]], list[tuple[str, Any]]],
-    resolve_task: Callable[[str], tuple[Callable[..., Any], list[Any], list[Any], bool, bool]],
-    run_child: Callable[[str, bytes], bytes],
-    answer_signal: Callable[[str, bool], bytes | None],
-    max_parallelism: int = 1,
-    cache_dir: str | None = None,
-    overwrite_cache: bool = False,
-) -> tuple[bool, Any]:
-    """Run an encoded core.CompiledWorkflowClosure with `inputs`, converted by `kinds` (the
-    workflow's input and output value kinds, as encode_values takes them).
+@final
+class LocalRunFailure:
+    """Why a local run failed: the node whose failure ended it and its last attempt."""
 
-    `resolve_task(name)` returns (function, input kinds, output kinds, is_dynamic, positional).
-    Returns (True, {output: value}) or (False, (node_id, attempt, code, message, exception)).
-    Cacheable tasks read and write their outputs under `cache_dir` unless `overwrite_cache`.
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def attempt(self) -> int:
+        """The retry attempt that failed last (0 for the first)."""
+    @property
+    def code(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def exception(self) -> BaseException | None:
+        """The Python exception of that attempt; None when it was not one (e.g. a timeout)."""
+
+def run_local(request: LocalRunRequest) -> dict[str, Any] | LocalRunFailure:
+    """Run `request.closure` (an encoded core.CompiledWorkflowClosure) with `request.inputs`,
+    converted by its input and output kinds (as encode_values takes them).
+
+    `request.resolve_task(name)` returns a ResolvedTask (alula._bridge.local). Returns the
+    outputs by name, or a LocalRunFailure. Cacheable tasks read and write their outputs under
+    `request.cache_dir` unless `request.overwrite_cache`.
     """
 
 def encode_values(values: dict[str, Any], kinds: list[tuple[str, Any]]) -> bytes:
@@ -90,16 +96,6 @@ def encode_values(values: dict[str, Any], kinds: list[tuple[str, Any]]) -> bytes
 
 def decode_values(data: bytes, kinds: list[tuple[str, Any]]) -> dict[str, Any]:
     """Decode a core.LiteralMap into `{name: value}` for every `(name, kind)` present."""
-
-class RpcError(RuntimeError):
-    """A gRPC call failed; args[0] names the RPC, the code and the server's message."""
-
-    code: str
-    """The gRPC code name: "NOT_FOUND", "ALREADY_EXISTS", "UNAVAILABLE", ..."""
-    message: str
-    """The server's message (or the client's, for UNAVAILABLE and DEADLINE_EXCEEDED)."""
-    method: str
-    """The full method path, e.g. "/flyteidl.service.AdminService/CreateTask"."""
 
 def grpc_unary(
     endpoint: str,

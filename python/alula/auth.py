@@ -24,6 +24,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from alula.errors import AlulaError
+
 # A token is renewed this long before it expires, so a call never leaves with a token that
 # dies on the way.
 REFRESH_MARGIN_S = 60.0
@@ -33,7 +35,7 @@ DEFAULT_LIFETIME_S = 300.0
 INSECURE_CREDENTIALS_ENV = "ALULA_INSECURE_CREDENTIALS"
 
 
-class AuthError(RuntimeError):
+class AuthError(AlulaError, RuntimeError):
     """No token could be obtained (the message names the endpoint and the server's error code,
     never a credential)."""
 

@@ -80,10 +80,10 @@ def native_args(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alula import _native
+    from alula import _bridge
 
     try:
-        output = _native.auth_command(native_args(args))
+        output = _bridge.auth_command(native_args(args))
     except RuntimeError as e:
         print(f"alula auth: {e}", file=sys.stderr)
         return 1

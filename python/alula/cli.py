@@ -177,11 +177,11 @@ def _entities_help(file: str, found: dict[str, Any]) -> str:
 
 
 def _run_remote(args: argparse.Namespace, wf: Any, inputs: dict[str, Any]) -> int:
-    from alula._native import RpcError
     from alula.auth import AuthError
     from alula.core.errors import WorkflowAuthoringError
     from alula.ctl import ENDPOINT_HINT
     from alula.ctl.client import remote as make_remote
+    from alula.errors import RpcError
     from alula.remote import ExecutionFailed
 
     image = args.image or os.environ.get("ALULA_TASK_IMAGE") or DEFAULT_IMAGE

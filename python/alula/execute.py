@@ -61,7 +61,7 @@ def _resolver(path: str) -> Any:
 
 
 def _error_document(error: BaseException) -> bytes:
-    from alula import _native
+    from alula import _bridge
 
     doc = {
         "error": {
@@ -74,7 +74,7 @@ def _error_document(error: BaseException) -> bytes:
             "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
         }
     }
-    return _native.message_from_json("flyteidl.core.ErrorDocument", json.dumps(doc))
+    return _bridge.message_from_json("flyteidl.core.ErrorDocument", json.dumps(doc))
 
 
 def _element(values: dict[str, Any], bound: list[str]) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def _element(values: dict[str, Any], bound: list[str]) -> dict[str, Any]:
 
 
 def run(argv: list[str], *, map_task: bool) -> int:
-    from alula import _native, storage
+    from alula import _bridge, storage
     from alula.core.local import _kinds, dynamic_spec
     from alula.types.context import set_raw_output_prefix, set_uploader
 
@@ -107,13 +107,13 @@ def run(argv: list[str], *, map_task: bool) -> int:
     data = _read(args.inputs)
     if map_task and not os.environ.get(INDEX_VAR_NAME):
         # This element's own inputs (what Alula's warm workers are given).
-        values = _native.decode_values(data, _kinds(task.interface.inputs))
+        values = _bridge.decode_values(data, _kinds(task.interface.inputs))
     elif map_task:
         whole = {**task.interface.inputs}
         whole.update({k: list[t] for k, t in task.interface.inputs.items() if k not in bound})  # type: ignore[valid-type]
-        values = _element(_native.decode_values(data, _kinds(whole)), bound)
+        values = _element(_bridge.decode_values(data, _kinds(whole)), bound)
     else:
-        values = _native.decode_values(data, _kinds(task.interface.inputs))
+        values = _bridge.decode_values(data, _kinds(task.interface.inputs))
     try:
         if task.dynamic:
             from alula.core.settings import SerializationSettings
@@ -124,7 +124,7 @@ def run(argv: list[str], *, map_task: bool) -> int:
             spec = dynamic_spec(task, values, settings) if settings else dynamic_spec(task, values)
             name, payload = (
                 "futures.pb",
-                _native.message_from_json("flyteidl.core.DynamicJobSpec", json.dumps(spec.json)),
+                _bridge.message_from_json("flyteidl.core.DynamicJobSpec", json.dumps(spec.json)),
             )
         else:
             result = task.fn(**values)
@@ -134,7 +134,7 @@ def run(argv: list[str], *, map_task: bool) -> int:
             )
             name, payload = (
                 "outputs.pb",
-                _native.encode_values(outputs, _kinds(task.interface.outputs)),
+                _bridge.encode_values(outputs, _kinds(task.interface.outputs)),
             )
     except Exception as error:  # the task's own failure: reported, not raised
         # Also in the attempt's stderr log, where a user reading the logs looks first.

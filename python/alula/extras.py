@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from alula.errors import AlulaError
+
 # Module -> the extra of pyproject.toml's [project.optional-dependencies] that installs it.
 EXTRAS = {
     "pandas": "pandas",
@@ -16,7 +18,7 @@ EXTRAS = {
 }
 
 
-class MissingExtra(ImportError):
+class MissingExtra(AlulaError, ImportError):
     """An optional dependency that is not installed."""
 
 

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
-from alula._native import RpcError
 from alula.bundle import archive, sources
 from alula.core.errors import WorkflowAuthoringError
 from alula.core.interface import Interface
@@ -37,6 +36,7 @@ from alula.core.resolver import PICKLED_PAYLOAD, is_interactive_module
 from alula.core.serialize import Entity
 from alula.core.task import PythonFunctionTask
 from alula.core.workflow import Workflow
+from alula.errors import RpcError
 
 if TYPE_CHECKING:
     from alula.remote import Registration, Remote

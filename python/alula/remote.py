@@ -27,8 +27,7 @@ from types import ModuleType
 from typing import IO, Any, cast
 from urllib.parse import quote
 
-from alula import _native
-from alula._native import RpcError
+from alula import _bridge
 from alula.auth import (
     INSECURE_CREDENTIALS_ENV,
     ClientCredentials,
@@ -46,6 +45,7 @@ from alula.core.serialize import LAUNCH_PLAN, TASK, WORKFLOW, Entity, Serialized
 from alula.core.settings import DEFAULT_IMAGE, SerializationSettings
 from alula.core.task import PythonFunctionTask
 from alula.core.workflow import Workflow
+from alula.errors import AlulaError, RpcError
 from alula.rpcs import PUBLIC_RPCS, RPCS
 from alula.waiting import poll_until_done, still_running_on_interrupt
 
@@ -65,7 +65,7 @@ TERMINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
 _CREATE = {TASK: "CreateTask", WORKFLOW: "CreateWorkflow", LAUNCH_PLAN: "CreateLaunchPlan"}
 
 
-class ExecutionFailed(RuntimeError):
+class ExecutionFailed(AlulaError, RuntimeError):
     """A remote execution ended in FAILED, ABORTED or TIMED_OUT."""
 
     def __init__(self, execution: Execution, phase: str, message: str) -> None:
@@ -156,7 +156,7 @@ def _use_tls(endpoint: str, insecure: bool | None, ca_cert: str | None) -> bool:
 class Remote:
     """A client of one control plane, registering into and running in one project and domain.
 
-    Server errors surface as `alula._native.RpcError` naming the RPC, with the gRPC `code`
+    Server errors surface as `alula.errors.RpcError` naming the RPC, with the gRPC `code`
     ("NOT_FOUND", ...) and the server's `message`.
 
     TLS: an `https://` endpoint, or `insecure=False` (`ALULA_INSECURE=0`); `ca_cert`
@@ -299,12 +299,12 @@ class Remote:
         """One RPC of `alula.rpcs.RPCS` with its request and response as proto3 JSON (the
         SDK's own calls and every `alula get/create/update` verb)."""
         service, request_type, response_type = RPCS[rpc]
-        data = _native.message_from_json(f"flyteidl.{request_type}", json.dumps(request))
+        data = _bridge.message_from_json(f"flyteidl.{request_type}", json.dumps(request))
         token = None
         if self.credentials is not None and rpc not in PUBLIC_RPCS:
             token = self.credentials.token()
         out = self._unary(f"/{service}/{rpc}", data, token)
-        result: Json = json.loads(_native.message_to_json(f"flyteidl.{response_type}", out))
+        result: Json = json.loads(_bridge.message_to_json(f"flyteidl.{response_type}", out))
         return result
 
     def _unary(self, method: str, data: bytes, token: str | None) -> bytes:
@@ -318,7 +318,7 @@ class Remote:
 
     def _send(self, method: str, data: bytes, token: str | None) -> bytes:
         metadata = [("authorization", f"Bearer {token}")] if token else []
-        return _native.grpc_unary(
+        return _bridge.grpc_unary(
             self.endpoint,
             method,
             data,
@@ -502,7 +502,7 @@ class Remote:
         kinds = [(n, value_kind(t)) for n, t in interface.inputs.items() if n in values]
         # Local files, folders, data sets and pickles among the inputs go to the server.
         with uploading(self._upload_value):
-            literals = _native.encode_values(values, kinds)
+            literals = _bridge.encode_values(values, kinds)
         request: Json = {
             "project": self.project,
             "domain": self.domain,
@@ -516,7 +516,7 @@ class Remote:
                 ),
                 "metadata": {"mode": "MANUAL", "principal": _principal()},
             },
-            "inputs": json.loads(_native.message_to_json("flyteidl.core.LiteralMap", literals)),
+            "inputs": json.loads(_bridge.message_to_json("flyteidl.core.LiteralMap", literals)),
         }
         if name:
             request["name"] = name
@@ -625,8 +625,8 @@ class Remote:
         from alula.core.local import value_kind
 
         kinds = [(n, value_kind(t)) for n, t in execution.interface.outputs.items()]
-        encoded = _native.message_from_json("flyteidl.core.LiteralMap", json.dumps(full))
-        return _native.decode_values(encoded, kinds)
+        encoded = _bridge.message_from_json("flyteidl.core.LiteralMap", json.dumps(full))
+        return _bridge.decode_values(encoded, kinds)
 
     def terminate(self, execution: Execution, cause: str = "terminated by alula") -> None:
         self.call("TerminateExecution", {"id": execution.id_json(), "cause": cause})

@@ -1,5 +1,5 @@
 """The flyteidl RPCs Alula's clients call by name: their service and their request and
-response messages (under `flyteidl.`), for proto3 JSON calls through `alula._native`."""
+response messages (under `flyteidl.`), for proto3 JSON calls through `alula._bridge`."""
 
 from __future__ import annotations
 

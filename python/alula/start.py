@@ -97,7 +97,7 @@ def _client_env(
 
 
 def run(args: argparse.Namespace) -> int:
-    from alula import _native
+    from alula import _bridge
 
     overrides = {
         "ALULA_STORAGE_ROOT": args.data,
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
     try:
-        _native.serve(["--config", args.config] if args.config else [], ready)
+        _bridge.serve(["--config", args.config] if args.config else [], ready)
     except KeyboardInterrupt:
         pass
     except RuntimeError as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from alula import _native
+from alula import _bridge
 
 
 def is_remote(uri: str) -> bool:
@@ -35,7 +35,7 @@ def join(prefix: str, *names: str) -> str:
 def read(uri: str) -> bytes:
     """The whole object or file (for small ones: literal maps, documents)."""
     if is_remote(uri):
-        return _native.storage_get(uri)
+        return _bridge.storage_get(uri)
     with open(local_path(uri), "rb") as f:
         return f.read()
 
@@ -43,7 +43,7 @@ def read(uri: str) -> bytes:
 def write(uri: str, data: bytes) -> None:
     """Write `data` as the object or file."""
     if is_remote(uri):
-        _native.storage_put(uri, data)
+        _bridge.storage_put(uri, data)
         return
     with open(local_path(uri), "wb") as f:
         f.write(data)
@@ -51,14 +51,14 @@ def write(uri: str, data: bytes) -> None:
 
 def exists(uri: str) -> bool:
     if is_remote(uri):
-        return _native.storage_exists(uri)
+        return _bridge.storage_exists(uri)
     return os.path.exists(local_path(uri))
 
 
 def read_range(uri: str, start: int, end: int) -> bytes:
     """Bytes `start` to `end` (exclusive)."""
     if is_remote(uri):
-        return _native.storage_read_range(uri, start, end)
+        return _bridge.storage_read_range(uri, start, end)
     with open(local_path(uri), "rb") as f:
         f.seek(start)
         return f.read(max(0, end - start))
@@ -66,31 +66,31 @@ def read_range(uri: str, start: int, end: int) -> bytes:
 
 def download(uri: str, local: str) -> str:
     """Stream the object into the local file `local` (folders made as needed); returns it."""
-    _native.storage_download(uri, local)
+    _bridge.storage_download(uri, local)
     return local
 
 
 def upload(local: str, uri: str) -> str:
     """Stream the local file into the object `uri`; returns `uri`."""
-    _native.storage_upload(local, uri)
+    _bridge.storage_upload(local, uri)
     return uri
 
 
 def download_dir(prefix: str, local: str) -> str:
     """Copy every object under the folder `prefix` into the local folder `local`."""
-    _native.storage_download_dir(prefix, local)
+    _bridge.storage_download_dir(prefix, local)
     return local
 
 
 def upload_dir(local: str, prefix: str) -> str:
     """Copy every file under the local folder below the folder `prefix`; returns `prefix`."""
-    _native.storage_upload_dir(local, prefix)
+    _bridge.storage_upload_dir(local, prefix)
     return prefix
 
 
 def fetch(uri: str, local: str) -> str:
     """Download what `uri` names, an object or a folder of objects, to `local`; returns the
     local path. A data set may be either (flytekit writes a folder, others a single file)."""
-    if _native.storage_exists(uri):
+    if _bridge.storage_exists(uri):
         return download(uri, local)
     return download_dir(uri, local)

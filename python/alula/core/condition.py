@@ -7,99 +7,28 @@ them); the branch node itself joins the workflow when the last case is given.
 
 from __future__ import annotations
 
-import abc
 from dataclasses import dataclass, field
 from typing import Any
 
 from alula.core.errors import WorkflowAuthoringError
-from alula.core.protojson import Json, primitive_json
+from alula.core.protojson import Json
 from alula.core.settings import SerializationSettings
-from alula.core.trace import Node, Promise, TraceState, call_site, pop, push, tracing
-
-
-def _operand_json(value: Any) -> Json:
-    if isinstance(value, Promise):
-        return {"var": _branch_var(value)}
-    if value is None:
-        return {"scalar": {"noneType": {}}}
-    primitive = primitive_json(value)
-    if primitive is not None:
-        return {"primitive": primitive}
-    from alula.types import TypeEngine
-
-    return {"scalar": TypeEngine.to_literal(value, type(value))["scalar"]}
-
-
-def _branch_var(p: Promise) -> str:
-    """How a condition names a promise: "<node id>.<var>" (an empty id for workflow inputs)."""
-    return f"{p.node.id if p.node else ''}.{p.var}"
-
-
-class _Expression(abc.ABC):
-    def __and__(self, other: _Expression) -> Conjunction:
-        return Conjunction("AND", self, other)
-
-    def __or__(self, other: _Expression) -> Conjunction:
-        return Conjunction("OR", self, other)
-
-    def __bool__(self) -> bool:
-        raise WorkflowAuthoringError(
-            f"conditions cannot use Python's `and`/`or`/`not` (at {call_site()}); "
-            "combine them with `&` and `|`"
-        )
-
-    @abc.abstractmethod
-    def promises(self) -> list[Promise]: ...
-
-    @abc.abstractmethod
-    def to_json(self) -> Json: ...
-
-
-@dataclass(eq=False)
-class Comparison(_Expression):
-    op: str
-    left: Promise
-    right: Any
-
-    def promises(self) -> list[Promise]:
-        return [p for p in (self.left, self.right) if isinstance(p, Promise)]
-
-    def to_json(self) -> Json:
-        body: Json = {
-            "leftValue": _operand_json(self.left),
-            "rightValue": _operand_json(self.right),
-        }
-        if self.op != "EQ":
-            body = {"operator": self.op, **body}
-        return {"comparison": body}
-
-
-@dataclass(eq=False)
-class Conjunction(_Expression):
-    op: str
-    left: _Expression
-    right: _Expression
-
-    def promises(self) -> list[Promise]:
-        return self.left.promises() + self.right.promises()
-
-    def to_json(self) -> Json:
-        body: Json = {
-            "leftExpression": self.left.to_json(),
-            "rightExpression": self.right.to_json(),
-        }
-        if self.op != "AND":
-            body = {"operator": self.op, **body}
-        return {"conjunction": body}
-
-
-def compare(left: Promise, op: str, right: Any) -> Comparison:
-    return Comparison(op, left, right)
+from alula.core.trace import (
+    Expression,
+    Node,
+    TraceState,
+    branch_var,
+    call_site,
+    node_json,
+    pop,
+    push,
+    tracing,
+)
 
 
 @dataclass(eq=False)
 class Case:
-    condition: _Expression | None  # None for the else case
+    condition: Expression | None  # None for the else case
     node: Node | None = None  # None when the case fails the workflow
     error: str | None = None
 
@@ -115,8 +44,6 @@ class BranchSpec:
         return [c.node for c in self.cases if c.node is not None]
 
     def target_json(self, node: Node, settings: SerializationSettings) -> Json:
-        from alula.core.workflow import node_json
-
         def case_json(c: Case) -> Json:
             assert c.condition is not None and c.node is not None
             return {"condition": c.condition.to_json(), "thenNode": node_json(c.node, settings)}
@@ -140,7 +67,7 @@ class Conditional:
         self.outer = outer
         self.site = site
         self.inner = TraceState(f"conditional '{name}' (at {site})")
-        self._condition: _Expression | None = None
+        self._condition: Expression | None = None
         self._expect = "if_"
         push(self.inner)
 
@@ -151,16 +78,16 @@ class Conditional:
                 f".{self._expect.replace('|', '() or .')}() next, got .{step}()"
             )
 
-    def if_(self, condition: _Expression) -> Conditional:
+    def if_(self, condition: Expression) -> Conditional:
         self._step("if_")
         return self._case(condition)
 
-    def elif_(self, condition: _Expression) -> Conditional:
+    def elif_(self, condition: Expression) -> Conditional:
         self._step("elif_")
         return self._case(condition)
 
-    def _case(self, condition: _Expression) -> Conditional:
-        if not isinstance(condition, _Expression):
+    def _case(self, condition: Expression) -> Conditional:
+        if not isinstance(condition, Expression):
             raise WorkflowAuthoringError(
                 f"conditional '{self.spec.name}' (at {self.site}): a condition must compare "
                 f"promises (x > 0, ok.is_true(), ...), got {condition!r}"
@@ -206,7 +133,7 @@ class Conditional:
         seen: set[str] = set()
         for case in self.spec.cases:
             for p in case.condition.promises() if case.condition is not None else []:
-                var = _branch_var(p)
+                var = branch_var(p)
                 if var not in seen:
                     seen.add(var)
                     branch.bindings.append((var, p.binding()))

@@ -6,8 +6,10 @@ author's next step is to open that line.
 
 from __future__ import annotations
 
+from alula.errors import AlulaError
 
-class WorkflowAuthoringError(ValueError):
+
+class WorkflowAuthoringError(AlulaError, ValueError):
     """A workflow, task call or launch plan is put together wrongly."""
 
 

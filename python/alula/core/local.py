@@ -1,7 +1,7 @@
 """Local execution: the Rust engine runs the workflow; Python runs only the task bodies.
 
 A workflow is compiled once (the same closure a remote run uses) and handed to
-`alula._native.run_local` with the inputs as a LiteralMap. The engine calls back for each task
+`alula._bridge.run_local` with the inputs. The engine calls back for each task
 attempt; values of fixed-form types (int, float, str, bool, None and lists / dicts of them)
 are converted in Rust, everything else through the type engine.
 """
@@ -15,20 +15,24 @@ import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from alula import _bridge
+from alula._bridge import LocalRunFailure, LocalRunRequest, ResolvedTask
+from alula.core import hooks
 from alula.core.errors import WorkflowAuthoringError
 from alula.core.launch_plan import LaunchPlan
 from alula.core.map_task import MapTask
 from alula.core.protojson import Json
 from alula.core.settings import SerializationSettings
 from alula.core.task import PythonFunctionTask
-from alula.core.trace import Node, TraceState, trace_into
-from alula.core.workflow import Workflow, WorkflowFailurePolicy, node_json, walk_nodes
+from alula.core.trace import Node, TraceState, node_json, trace_into, walk_nodes
+from alula.core.workflow import Traced, Workflow, WorkflowFailurePolicy
+from alula.errors import AlulaError
 
 LOCAL_SETTINGS = SerializationSettings("local", "development", "local", "local")
 _NATIVE = {int: "int", float: "float", str: "str", bool: "bool", type(None): "none"}
 
 
-class TaskExecutionError(RuntimeError):
+class TaskExecutionError(AlulaError, RuntimeError):
     """A task of a locally run workflow failed (after its retries)."""
 
     def __init__(self, workflow: str, node_id: str, site: str, attempt: int, message: str) -> None:
@@ -104,6 +108,39 @@ def _entities(wf: Workflow) -> Iterator[Any]:
                 todo.append(e)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Index:
+    """What a local run looks up in its workflow: made once per trace of the workflow (a
+    walk of every node), not once per run."""
+
+    tasks: dict[str, PythonFunctionTask | MapTask]
+    launch_plans: dict[str, LaunchPlan]
+    sites: dict[str, str]
+    signal_types: dict[str, Any]
+    # How the runner calls each plain task (in this process, not dynamic), made on first use.
+    resolved: dict[str, ResolvedTask]
+
+
+def _index(wf: Workflow) -> _Index:
+    # The trace is the cache key: a redefinition (a notebook) traces again, a new list.
+    nodes = wf.nodes
+    cached: tuple[list[Node], _Index] | None = wf.__dict__.get("_local_index")
+    if cached is not None and cached[0] is nodes:
+        return cached[1]
+    index = _Index({}, {}, {}, {}, {})
+    for e in _entities(wf):
+        if isinstance(e, (PythonFunctionTask, MapTask)):
+            index.tasks[e.name] = e
+        elif isinstance(e, LaunchPlan):
+            index.launch_plans[e.name] = e
+    for node in walk_nodes(nodes):
+        index.sites.setdefault(node.id, node.site)
+        if "o0" in node.output_py:
+            index.signal_types[node.label] = node.output_py["o0"]
+    wf.__dict__["_local_index"] = (nodes, index)
+    return index
+
+
 class _Run:
     """The callbacks of one local run."""
 
@@ -112,37 +149,38 @@ class _Run:
         self.signals = signals
         # A process pool runs task bodies for CPU-bound Python (see `run(processes=True)`).
         self.pool = pool
-        self.tasks: dict[str, PythonFunctionTask | MapTask] = {}
-        self.launch_plans: dict[str, LaunchPlan] = {}
-        self.sites: dict[str, str] = {}
-        self.signal_types: dict[str, Any] = {}
-        self._index(wf)
+        self.index = _index(wf)
+        self.sites = self.index.sites
+        self.signal_types = self.index.signal_types
+        # What dynamic task bodies call besides the workflow's own entities: kept apart, so
+        # the cached index stays as traced.
+        self.dynamic_tasks: dict[str, PythonFunctionTask | MapTask] = {}
+        self.dynamic_launch_plans: dict[str, LaunchPlan] = {}
 
-    def _index(self, wf: Workflow) -> None:
-        for e in _entities(wf):
-            if isinstance(e, (PythonFunctionTask, MapTask)):
-                self.tasks[e.name] = e
-            elif isinstance(e, LaunchPlan):
-                self.launch_plans[e.name] = e
-        for node in walk_nodes(wf.nodes):
-            self.sites.setdefault(node.id, node.site)
-            if "o0" in node.output_py:
-                self.signal_types[node.label] = node.output_py["o0"]
-
-    def resolve(self, name: str) -> tuple[Callable[..., Any], list[Any], list[Any], bool, bool]:
-        """(function, input kinds, output kinds, is dynamic, takes inputs positionally)."""
-        task = self.tasks.get(name)
+    def resolve(self, name: str) -> ResolvedTask:
+        """How the runner calls the task `name`."""
+        resolved = self.index.resolved.get(name)
+        if resolved is not None and self.pool is None:
+            return resolved
+        task = self.index.tasks.get(name) or self.dynamic_tasks.get(name)
         if task is None:
             raise WorkflowAuthoringError(f"task '{name}' is not part of this local run")
         if isinstance(task, MapTask):
             task = task.task
         inputs = _kinds(task.interface.inputs)
         if task.dynamic:
-            return self._dynamic_body(task), inputs, [], True, False
+            return ResolvedTask(
+                self._dynamic_body(task), inputs, [], dynamic=True, positional=False
+            )
         outputs = _kinds(task.interface.outputs)
         if self.pool is not None:
-            return self._in_process_pool(task), inputs, outputs, False, False
-        return task.fn, inputs, outputs, False, _positional(task.fn, list(task.interface.inputs))
+            body = self._in_process_pool(task)
+            return ResolvedTask(body, inputs, outputs, dynamic=False, positional=False)
+        positional = _positional(task.fn, list(task.interface.inputs))
+        resolved = ResolvedTask(task.fn, inputs, outputs, dynamic=False, positional=positional)
+        if name in self.index.tasks:
+            self.index.resolved[name] = resolved
+        return resolved
 
     def _in_process_pool(self, task: PythonFunctionTask) -> Callable[..., Any]:
         pool = self.pool
@@ -159,17 +197,17 @@ class _Run:
             spec = dynamic_spec(task, values)
             for e in _entities(_traced_holder(task, spec.nodes)):
                 if isinstance(e, (PythonFunctionTask, MapTask)):
-                    self.tasks.setdefault(e.name, e)
+                    if e.name not in self.index.tasks:
+                        self.dynamic_tasks.setdefault(e.name, e)
                 elif isinstance(e, LaunchPlan):  # a launch-plan node the body created
-                    self.launch_plans.setdefault(e.name, e)
-            from alula import _native
-
-            return _native.message_from_json("flyteidl.core.DynamicJobSpec", json.dumps(spec.json))
+                    if e.name not in self.index.launch_plans:
+                        self.dynamic_launch_plans.setdefault(e.name, e)
+            return _bridge.message_from_json("flyteidl.core.DynamicJobSpec", json.dumps(spec.json))
 
         return body
 
     def run_child(self, name: str, inputs: bytes) -> bytes:
-        lp = self.launch_plans[name]
+        lp = self.index.launch_plans.get(name) or self.dynamic_launch_plans[name]
         # As admin does at CreateExecution: defaults under the bound values, fixed inputs over.
         values = {**lp.default_inputs, **_decode(inputs, lp.workflow.interface.inputs)}
         outputs = run(lp.workflow, signals=self.signals, **{**values, **lp.fixed_inputs})
@@ -180,11 +218,10 @@ class _Run:
             return None
         value = self.signals[signal_id]
         py_type = bool if approve else self.signal_types.get(f"gate '{signal_id}'", type(value))
-        from alula import _native
         from alula.types import TypeEngine
 
         literal = TypeEngine.to_literal(value, py_type)
-        return _native.message_from_json("flyteidl.core.Literal", json.dumps(literal))
+        return _bridge.message_from_json("flyteidl.core.Literal", json.dumps(literal))
 
 
 def _call_in_worker(module: str, name: str, values: dict[str, Any]) -> Any:
@@ -240,22 +277,16 @@ def dynamic_spec(
 def _traced_holder(task: PythonFunctionTask, nodes: list[Node]) -> Workflow:
     """A workflow object whose nodes are `nodes`, to walk what they call."""
     holder = Workflow(task.fn, WorkflowFailurePolicy.FAIL_IMMEDIATELY)
-    from alula.core.workflow import Traced
-
     holder._traced = Traced(nodes, [])
     return holder
 
 
 def _encode(values: dict[str, Any], types_: dict[str, Any]) -> bytes:
-    from alula import _native
-
-    return _native.encode_values(values, _kinds(types_))
+    return _bridge.encode_values(values, _kinds(types_))
 
 
 def _decode(data: bytes, types_: dict[str, Any]) -> dict[str, Any]:
-    from alula import _native
-
-    return _native.decode_values(data, _kinds(types_))
+    return _bridge.decode_values(data, _kinds(types_))
 
 
 def _as_dict(wf: Workflow, outputs: Any) -> dict[str, Any]:
@@ -336,19 +367,19 @@ def run(
     pool = _process_pool(workers) if processes else None
     callbacks = _Run(wf, signals or {}, pool)
     try:
-        ok, payload = _run_native(wf, values, callbacks, workers, overwrite_cache)
+        outputs = _run_native(wf, values, callbacks, workers, overwrite_cache)
     finally:
         if pool is not None:
             pool.shutdown()
-    if not ok:
-        node_id, attempt, _code, message, exc = payload
+    if isinstance(outputs, LocalRunFailure):
+        failure = outputs
+        site = callbacks.sites.get(failure.node_id, "")
         error = TaskExecutionError(
-            wf.short_name, node_id, callbacks.sites.get(node_id, ""), attempt, message
+            wf.short_name, failure.node_id, site, failure.attempt, failure.message
         )
-        if isinstance(exc, BaseException):
-            raise error from exc
+        if failure.exception is not None:
+            raise error from failure.exception
         raise error
-    outputs = payload
     names = list(interface.outputs)
     if not names:
         return None
@@ -360,21 +391,21 @@ def run(
 
 def _run_native(
     wf: Workflow, values: dict[str, Any], callbacks: _Run, workers: int, overwrite_cache: bool
-) -> tuple[bool, Any]:
-    from alula import _native
-
+) -> dict[str, Any] | LocalRunFailure:
     interface = wf.interface
-    return _native.run_local(
-        _closure(wf),
-        values,
-        (_kinds(interface.inputs), _kinds(interface.outputs)),
-        callbacks.resolve,
-        callbacks.run_child,
-        callbacks.answer_signal,
-        workers,
-        cache_dir(),
-        overwrite_cache,
+    request = LocalRunRequest(
+        closure=_closure(wf),
+        inputs=values,
+        input_kinds=_kinds(interface.inputs),
+        output_kinds=_kinds(interface.outputs),
+        resolve_task=callbacks.resolve,
+        run_child=callbacks.run_child,
+        answer_signal=callbacks.answer_signal,
+        max_parallelism=workers,
+        cache_dir=cache_dir(),
+        overwrite_cache=overwrite_cache,
     )
+    return _bridge.run_local(request)
 
 
 def _process_pool(workers: int) -> Any:
@@ -385,5 +416,8 @@ def _process_pool(workers: int) -> Any:
 
     return ProcessPoolExecutor(max(workers, 2), mp_context=multiprocessing.get_context("spawn"))
 
+
+# Calling a workflow outside a trace reaches `run` through this hook (see alula.core.hooks).
+hooks.set_local_runner(run)
 
 __all__ = ["TaskExecutionError", "run", "value_kind"]

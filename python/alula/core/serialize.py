@@ -17,6 +17,7 @@ from alula.core.reference import ReferenceEntity
 from alula.core.settings import SerializationSettings
 from alula.core.task import PythonFunctionTask
 from alula.core.workflow import Workflow
+from alula.errors import CompileError
 
 TASK, WORKFLOW, LAUNCH_PLAN = 1, 2, 3
 _MESSAGES = {
@@ -40,9 +41,9 @@ class Serialized:
         return _MESSAGES[self.kind]
 
     def to_bytes(self) -> bytes:
-        from alula import _native
+        from alula import _bridge
 
-        return _native.message_from_json(self.full_name, json.dumps(self.message))
+        return _bridge.message_from_json(self.full_name, json.dumps(self.message))
 
 
 def _runtime_version() -> str:
@@ -122,10 +123,10 @@ def subworkflows(wf: Workflow) -> list[Workflow]:
 
 def compile_spec(wf: Workflow, spec: Json, settings: SerializationSettings) -> bytes:
     """Compile the workflow with the Rust compiler; errors name each node's Python call site."""
-    from alula import _native
+    from alula import _bridge
 
     def encode(full_name: str, message: Json) -> bytes:
-        return _native.message_from_json(full_name, json.dumps(message))
+        return _bridge.message_from_json(full_name, json.dumps(message))
 
     tasks: dict[str, Json] = {}
     launch_plans: dict[str, Json] = {}
@@ -142,13 +143,13 @@ def compile_spec(wf: Workflow, spec: Json, settings: SerializationSettings) -> b
                 target = tasks if e.kind == "TASK" else launch_plans
                 target[e.name] = e.template_json()
     try:
-        return _native.compile_workflow(
+        return _bridge.compile_workflow(
             encode("flyteidl.core.WorkflowTemplate", spec["template"]),
             [encode("flyteidl.core.WorkflowTemplate", s) for s in spec.get("subWorkflows", [])],
             [encode("flyteidl.core.TaskTemplate", t) for t in tasks.values()],
             [encode("flyteidl.admin.LaunchPlan", lp) for lp in launch_plans.values()],
         )
-    except _native.CompileError as e:
+    except CompileError as e:
         lines = [
             f"{node_id or wf.name}: {description} [{code}]"
             + (f" ({sites[node_id]})" if node_id in sites else "")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import gzip
-import json
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from alula.core.protojson import Json, identifier_json
 
@@ -26,12 +23,22 @@ TASK_IMAGE_REPOSITORY = "ghcr.io/alula-dev/alula-task"
 
 def default_image() -> str:
     """Alula's task image of this version of the SDK."""
-    from alula import _native
+    from alula import _bridge
 
-    return f"{TASK_IMAGE_REPOSITORY}:{_native.__version__}"
+    return f"{TASK_IMAGE_REPOSITORY}:{_bridge.__version__}"
 
 
-DEFAULT_IMAGE = default_image()
+if TYPE_CHECKING:
+    DEFAULT_IMAGE: str
+
+
+def __getattr__(name: str) -> Any:
+    # DEFAULT_IMAGE needs the native module's version: loaded on first use, not when a task or
+    # workflow is merely defined.
+    if name == "DEFAULT_IMAGE":
+        value = globals()[name] = default_image()
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,20 @@ class SerializationSettings:
 
     def compressed(self) -> str:
         """These settings as gzip-compressed, base64-encoded JSON."""
+        # Only a registration or a dynamic task needs these: not imported to define a task.
+        import base64
+        import gzip
+        import json
+
         data = json.dumps(dataclasses.asdict(self)).encode()
         return base64.b64encode(gzip.compress(data, mtime=0)).decode()
 
     @classmethod
     def from_compressed(cls, text: str) -> SerializationSettings:
+        import base64
+        import gzip
+        import json
+
         return cls(**json.loads(gzip.decompress(base64.b64decode(text))))
 
     def identifier(self, kind: str, name: str) -> Json:

@@ -7,6 +7,7 @@ the innermost `TraceState` and returns promises of its outputs. Each node rememb
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import contextvars
 import functools
@@ -18,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from alula.core.errors import InputTypeError, UnsupportedTypeError, WorkflowAuthoringError
 from alula.core.interface import Interface, castable, type_name
-from alula.core.protojson import Json, duration_json, literal_to_binding
+from alula.core.protojson import Json, duration_json, literal_to_binding, primitive_json
 from alula.core.resources import Resources, resources_json
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from alula.core.settings import SerializationSettings
 
 
 class TraceState:
@@ -230,33 +233,21 @@ class Promise:
     __hash__ = object.__hash__
 
     def __eq__(self, other: object) -> Any:
-        from alula.core.condition import compare
-
         return compare(self, "EQ", other)
 
     def __ne__(self, other: object) -> Any:
-        from alula.core.condition import compare
-
         return compare(self, "NEQ", other)
 
     def __gt__(self, other: object) -> Any:
-        from alula.core.condition import compare
-
         return compare(self, "GT", other)
 
     def __ge__(self, other: object) -> Any:
-        from alula.core.condition import compare
-
         return compare(self, "GTE", other)
 
     def __lt__(self, other: object) -> Any:
-        from alula.core.condition import compare
-
         return compare(self, "LT", other)
 
     def __le__(self, other: object) -> Any:
-        from alula.core.condition import compare
-
         return compare(self, "LTE", other)
 
     def is_true(self) -> Any:
@@ -417,3 +408,110 @@ def add_call_node(
         raise UnsupportedTypeError(f"{e}; called at {site}") from None
     state.add(node)
     return node.outputs()
+
+
+# --- conditions: what comparing promises builds (used by alula.core.condition) ---
+
+
+def _operand_json(value: Any) -> Json:
+    if isinstance(value, Promise):
+        return {"var": branch_var(value)}
+    if value is None:
+        return {"scalar": {"noneType": {}}}
+    primitive = primitive_json(value)
+    if primitive is not None:
+        return {"primitive": primitive}
+    from alula.types import TypeEngine
+
+    return {"scalar": TypeEngine.to_literal(value, type(value))["scalar"]}
+
+
+def branch_var(p: Promise) -> str:
+    """How a condition names a promise: "<node id>.<var>" (an empty id for workflow inputs)."""
+    return f"{p.node.id if p.node else ''}.{p.var}"
+
+
+class Expression(abc.ABC):
+    def __and__(self, other: Expression) -> Conjunction:
+        return Conjunction("AND", self, other)
+
+    def __or__(self, other: Expression) -> Conjunction:
+        return Conjunction("OR", self, other)
+
+    def __bool__(self) -> bool:
+        raise WorkflowAuthoringError(
+            f"conditions cannot use Python's `and`/`or`/`not` (at {call_site()}); "
+            "combine them with `&` and `|`"
+        )
+
+    @abc.abstractmethod
+    def promises(self) -> list[Promise]: ...
+
+    @abc.abstractmethod
+    def to_json(self) -> Json: ...
+
+
+class Comparison(Expression):
+    # A plain class, not a dataclass: made when this module loads, which every task
+    # definition pays for, and a dataclass costs a code generation.
+    def __init__(self, op: str, left: Promise, right: Any) -> None:
+        self.op = op
+        self.left = left
+        self.right = right
+
+    def promises(self) -> list[Promise]:
+        return [p for p in (self.left, self.right) if isinstance(p, Promise)]
+
+    def to_json(self) -> Json:
+        body: Json = {
+            "leftValue": _operand_json(self.left),
+            "rightValue": _operand_json(self.right),
+        }
+        if self.op != "EQ":
+            body = {"operator": self.op, **body}
+        return {"comparison": body}
+
+
+class Conjunction(Expression):
+    def __init__(self, op: str, left: Expression, right: Expression) -> None:
+        self.op = op
+        self.left = left
+        self.right = right
+
+    def promises(self) -> list[Promise]:
+        return self.left.promises() + self.right.promises()
+
+    def to_json(self) -> Json:
+        body: Json = {
+            "leftExpression": self.left.to_json(),
+            "rightExpression": self.right.to_json(),
+        }
+        if self.op != "AND":
+            body = {"operator": self.op, **body}
+        return {"conjunction": body}
+
+
+def compare(left: Promise, op: str, right: Any) -> Comparison:
+    return Comparison(op, left, right)
+
+
+# --- the serialized form of traced nodes ---
+
+
+def walk_nodes(nodes: list[Node]) -> Iterator[Node]:
+    for n in nodes:
+        yield n
+        inner = getattr(n.entity, "inner_nodes", None)
+        if inner is not None:
+            yield from walk_nodes(inner())
+
+
+def node_json(node: Node, settings: SerializationSettings) -> Json:
+    """The core.Node of a traced node."""
+    out: Json = {"id": node.id, "metadata": node.metadata}
+    if node.bindings:
+        out["inputs"] = [{"var": v, "binding": b} for v, b in node.bindings]
+    if node.upstream:
+        out["upstreamNodeIds"] = [u.id for u in node.upstream]
+    out.update(node.entity.target_json(node, settings))
+    return out

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from alula.core import redefine
+from alula.core import hooks, redefine
 from alula.core.errors import WorkflowAuthoringError
 from alula.core.interface import Interface, def_site, from_function, type_name
 from alula.core.protojson import Json
@@ -21,8 +21,10 @@ from alula.core.trace import (
     add_call_node,
     binding_data,
     call_site,
+    node_json,
     trace_into,
     tracing,
+    walk_nodes,
 )
 
 if TYPE_CHECKING:
@@ -78,9 +80,7 @@ class Workflow:
                 raise TypeError(
                     f"{self.label} takes keyword arguments only, got {len(args)} positional"
                 )
-            from alula.core.local import run
-
-            return run(self, **kwargs)
+            return hooks.local_runner()(self, **kwargs)
         self.trace()
         metadata: Json = {"name": self.short_name, "retries": {}, "interruptible": False}
         return add_call_node(
@@ -92,7 +92,9 @@ class Workflow:
         if self._traced is None or self._stale():
             self._traced = self._run_trace()
             self._traced_generation = redefine.generation()
-            self.__dict__.pop("_local_closure", None)  # compiled from the old trace
+            # Compiled and indexed from the old trace.
+            self.__dict__.pop("_local_closure", None)
+            self.__dict__.pop("_local_index", None)
         return self._traced
 
     def __getstate__(self) -> dict[str, Any]:
@@ -102,6 +104,7 @@ class Workflow:
         state = dict(self.__dict__)
         state.update(_traced=None, _traced_generation=None)
         state.pop("_local_closure", None)
+        state.pop("_local_index", None)
         return state
 
     def _stale(self) -> bool:
@@ -174,25 +177,6 @@ class Workflow:
 
     def target_json(self, node: Node, settings: SerializationSettings) -> Json:
         return {"workflowNode": {"subWorkflowRef": settings.identifier("WORKFLOW", self.name)}}
-
-
-def walk_nodes(nodes: list[Node]) -> Iterator[Node]:
-    for n in nodes:
-        yield n
-        inner = getattr(n.entity, "inner_nodes", None)
-        if inner is not None:
-            yield from walk_nodes(inner())
-
-
-def node_json(node: Node, settings: SerializationSettings) -> Json:
-    """The core.Node of a traced node."""
-    out: Json = {"id": node.id, "metadata": node.metadata}
-    if node.bindings:
-        out["inputs"] = [{"var": v, "binding": b} for v, b in node.bindings]
-    if node.upstream:
-        out["upstreamNodeIds"] = [u.id for u in node.upstream]
-    out.update(node.entity.target_json(node, settings))
-    return out
 
 
 def workflow(

@@ -380,10 +380,10 @@ def _attribute_args(p: argparse.ArgumentParser, verb: str) -> None:
 def dispatch(args: argparse.Namespace, prog: str) -> int:
     """Runs a verb; its failures are one line on stderr: exit 2 for a bad argument (refused by
     this side or the server's INVALID_ARGUMENT), 1 for anything else."""
-    from alula._native import RpcError
     from alula.auth import AuthError
     from alula.ctl.filters import FilterError
     from alula.ctl.literals import InputError
+    from alula.errors import RpcError
 
     try:
         code: int = args.run(args)

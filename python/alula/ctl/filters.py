@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from alula.errors import AlulaError
+
 _FLYTE = re.compile(r"^\s*(eq|ne|gt|gte|lt|lte|contains|value_in|value_not_in)\(", re.I)
 # Longest operators first: `>=` before `>`.
 _OPERATORS = (
@@ -24,7 +26,7 @@ _SET = re.compile(r"^\s*([\w.]+)\s+(in|notin|not in)\s*\(([^)]*)\)\s*$", re.I)
 _CONTAINS = re.compile(r"^\s*([\w.]+)\s+contains\s+(.+?)\s*$", re.I)
 
 
-class FilterError(ValueError):
+class FilterError(AlulaError, ValueError):
     """A filter neither spelling reads."""
 
 

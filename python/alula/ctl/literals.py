@@ -8,9 +8,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from alula.core.protojson import Json
+from alula.errors import AlulaError
 
 
-class InputError(ValueError):
+class InputError(AlulaError, ValueError):
     """A value that is not of its input's type."""
 
 

@@ -1,6 +1,6 @@
 """The type engine: Python values to and from flyteidl literals, as flytekit converts them.
 
-Literals and literal types are proto3-JSON dicts; `alula._native.message_from_json` encodes them.
+Literals and literal types are proto3-JSON dicts; `alula._bridge.message_from_json` encodes them.
 """
 
 from alula.types import builtin as _builtin  # registers the built-in transformers

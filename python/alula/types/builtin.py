@@ -13,7 +13,7 @@ from typing import Any
 from alula.types.containers import DictTransformer, ListTransformer, UnionTransformer
 from alula.types.dataclass import DataclassTransformer
 from alula.types.directory import FlyteDirectoryTransformer
-from alula.types.engine import TypeEngine
+from alula.types.engine import ShapeTransformers, TypeEngine
 from alula.types.enums import EnumTransformer
 from alula.types.file import FlyteFileTransformer
 from alula.types.pickle import FlytePickleTransformer
@@ -49,8 +49,9 @@ def _register() -> None:
     TypeEngine.register(FlyteDirectoryTransformer())
     TypeEngine.register(STRUCTURED_DATASET)
     TypeEngine.register(PICKLE)
-    for structural in (UNION, LIST, DICT, ENUM, DATACLASS):
-        TypeEngine.register_by_shape(structural)
+    TypeEngine.register_shapes(
+        ShapeTransformers(UNION, LIST, DICT, ENUM, DATACLASS, PICKLE, lazily_supported)
+    )
 
 
 _register()

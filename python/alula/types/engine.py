@@ -23,12 +23,39 @@ def is_union(t: Any) -> bool:
     return typing.get_origin(t) is typing.Union or isinstance(t, types.UnionType)
 
 
+@dataclasses.dataclass(frozen=True)
+class ShapeTransformers:
+    """The transformers chosen by a type's shape rather than looked up by it, and the fallbacks.
+
+    `alula.types.builtin` registers them (`TypeEngine.register_shapes`): the engine is the
+    registry and imports no transformer, so the transformers can use the engine freely.
+    """
+
+    union: TypeTransformer[Any]
+    list: TypeTransformer[Any]
+    dict: TypeTransformer[Any]
+    enum: TypeTransformer[Any]
+    dataclass: TypeTransformer[Any]
+    pickle: TypeTransformer[Any]
+    """For every type no other transformer takes."""
+    lazily_supported: typing.Callable[[type], TypeTransformer[Any] | None]
+    """Transformers of optional libraries' types, found without importing those libraries."""
+
+
 class TypeEngine:
     """Converts between Python values and flyteidl literals, as proto3-JSON dicts."""
 
     _by_type: typing.ClassVar[dict[Any, TypeTransformer[Any]]] = {}
     # Every transformer, most recently registered first: the order guess_python_type asks in.
     _all: typing.ClassVar[list[TypeTransformer[Any]]] = []
+    _shapes: typing.ClassVar[ShapeTransformers | None] = None
+
+    @classmethod
+    def register_shapes(cls, shapes: ShapeTransformers) -> None:
+        """Use these for unions, lists, dicts, enums, dataclasses and everything else."""
+        cls._shapes = shapes
+        for structural in (shapes.union, shapes.list, shapes.dict, shapes.enum, shapes.dataclass):
+            cls.register_by_shape(structural)
 
     @classmethod
     def register(
@@ -46,18 +73,21 @@ class TypeEngine:
 
     @classmethod
     def get_transformer(cls, t: Any) -> TypeTransformer[Any]:
-        from alula.types import builtin
-
+        builtin = cls._shapes
+        if builtin is None:
+            # Only when alula.types.engine is loaded on its own, outside the package whose
+            # __init__ registers the built-in transformers.
+            raise RuntimeError("the built-in transformers are not registered; import alula.types")
         t, _ = unwrap_annotated(t)
         if t is None:
             t = type(None)
         if is_union(t):
-            return builtin.UNION
+            return builtin.union
         if t in cls._by_type:
             return cls._by_type[t]
         origin = typing.get_origin(t)
         if origin is list or t is list:
-            return builtin.LIST
+            return builtin.list
         if origin is tuple or (isinstance(t, type) and issubclass(t, tuple)):
             # Restricted as in flytekit: a tuple has no literal form, and pickling it silently
             # would hide the mistake of returning several outputs without a NamedTuple.
@@ -66,21 +96,21 @@ class TypeEngine:
                 "use a dataclass or a list instead"
             )
         if origin is dict or t is dict:
-            return builtin.DICT
+            return builtin.dict
         if origin in cls._by_type:
             return cls._by_type[origin]
         if isinstance(t, type):
             if issubclass(t, enum.Enum):
-                return builtin.ENUM
+                return builtin.enum
             if dataclasses.is_dataclass(t):
-                return builtin.DATACLASS
+                return builtin.dataclass
             for base in t.__mro__[1:]:
                 if base in cls._by_type and base is not object:
                     return cls._by_type[base]
             special = builtin.lazily_supported(t)
             if special is not None:
                 return special
-        return builtin.PICKLE
+        return builtin.pickle
 
     @classmethod
     def to_literal_type(cls, t: Any) -> Json:

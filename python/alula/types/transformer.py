@@ -1,7 +1,7 @@
 """The transformer contract: how one family of Python types maps to flyteidl literals.
 
 Literals and literal types are proto3-JSON dicts (camelCase keys, as protobuf's
-`json_format.MessageToDict` renders them); `alula._native.message_from_json` turns them into
+`json_format.MessageToDict` renders them); `alula._bridge.message_from_json` turns them into
 wire bytes.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import Any, Generic, TypeVar
+
+from alula.errors import AlulaError
 
 T = TypeVar("T")
 
@@ -22,7 +24,7 @@ MSGPACK_ANNOTATION: Json = {
 MSGPACK_TAG = "msgpack"
 
 
-class TypeTransformerFailedError(TypeError, ValueError):
+class TypeTransformerFailedError(AlulaError, TypeError, ValueError):
     """A value or literal does not fit the Python type it was converted with.
 
     Both a TypeError and a ValueError, so callers catching either (as flytekit users do) see it.

@@ -8,12 +8,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-pyo3::create_exception!(
-    alula._native,
-    CompileError,
-    PyValueError,
-    "A workflow or task failed to compile. args[0] is Flyte's message; `errors` lists (code, node_id, description)."
-);
+// Defined in Python (alula/errors.py) so that it derives from the SDK's one root, AlulaError.
+pyo3::import_exception!(alula.errors, CompileError);
 
 /// Compiles a workflow with its subworkflows, tasks and called launch plans.
 ///

@@ -78,6 +78,49 @@ impl LocalCache {
     }
 }
 
+/// What the SDK's `resolve_task(name)` returns: `alula._bridge.local.ResolvedTask`.
+#[derive(FromPyObject)]
+struct ResolvedTask {
+    function: Py<PyAny>,
+    input_kinds: Py<PyAny>,
+    output_kinds: Py<PyAny>,
+    /// The function returns an encoded `DynamicJobSpec` instead of outputs.
+    dynamic: bool,
+    /// The inputs are the function's positional parameters, in order.
+    positional: bool,
+}
+
+/// The arguments of one local run: `alula._bridge.local.LocalRunRequest`, read by attribute.
+#[derive(FromPyObject)]
+struct LocalRunRequest {
+    /// An encoded `core.CompiledWorkflowClosure`.
+    closure: Py<PyBytes>,
+    inputs: Py<PyDict>,
+    input_kinds: Py<PyAny>,
+    output_kinds: Py<PyAny>,
+    /// `resolve_task(name) -> ResolvedTask`.
+    resolve_task: Py<PyAny>,
+    /// `run_child(launch_plan_name, encoded LiteralMap) -> encoded LiteralMap`.
+    run_child: Py<PyAny>,
+    /// `answer_signal(signal_id, approve) -> encoded Literal | None`.
+    answer_signal: Py<PyAny>,
+    max_parallelism: u32,
+    cache_dir: Option<PathBuf>,
+    overwrite_cache: bool,
+}
+
+/// Why a local run failed: the node whose failure ended it and the Python exception of its
+/// last attempt (None when the failure was not a Python exception, e.g. a timeout).
+#[pyclass(frozen, get_all, module = "alula._native")]
+pub struct LocalRunFailure {
+    node_id: String,
+    /// The retry attempt that failed last (0 for the first).
+    attempt: u32,
+    code: String,
+    message: String,
+    exception: Py<PyAny>,
+}
+
 /// Tasks resolved so far, by task name, plus the Python exception of each failed attempt.
 struct Registry {
     cache: LocalCache,
@@ -91,21 +134,20 @@ impl Registry {
         if let Some(t) = self.tasks.lock().map_err(poisoned)?.get(name) {
             return Ok(Arc::clone(t));
         }
-        let spec = self.resolve.bind(py).call1((name,))?;
-        let spec = spec.cast::<PyTuple>()?;
-        let inputs = parse_kinds(&spec.get_item(1)?)?;
+        let spec: ResolvedTask = self.resolve.bind(py).call1((name,))?.extract()?;
+        let inputs = parse_kinds(spec.input_kinds.bind(py))?;
         let keys = inputs
             .iter()
             .map(|(n, _)| PyString::intern(py, n).unbind())
             .collect();
         let task = Arc::new(LocalTask {
             name: name.to_string(),
-            func: spec.get_item(0)?.unbind(),
+            func: spec.function,
             inputs,
             keys,
-            outputs: parse_kinds(&spec.get_item(2)?)?,
-            dynamic: spec.get_item(3)?.extract()?,
-            positional: spec.get_item(4)?.extract()?,
+            outputs: parse_kinds(spec.output_kinds.bind(py))?,
+            dynamic: spec.dynamic,
+            positional: spec.positional,
         });
         self.tasks
             .lock()
@@ -308,31 +350,16 @@ impl Hooks {
     }
 }
 
-/// Runs a workflow locally. Returns `(True, outputs)` with an encoded LiteralMap, or
-/// `(False, (node_id, retry_attempt, code, message, exception_or_None))`.
+/// Runs a workflow locally. Returns its outputs as a dict, or a `LocalRunFailure`.
 #[pyfunction]
-#[pyo3(signature = (
-    closure, inputs, kinds, resolve_task, run_child, answer_signal, max_parallelism = 1,
-    cache_dir = None, overwrite_cache = false
-))]
-#[allow(clippy::too_many_arguments)]
-fn run_local<'py>(
-    py: Python<'py>,
-    closure: &[u8],
-    inputs: &Bound<'py, PyDict>,
-    kinds: (Bound<'py, PyAny>, Bound<'py, PyAny>),
-    resolve_task: Py<PyAny>,
-    run_child: Py<PyAny>,
-    answer_signal: Py<PyAny>,
-    max_parallelism: u32,
-    cache_dir: Option<PathBuf>,
-    overwrite_cache: bool,
-) -> PyResult<Bound<'py, PyTuple>> {
-    let closure = CompiledWorkflowClosure::decode(closure)
+fn run_local(py: Python<'_>, request: LocalRunRequest) -> PyResult<Py<PyAny>> {
+    let closure = CompiledWorkflowClosure::decode(request.closure.as_bytes(py))
         .map_err(|e| PyValueError::new_err(format!("closure: {e}")))?;
     // Workflow inputs and outputs convert like task values: no protobuf round trip.
-    let (input_kinds, output_kinds) = (parse_kinds(&kinds.0)?, parse_kinds(&kinds.1)?);
-    let inputs = values_to_map(inputs, &input_kinds)?;
+    let input_kinds = parse_kinds(request.input_kinds.bind(py))?;
+    let output_kinds = parse_kinds(request.output_kinds.bind(py))?;
+    let inputs = values_to_map(request.inputs.bind(py), &input_kinds)?;
+    let max_parallelism = request.max_parallelism;
     let settings = ExecutionSettings {
         max_parallelism,
         ..Default::default()
@@ -341,16 +368,16 @@ fn run_local<'py>(
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let registry = Registry {
         cache: LocalCache {
-            dir: cache_dir,
-            overwrite: overwrite_cache,
+            dir: request.cache_dir,
+            overwrite: request.overwrite_cache,
         },
-        resolve: resolve_task,
+        resolve: request.resolve_task,
         tasks: Mutex::new(HashMap::new()),
         errors: Mutex::new(HashMap::new()),
     };
     let hooks = Hooks {
-        run_child,
-        answer_signal,
+        run_child: request.run_child,
+        answer_signal: request.answer_signal,
     };
     if max_parallelism == 1 {
         drive_inline(py, &mut exec, &registry, &hooks)?;
@@ -544,20 +571,16 @@ fn drive_threaded(
     })
 }
 
-fn result<'py>(
-    py: Python<'py>,
+fn result(
+    py: Python<'_>,
     exec: &Execution,
     registry: &Registry,
     output_kinds: &[(String, Kind)],
-) -> PyResult<Bound<'py, PyTuple>> {
+) -> PyResult<Py<PyAny>> {
     if let Some(outputs) = exec.outputs() {
-        return PyTuple::new(
-            py,
-            [
-                true.into_pyobject(py)?.to_owned().into_any(),
-                map_to_values(py, outputs, output_kinds)?.into_any(),
-            ],
-        );
+        return Ok(map_to_values(py, outputs, output_kinds)?
+            .into_any()
+            .unbind());
     }
     let error = exec.error().cloned().unwrap_or_default();
     // The node whose failure ended the run: the first failed task node carrying this error.
@@ -584,23 +607,17 @@ fn result<'py>(
         .ok()
         .and_then(|e| e.get(&node_id).map(|v| v.clone_ref(py)))
         .unwrap_or_else(|| py.None());
-    let detail = (
+    let failure = LocalRunFailure {
         node_id,
-        attempts.saturating_sub(1),
-        error.code,
-        error.message,
+        attempt: attempts.saturating_sub(1),
+        code: error.code,
+        message: error.message,
         exception,
-    )
-        .into_pyobject(py)?;
-    PyTuple::new(
-        py,
-        [
-            false.into_pyobject(py)?.to_owned().into_any(),
-            detail.into_any(),
-        ],
-    )
+    };
+    Ok(Py::new(py, failure)?.into_any())
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<LocalRunFailure>()?;
     m.add_function(wrap_pyfunction!(run_local, m)?)
 }

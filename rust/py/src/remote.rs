@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use alula_idl::raw_codec::RawCodec;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use tonic::codegen::http::uri::PathAndQuery;
@@ -16,12 +16,8 @@ use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Status;
 
-pyo3::create_exception!(
-    alula._native,
-    RpcError,
-    PyRuntimeError,
-    "A gRPC call failed. `code` is the gRPC code name (\"NOT_FOUND\", ...), `message` the server's message and `method` the RPC's path."
-);
+// Defined in Python (alula/errors.py) so that it derives from the SDK's one root, AlulaError.
+pyo3::import_exception!(alula.errors, RpcError);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
