@@ -1,16 +1,15 @@
 //! Prometheus metrics: a tower layer around the gRPC server counts requests per method and
 //! outcome code, and `GET /metrics` on the HTTP port renders them with the number of stored
 //! executions per phase, followed by the series of other components in the process
-//! ([`MetricsSource`]). Names follow go-grpc-prometheus (`grpc_server_handled_total`), which
-//! flyteadmin exports, so existing dashboards apply.
+//! ([`MetricsSource`], from `alula-metrics`). Names follow go-grpc-prometheus
+//! (`grpc_server_handled_total`), which flyteadmin exports, so existing dashboards apply.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use alula_metrics::{
+    register_total, BoundedFamily, CollectFuture, Family, Gauge, Registry, TotalCounter,
+};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -20,19 +19,38 @@ use tonic::codegen::http::{Request, Response};
 use tonic::codegen::BoxFuture;
 use tonic::Code;
 
+pub use alula_metrics::MetricsSource;
+
 use crate::store::Store;
 
 /// Distinct (service, method, code) series kept; requests to further (bogus) paths are counted
-/// under [`OTHER`], so a client cannot grow the map without bound.
+/// under [`OTHER`], so a client cannot grow the series without bound.
 const MAX_SERIES: usize = 2000;
 const OTHER: &str = "other";
 
-type SeriesKey = (String, String, &'static str);
+/// `grpc_service`, `grpc_method`, `grpc_code`.
+type GrpcLabels = [(&'static str, String); 3];
+
+fn grpc_labels(service: &str, method: &str, code: &str) -> GrpcLabels {
+    [
+        ("grpc_service", service.to_string()),
+        ("grpc_method", method.to_string()),
+        ("grpc_code", code.to_string()),
+    ]
+}
 
 /// Request counts shared by the layer and the endpoint.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct GrpcMetrics {
-    handled: Arc<Mutex<BTreeMap<SeriesKey, u64>>>,
+    handled: BoundedFamily<GrpcLabels, TotalCounter>,
+}
+
+impl Default for GrpcMetrics {
+    fn default() -> Self {
+        Self {
+            handled: BoundedFamily::new(MAX_SERIES),
+        }
+    }
 }
 
 impl GrpcMetrics {
@@ -43,20 +61,11 @@ impl GrpcMetrics {
             .split_once('/')
             .unwrap_or((OTHER, OTHER));
         let code = code_name(code);
-        // A panic elsewhere while holding the lock leaves the counts usable.
-        let mut handled = self.handled.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (service.to_string(), method.to_string(), code);
-        let key = if handled.len() < MAX_SERIES || handled.contains_key(&key) {
-            key
-        } else {
-            (OTHER.to_string(), OTHER.to_string(), code)
-        };
-        *handled.entry(key).or_insert(0) += 1;
-    }
-
-    fn snapshot(&self) -> Vec<(SeriesKey, u64)> {
-        let handled = self.handled.lock().unwrap_or_else(PoisonError::into_inner);
-        handled.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        self.handled
+            .get_or_overflow(&grpc_labels(service, method, code), || {
+                grpc_labels(OTHER, OTHER, code)
+            })
+            .inc();
     }
 }
 
@@ -139,16 +148,6 @@ where
     }
 }
 
-/// What [`MetricsSource::render`] returns: rendering may query the database.
-pub type RenderFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-
-/// A component's series for `GET /metrics`: admin's own, and those of a propeller or pod plugin
-/// sharing the process, so one scrape of the HTTP port sees them all.
-pub trait MetricsSource: Send + Sync + 'static {
-    /// Appends the source's series (Prometheus text format) to `out`.
-    fn render<'a>(&'a self, out: &'a mut String) -> RenderFuture<'a>;
-}
-
 /// Admin's series: the gRPC request counts and the stored executions per phase.
 #[derive(Clone, Debug)]
 pub struct AdminMetrics {
@@ -157,26 +156,25 @@ pub struct AdminMetrics {
 }
 
 impl MetricsSource for AdminMetrics {
-    fn render<'a>(&'a self, out: &'a mut String) -> RenderFuture<'a> {
+    fn collect<'a>(&'a self, registry: &'a mut Registry) -> CollectFuture<'a> {
         Box::pin(async move {
-            out.push_str("# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.\n");
-            out.push_str("# TYPE grpc_server_handled_total counter\n");
-            for ((service, method, code), n) in self.grpc.snapshot() {
-                let _ = writeln!(
-                    out,
-                    "grpc_server_handled_total{{grpc_service=\"{}\",grpc_method=\"{}\",grpc_code=\"{code}\"}} {n}",
-                    escape(&service),
-                    escape(&method)
-                );
-            }
+            register_total(
+                registry,
+                "grpc_server_handled_total",
+                "Total number of RPCs completed on the server, regardless of success or failure.",
+                self.grpc.handled.family().clone(),
+            );
             match self.store.count_executions_by_phase().await {
                 Ok(phases) => {
-                    out.push_str("# HELP alula_executions Stored workflow executions by phase.\n");
-                    out.push_str("# TYPE alula_executions gauge\n");
+                    let executions = Family::<[(&'static str, String); 1], Gauge>::default();
                     for (phase, n) in phases {
-                        let _ =
-                            writeln!(out, "alula_executions{{phase=\"{}\"}} {n}", escape(&phase));
+                        executions.get_or_create(&[("phase", phase)]).set(n);
                     }
+                    registry.register(
+                        "alula_executions",
+                        "Stored workflow executions by phase",
+                        executions,
+                    );
                 }
                 Err(err) => {
                     // The request counts are still worth serving when the database is
@@ -196,24 +194,62 @@ pub fn router(sources: Vec<Arc<dyn MetricsSource>>) -> Router {
 }
 
 async fn render(State(sources): State<Arc<Vec<Arc<dyn MetricsSource>>>>) -> impl IntoResponse {
-    let mut out = String::new();
-    for source in sources.iter() {
-        source.render(&mut out).await;
-    }
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
+        [(header::CONTENT_TYPE, alula_metrics::CONTENT_TYPE)],
+        alula_metrics::scrape(&sources).await,
     )
 }
 
-/// Label values escape backslash, quote and newline (Prometheus text format).
-pub fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `grpc_server_handled_total` series of a scrape of `metrics` alone.
+    fn handled_series(metrics: &GrpcMetrics) -> Vec<String> {
+        let mut registry = Registry::default();
+        register_total(
+            &mut registry,
+            "grpc_server_handled_total",
+            "Handled RPCs.",
+            metrics.handled.family().clone(),
+        );
+        let mut text = String::new();
+        alula_metrics::prometheus_client::encoding::text::encode_registry(&mut text, &registry)
+            .expect("writing to a String");
+        text.lines()
+            .filter(|l| l.starts_with("grpc_server_handled_total{"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn bogus_paths_past_the_cap_are_counted_as_other() {
+        let metrics = GrpcMetrics::default();
+        metrics.record(
+            "/flyteidl.service.AdminService/GetExecution",
+            Code::NotFound,
+        );
+        for i in 0..MAX_SERIES + 500 {
+            metrics.record(&format!("/bogus.Service/Method{i}"), Code::Unimplemented);
+        }
+        metrics.record(
+            "/flyteidl.service.AdminService/GetExecution",
+            Code::NotFound,
+        );
+        metrics.record("no-slash", Code::Ok);
+        let series = handled_series(&metrics);
+        // The cap, plus the overflow series of each code seen past it.
+        assert_eq!(series.len(), MAX_SERIES + 2, "{}", series.len());
+        let has = |line: &str| series.iter().any(|l| l == line);
+        assert!(has(
+            r#"grpc_server_handled_total{grpc_service="flyteidl.service.AdminService",grpc_method="GetExecution",grpc_code="NotFound"} 2"#
+        ));
+        assert!(has(
+            r#"grpc_server_handled_total{grpc_service="other",grpc_method="other",grpc_code="Unimplemented"} 501"#
+        ));
+        assert!(has(
+            r#"grpc_server_handled_total{grpc_service="other",grpc_method="other",grpc_code="OK"} 1"#
+        ));
+    }
 }

@@ -1,10 +1,8 @@
 //! The pod plugin's Prometheus series: pods created, failed and deleted, and API server calls
-//! by verb and response code. Fixed tables of atomics: counting never allocates or locks.
+//! by verb and response code. Counting goes through a fixed table of counter handles, each made
+//! on its (verb, code)'s first call: after that it never allocates or looks a series up.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-
-use alula_admin::metrics::{MetricsSource, RenderFuture};
+use alula_metrics::{register_total, CollectFuture, Family, MetricsSource, Registry, TotalCounter};
 
 /// The calls the plugin makes (the watch is a stream, counted by neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,38 +65,55 @@ fn slot_label(slot: usize) -> String {
     }
 }
 
+/// `verb`, `code`.
+type RequestLabels = [(&'static str, String); 2];
+
 #[derive(Debug, Default)]
 pub struct PodMetrics {
-    pods_created: AtomicU64,
-    pods_failed: AtomicU64,
-    pods_deleted: AtomicU64,
-    requests: [[AtomicU64; CODE_SLOTS]; Verb::ALL.len()],
+    pods_created: TotalCounter,
+    pods_failed: TotalCounter,
+    pods_deleted: TotalCounter,
+    /// Only the (verb, code) series counted at least once: the family gets a series on a
+    /// code's first call, so a dozen zero series per verb stay out of the scrape.
+    requests_family: Family<RequestLabels, TotalCounter>,
+    /// Handles onto the family's counters by verb and code slot, made on first use.
+    requests: [[std::sync::OnceLock<TotalCounter>; CODE_SLOTS]; Verb::ALL.len()],
 }
 
 impl PodMetrics {
     pub fn pod_created(&self) {
-        self.pods_created.fetch_add(1, Relaxed);
+        self.pods_created.inc();
     }
 
     /// A pod's attempt ended in failure (the task failed, the pod could not run or was lost).
     pub fn pod_failed(&self) {
-        self.pods_failed.fetch_add(1, Relaxed);
+        self.pods_failed.inc();
     }
 
     pub fn pod_deleted(&self) {
-        self.pods_deleted.fetch_add(1, Relaxed);
+        self.pods_deleted.inc();
     }
 
     pub fn request(&self, verb: Verb, response: Response) {
-        self.requests[verb as usize][response.slot()].fetch_add(1, Relaxed);
+        let slot = response.slot();
+        self.requests[verb as usize][slot]
+            .get_or_init(|| {
+                self.requests_family.get_or_create_owned(&[
+                    ("verb", verb.label().to_string()),
+                    ("code", slot_label(slot)),
+                ])
+            })
+            .inc();
     }
 
     pub fn requests(&self, verb: Verb, response: Response) -> u64 {
-        self.requests[verb as usize][response.slot()].load(Relaxed)
+        self.requests[verb as usize][response.slot()]
+            .get()
+            .map_or(0, TotalCounter::get)
     }
 
-    fn render_now(&self, out: &mut String) {
-        for (name, help, value) in [
+    fn register(&self, registry: &mut Registry) {
+        for (name, help, counter) in [
             (
                 "alula_k8s_pods_created_total",
                 "Pods the plugin created for task attempts.",
@@ -115,31 +130,20 @@ impl PodMetrics {
                 &self.pods_deleted,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+            register_total(registry, name, help, counter.clone());
         }
-        out.push_str("# HELP alula_k8s_api_requests_total Calls to the Kubernetes API server, by verb and HTTP status (error: no response).\n");
-        out.push_str("# TYPE alula_k8s_api_requests_total counter\n");
-        for verb in Verb::ALL {
-            for (slot, count) in self.requests[verb as usize].iter().enumerate() {
-                let n = count.load(Relaxed);
-                // Codes never seen stay out: a dozen zero series per verb would be noise.
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "alula_k8s_api_requests_total{{verb=\"{}\",code=\"{}\"}} {n}",
-                        verb.label(),
-                        slot_label(slot)
-                    );
-                }
-            }
-        }
+        register_total(
+            registry,
+            "alula_k8s_api_requests_total",
+            "Calls to the Kubernetes API server, by verb and HTTP status (error: no response).",
+            self.requests_family.clone(),
+        );
     }
 }
 
 impl MetricsSource for PodMetrics {
-    fn render<'a>(&'a self, out: &'a mut String) -> RenderFuture<'a> {
-        self.render_now(out);
+    fn collect<'a>(&'a self, registry: &'a mut Registry) -> CollectFuture<'a> {
+        self.register(registry);
         Box::pin(std::future::ready(()))
     }
 }
@@ -159,8 +163,11 @@ mod tests {
         m.request(Verb::Create, Response::Status(409));
         m.request(Verb::Get, Response::Status(418));
         m.request(Verb::Delete, Response::NoResponse);
+        let mut registry = Registry::default();
+        m.register(&mut registry);
         let mut out = String::new();
-        m.render_now(&mut out);
+        alula_metrics::prometheus_client::encoding::text::encode_registry(&mut out, &registry)
+            .expect("writing to a String");
         let has = |line: &str| out.lines().any(|l| l == line);
         assert!(has("alula_k8s_pods_created_total 2"), "{out}");
         assert!(has("alula_k8s_pods_failed_total 0"), "{out}");
@@ -182,5 +189,7 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains(r#"verb="get",code="200""#), "{out}");
+        assert_eq!(m.requests(Verb::Create, Response::Status(201)), 2);
+        assert_eq!(m.requests(Verb::Get, Response::Status(200)), 0);
     }
 }
