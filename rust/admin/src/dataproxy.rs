@@ -91,20 +91,7 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// `key` for the path of a URL: every byte but unreserved ones and `/` percent-encoded, so
-/// names with spaces, `#` or `?` (flytekit uploads files under their own names) survive the
-/// trip; the HTTP port decodes the path before checking the signature over the key.
-pub(crate) fn url_path(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for byte in key.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use alula_plane::logs::url_path;
 
 #[derive(Clone)]
 pub struct DataProxy {

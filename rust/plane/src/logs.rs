@@ -122,7 +122,9 @@ impl LiveLogs for FirstLiveLogs {
     }
 }
 
-/// `key` with every byte but unreserved characters and `/` percent-encoded, for a URL path.
+/// `key` for the path of a URL: every byte but unreserved ones and `/` percent-encoded, so
+/// names with spaces, `#` or `?` (flytekit uploads files under their own names) survive the
+/// trip; admin's HTTP port decodes the path before checking a signature over the key.
 pub fn url_path(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for byte in key.bytes() {
