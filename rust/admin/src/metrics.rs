@@ -21,6 +21,8 @@ use tonic::Code;
 
 pub use alula_metrics::MetricsSource;
 
+use alula_idl::flyteidl::core::workflow_execution::Phase;
+
 use crate::store::Store;
 
 /// Distinct (service, method, code) series kept; requests to further (bogus) paths are counted
@@ -167,6 +169,13 @@ impl MetricsSource for AdminMetrics {
             match self.store.count_executions_by_phase().await {
                 Ok(phases) => {
                     let executions = Family::<[(&'static str, String); 1], Gauge>::default();
+                    // Every phase is a series, at zero when no execution is in it: a dashboard
+                    // or alert sees 0 rather than no data, and the family is never missing.
+                    for phase in (0..).map_while(|i| Phase::try_from(i).ok()) {
+                        executions
+                            .get_or_create(&[("phase", phase.as_str_name().to_string())])
+                            .set(0);
+                    }
                     for (phase, n) in phases {
                         executions.get_or_create(&[("phase", phase)]).set(n);
                     }

@@ -295,6 +295,9 @@ async fn metrics_count_requests_and_executions(store: Store) {
         "{text}"
     );
     assert!(has(r#"alula_executions{phase="QUEUED"} 1"#), "{text}");
+    // Phases no execution is in are series at zero, not missing.
+    assert!(has(r#"alula_executions{phase="SUCCEEDED"} 0"#), "{text}");
+    assert!(has(r#"alula_executions{phase="TIMED_OUT"} 0"#), "{text}");
 }
 
 on_both_backends!(
