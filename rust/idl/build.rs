@@ -53,7 +53,7 @@ fn main() -> Result<(), BoxError> {
     pbjson_build::Builder::new()
         .register_descriptors(&fds_bytes)?
         .btree_map(["."])
-        .build(&[".flyteidl", ".datacatalog", ".google.api"])?;
+        .build(&[".flyteidl", ".datacatalog", ".google.api", ".alula"])?;
 
     patch_float_fields(&fds, &out_dir)?;
     write_module_tree(&fds, &out_dir)?;

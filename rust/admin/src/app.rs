@@ -63,13 +63,14 @@ impl ReadinessCheck for ShuttingDown {
 }
 
 struct Probes {
-    store: Store,
+    /// `None`: a propeller working for a remote admin opens no database.
+    store: Option<Store>,
     readiness: Vec<Arc<dyn ReadinessCheck>>,
 }
 
 /// `GET /healthz` (liveness: the process answers), `GET /readyz` (the database answers and
 /// every check passes; else 503 with the reasons) and `GET /metrics` (every source).
-pub fn probe_router(store: Store, instrumentation: Instrumentation) -> Router {
+pub fn probe_router(store: Option<Store>, instrumentation: Instrumentation) -> Router {
     let probes = Arc::new(Probes {
         store,
         readiness: instrumentation.readiness,
@@ -82,14 +83,16 @@ pub fn probe_router(store: Store, instrumentation: Instrumentation) -> Router {
 }
 
 async fn readyz(State(probes): State<Arc<Probes>>) -> (StatusCode, String) {
-    let mut reasons = match tokio::time::timeout(DATABASE_PROBE_TIMEOUT, probes.store.ping()).await
-    {
-        Ok(Ok(())) => Vec::new(),
-        Ok(Err(e)) => vec![format!("database: {e}")],
-        Err(_) => vec![format!(
-            "database: no answer within {}s",
-            DATABASE_PROBE_TIMEOUT.as_secs()
-        )],
+    let mut reasons = match &probes.store {
+        None => Vec::new(),
+        Some(store) => match tokio::time::timeout(DATABASE_PROBE_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => Vec::new(),
+            Ok(Err(e)) => vec![format!("database: {e}")],
+            Err(_) => vec![format!(
+                "database: no answer within {}s",
+                DATABASE_PROBE_TIMEOUT.as_secs()
+            )],
+        },
     };
     reasons.extend(probes.readiness.iter().filter_map(|c| c.not_ready()));
     if reasons.is_empty() {
@@ -118,7 +121,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 /// Serves only the probes and metrics on `http` (a process that runs no API) until `shutdown`
 /// resolves.
 pub async fn serve_probes(
-    store: Store,
+    store: Option<Store>,
     http: TcpListener,
     access: HttpAccess,
     mut instrumentation: Instrumentation,
@@ -245,7 +248,7 @@ pub async fn serve_api(
     // Probes, metrics and the token endpoint need no caller.
     let http_router = api_router
         .layer(auth_layer.clone())
-        .merge(probe_router(store, instrumentation))
+        .merge(probe_router(Some(store), instrumentation))
         .merge(crate::auth::token_endpoint::router(gate.auth().clone()));
     // Every route, probes included: what a web page may not do (see `guard`).
     let http_router = guard::protect(http_router, config.http_access.clone());
@@ -263,6 +266,8 @@ pub async fn serve_api(
     let (incoming, http) = crate::tls::listeners(grpc, http, config.tls.as_ref())?;
     // Each service behind the gate: the compiler checks every RPC goes through it.
     let admin = handlers.admin;
+    // The data plane's interface, for propellers in other processes.
+    let plane = crate::plane::service::PlaneService::new(api.clone(), gate.clone()).server();
     let mut services = tonic::service::Routes::builder();
     services
         .add_service(health)
@@ -276,7 +281,8 @@ pub async fn serve_api(
         .add_service(SignalServiceServer::new(admin))
         .add_service(AgentMetadataServiceServer::new(handlers.agents))
         .add_service(AuthMetadataServiceServer::new(handlers.discovery.clone()))
-        .add_service(IdentityServiceServer::new(handlers.discovery));
+        .add_service(IdentityServiceServer::new(handlers.discovery))
+        .add_service(plane);
     let services = services.routes().into_axum_router();
     let grpc_server = tonic::transport::Server::builder()
         // flytekit pings every 30 s; h2 answers pings without a minimum interval, and our own
@@ -344,7 +350,7 @@ mod tests {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let switch = Arc::new(Switch(AtomicBool::new(true)));
         let router = probe_router(
-            store.clone(),
+            Some(store.clone()),
             Instrumentation {
                 metrics: Vec::new(),
                 readiness: vec![switch.clone()],

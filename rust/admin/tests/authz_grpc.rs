@@ -525,3 +525,111 @@ async fn mutations_are_audited_and_readable_by_admins_only() {
         0
     );
 }
+
+/// The data plane's interface: only an admin of every project may call it (a propeller claims,
+/// saves and launches across all of them); a developer, or the admin of one project, may not,
+/// and nothing without a token. Malformed requests are refused before anything is done.
+#[tokio::test]
+async fn the_data_plane_needs_the_admin_role_on_every_project() {
+    use alula_idl::alula::plane::v1 as pb;
+    use alula_idl::alula::plane::v1::control_plane_service_client::ControlPlaneServiceClient;
+
+    let server = Server::start().await;
+    // An admin of one project (created before any call reads the bindings).
+    assert!(server
+        .store
+        .create_client(
+            "project-admin",
+            &hash_secret(&secret_of("project-admin")),
+            ""
+        )
+        .await
+        .unwrap());
+    server
+        .store
+        .put_role_binding(
+            &Subject::Client("project-admin".into()),
+            PROJECT,
+            "*",
+            Role::Admin,
+        )
+        .await
+        .unwrap();
+    let mut plane = ControlPlaneServiceClient::connect(server.grpc_url.clone())
+        .await
+        .unwrap();
+    let claim = || pb::ClaimRunsRequest {
+        owner: "p1".into(),
+        now: 1,
+        lease_until: 2,
+        limit: 10,
+    };
+
+    let anonymous = plane.claim_runs(call(claim(), None)).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    for client in ["developer-ci", "project-admin"] {
+        let token = server.token(client).await;
+        let refused = plane
+            .claim_runs(call(claim(), Some(&token)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Code::PermissionDenied,
+            "{client}: {refused:?}"
+        );
+        assert!(
+            refused.message().contains("admin role on all projects"),
+            "{refused:?}"
+        );
+        let refused = plane
+            .save_run(call(pb::SaveRunRequest::default(), Some(&token)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Code::PermissionDenied,
+            "{client}: {refused:?}"
+        );
+    }
+
+    let token = server.token("admin-ci").await;
+    let runs = plane
+        .claim_runs(call(claim(), Some(&token)))
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    assert!(runs.is_empty(), "{runs:?}");
+    let bad = [
+        pb::ClaimRunsRequest {
+            owner: String::new(),
+            ..claim()
+        },
+        pb::ClaimRunsRequest {
+            limit: 0,
+            ..claim()
+        },
+        pb::ClaimRunsRequest {
+            owner: "x".repeat(5000),
+            ..claim()
+        },
+    ];
+    for request in bad {
+        let refused = plane
+            .claim_runs(call(request, Some(&token)))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    }
+    let no_key = plane
+        .save_run(call(pb::SaveRunRequest::default(), Some(&token)))
+        .await
+        .unwrap_err();
+    assert_eq!(no_key.code(), Code::InvalidArgument, "{no_key:?}");
+    let no_event = plane
+        .record_event(call(pb::RecordEventRequest::default(), Some(&token)))
+        .await
+        .unwrap_err();
+    assert_eq!(no_event.code(), Code::InvalidArgument, "{no_event:?}");
+}

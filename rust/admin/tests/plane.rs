@@ -1,7 +1,8 @@
-//! The data plane's interface as admin implements it in process ([`ControlPlane`] for
-//! `AdminApi`), on SQLite and on PostgreSQL: everything propeller asks of admin goes through
-//! these calls, so they are checked here through the trait object propeller holds, not through
-//! the store underneath.
+//! The data plane's interface as admin implements it, on SQLite and on PostgreSQL, two ways:
+//! in process ([`ControlPlane`] for `AdminApi`) and across the network (admin's
+//! `alula.plane.v1.ControlPlaneService` through `GrpcPlane`, as a propeller in another process
+//! reaches it). Everything propeller asks of admin goes through these calls, so one suite checks
+//! them through the trait object propeller holds, not through the store underneath.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a panic is how a test reports failure"
@@ -22,29 +23,59 @@ use alula_idl::flyteidl::core::{
 use alula_idl::flyteidl::event::WorkflowExecutionEvent;
 use alula_idl::flyteidl::service::admin_service_server::AdminService;
 use alula_idl::flyteidl::service::signal_service_server::SignalService;
+use alula_plane::client::GrpcPlane;
 use alula_plane::{ControlPlane, ExecutionEvent, ExecutionKey, ExecutionNotice, Save};
 use common::builders::*;
+use common::server::TestServer;
 use tonic::Code;
 
 struct Plane {
+    /// Admin itself, for what a client (not the data plane) does: register, launch, signal.
     api: AdminApi,
+    /// The data plane's view of it.
     plane: Arc<dyn ControlPlane>,
+    /// Whether `plane` pushes notices (in process only; across the network propeller polls).
+    pushes: bool,
     _storage: tempfile::TempDir,
+    _server: Option<TestServer>,
 }
 
-async fn plane(store: Store) -> Plane {
+fn admin(store: Store) -> (AdminApi, tempfile::TempDir) {
     let storage = tempfile::tempdir().unwrap();
     let config = AdminConfig::new(
         storage.path().to_path_buf(),
         "http://127.0.0.1:1".into(),
         b"test-key".to_vec(),
     );
-    let api = AdminApi::new(store, Arc::new(config));
+    (AdminApi::new(store, Arc::new(config)), storage)
+}
+
+async fn in_process(store: Store) -> Plane {
+    let (api, storage) = admin(store);
     api.ensure_default_projects().await.unwrap();
     Plane {
         plane: Arc::new(api.clone()),
         api,
+        pushes: true,
         _storage: storage,
+        _server: None,
+    }
+}
+
+/// Admin served on a port (authentication off, on loopback) and the gRPC client propeller uses.
+async fn over_grpc(store: Store) -> Plane {
+    let server = TestServer::start(store.clone()).await;
+    let (api, storage) = admin(store);
+    api.ensure_default_projects().await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(server.grpc_url.clone())
+        .unwrap()
+        .connect_lazy();
+    Plane {
+        plane: Arc::new(GrpcPlane::new(channel, None)),
+        api,
+        pushes: false,
+        _storage: storage,
+        _server: Some(server),
     }
 }
 
@@ -95,9 +126,9 @@ fn create(
     }
 }
 
-async fn a_task_execution_launches_as_one_node_workflow(store: Store) {
-    let p = plane(store).await;
-    let mut notices = p.plane.notices().expect("in process, admin pushes notices");
+async fn a_task_execution_launches_as_one_node_workflow(p: Plane) {
+    assert_eq!(p.plane.notices().is_some(), p.pushes);
+    let mut notices = ControlPlane::notices(&p.api).expect("admin pushes notices in process");
     task_execution(&p.api, "e1").await;
     assert_eq!(
         notices.recv().await.unwrap(),
@@ -127,8 +158,7 @@ async fn a_task_execution_launches_as_one_node_workflow(store: Store) {
     assert!(p.plane.status(&key("nosuch")).await.unwrap().is_none());
 }
 
-async fn the_work_queue_leases_saves_and_delivers(store: Store) {
-    let p = plane(store).await;
+async fn the_work_queue_leases_saves_and_delivers(p: Plane) {
     task_execution(&p.api, "e1").await;
     let now = alula_plane::now_micros();
     let lease = now + 30_000_000;
@@ -181,8 +211,7 @@ async fn the_work_queue_leases_saves_and_delivers(store: Store) {
     assert_eq!(p.plane.count_open_runs().await.unwrap(), 0);
 }
 
-async fn events_are_recorded_and_refusals_carry_their_code(store: Store) {
-    let p = plane(store).await;
+async fn events_are_recorded_and_refusals_carry_their_code(p: Plane) {
     task_execution(&p.api, "e1").await;
     let event = |name: &str, phase: Phase| {
         ExecutionEvent::Workflow(Box::new(WorkflowExecutionEvent {
@@ -218,8 +247,7 @@ async fn events_are_recorded_and_refusals_carry_their_code(store: Store) {
     );
 }
 
-async fn a_child_is_created_once(store: Store) {
-    let p = plane(store).await;
+async fn a_child_is_created_once(p: Plane) {
     task_execution(&p.api, "parent").await;
     let task = id(ResourceType::Task, "t", "v1");
     p.plane
@@ -252,8 +280,7 @@ async fn a_child_is_created_once(store: Store) {
     assert!(matches!(status.phase, Phase::Aborting | Phase::Aborted));
 }
 
-async fn a_gate_reads_its_signal_once_set(store: Store) {
-    let p = plane(store).await;
+async fn a_gate_reads_its_signal_once_set(p: Plane) {
     task_execution(&p.api, "gated").await;
     let id = SignalIdentifier {
         signal_id: "approve".into(),
@@ -290,8 +317,7 @@ async fn a_gate_reads_its_signal_once_set(store: Store) {
     );
 }
 
-async fn the_cache_and_its_reservations(store: Store) {
-    let p = plane(store).await;
+async fn the_cache_and_its_reservations(p: Plane) {
     let now = alula_plane::now_micros();
     assert!(p.plane.cached_outputs("k").await.unwrap().is_none());
     p.plane
@@ -309,7 +335,31 @@ async fn the_cache_and_its_reservations(store: Store) {
     assert_eq!(p.plane.reserve("r", "b", now, until).await.unwrap(), "b");
 }
 
-on_both_backends!(
+/// Each test on each backend, in process and over gRPC.
+macro_rules! both_ways {
+    ($($test:ident),* $(,)?) => {
+        mod in_process {
+            use super::*;
+            $(
+                async fn $test(store: Store) {
+                    super::$test(super::in_process(store).await).await;
+                }
+            )*
+            on_both_backends!($($test),*);
+        }
+        mod over_grpc {
+            use super::*;
+            $(
+                async fn $test(store: Store) {
+                    super::$test(super::over_grpc(store).await).await;
+                }
+            )*
+            on_both_backends!($($test),*);
+        }
+    };
+}
+
+both_ways!(
     a_task_execution_launches_as_one_node_workflow,
     the_work_queue_leases_saves_and_delivers,
     events_are_recorded_and_refusals_carry_their_code,

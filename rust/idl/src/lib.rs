@@ -20,7 +20,7 @@ mod generated {
 }
 
 pub use generated::google::protobuf as wkt;
-pub use generated::{datacatalog, flyteidl, google};
+pub use generated::{alula, datacatalog, flyteidl, google};
 
 pub mod codes;
 pub mod raw_codec;

@@ -1,7 +1,8 @@
 //! The interface between Alula's control plane (admin) and its data plane (propeller and its
 //! plugins). Propeller never reads admin's tables: everything it needs from the control plane
 //! goes through [`ControlPlane`], which admin implements in process (`alula start`, the `all`
-//! role) and which a network client can implement across processes.
+//! role) and serves over gRPC (`proto/alula/plane/v1`) to propellers in other processes, which
+//! reach it through [`client::GrpcPlane`].
 //!
 //! What crosses it, in Flyte's terms:
 //! - a work queue of executions: claim a lease, renew it, save the engine state together with
@@ -17,7 +18,9 @@
 //!   [`ServedTasks`] (which task types some plugin runs), [`ReadinessCheck`].
 
 pub mod agents;
+pub mod client;
 pub mod logs;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -2,9 +2,9 @@
 //! processes or pods, in one process or (by [`Role`]) in separate ones. Used by the
 //! `alula-server` binary and by `alula start` (through the Python bridge).
 //!
-//! Every role serves `GET /healthz` (liveness), `GET /readyz` (the database answers and, where a
-//! propeller runs, its loop goes round; 503 with the reasons otherwise) and `GET /metrics` on its
-//! HTTP port.
+//! Every role serves `GET /healthz` (liveness), `GET /readyz` (the database answers, if the
+//! server has one, and, where a propeller runs, its loop goes round; 503 with the reasons
+//! otherwise) and `GET /metrics` on its HTTP port.
 //!
 //! Settings come from a TOML file (every key optional), overridden by `ALULA_*` environment
 //! variables:
@@ -64,6 +64,9 @@
 //! | `[plugins] enabled` | — | every plugin set up (`k8s` with `kubernetes`, `warm`, `process`, `agent` with `[plugins.agent]`): the plugins tasks may run on |
 //! | `[plugins.default_for_task_types]` | — | none (task type, or `type:version`, → plugin name, e.g. `spark = "spark"`; other types go to a plugin naming the type, else to the first container plugin accepting the task; a task none runs is refused at registration and launch) |
 //! | `[plugins.agent]` | — | none (agents: `[plugins.agent.agents.NAME] endpoint = "http://host:port"`, `timeout_seconds`, `insecure`; `agent_for_task_types`, `poll_interval_ms`, `discovery_interval_seconds`; see [`plugins`]) |
+//! | `[control_plane] endpoint` | `ALULA_CONTROL_PLANE_ENDPOINT` | none (role `propeller` only: admin's gRPC endpoint, `https://` or `http://`; the propeller then reaches admin over the network (`alula.plane.v1.ControlPlaneService`) and opens no database, so `database_url` must be unset; see [`remote`]) |
+//! | `[control_plane] client_id`, `client_secret` | `ALULA_CONTROL_PLANE_CLIENT_ID`, `ALULA_CONTROL_PLANE_CLIENT_SECRET` | none (the OAuth2 client the propeller authenticates as, with client credentials; it needs the `admin` role on every project; without them no token is sent) |
+//! | `[control_plane] token_url`, `ca_file`, `insecure_plaintext` | — | admin's OAuth2 metadata's token endpoint; none; false (credentials are never sent over plain `http://` to another machine unless set) |
 //! | `[[auth.bindings]]` | — | none: `subject` (`user:NAME`, `group:NAME`, `client:ID`), `project` and `domain` (default `*`: all), `role` (`viewer`, `runner`, `developer`, `admin`); `alula auth grant` adds more in the database |
 //!
 //! The HTTP port refuses what a web page could do to it (`alula_admin::guard`): a `Host` it
@@ -96,6 +99,8 @@ use std::sync::Arc;
 pub mod auth_cli;
 mod maintenance;
 pub mod plugins;
+mod propeller;
+pub mod remote;
 mod role;
 pub mod security;
 mod settings;
@@ -104,9 +109,7 @@ use alula_admin::app::Instrumentation;
 use alula_admin::auth::{Auth, AuthMode};
 use alula_admin::authz::Gate;
 use alula_admin::{app, AdminApi, AdminConfig, Store};
-use alula_propeller::process::{ProcessConfig, ProcessPlugin};
-use alula_propeller::{Plugin, Propeller, PropellerConfig};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -268,7 +271,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(&Endpoints),
 ) -> Result<()> {
+    let mut file = file;
     let role = Role::resolve(file.role, file.propeller)?;
+    let mut propeller_settings = propeller::Settings::take(&mut file);
     // Before anything binds or is created: settings that would serve an open API to the
     // network, or that contradict themselves, stop the start here.
     security::check(
@@ -276,6 +281,17 @@ pub async fn run(
         file.host.as_deref().unwrap_or(DEFAULT_HOST),
         role.serves_api(),
     )?;
+    // A propeller working for an admin elsewhere: no database, no API (remote.rs).
+    if let Some(control_plane) = file.control_plane.take() {
+        if role != Role::Propeller {
+            bail!(
+                "[control_plane] is the admin a role = \"propeller\" server works for; role \
+                 {role:?} serves admin itself"
+            );
+        }
+        return remote::run_propeller(file, propeller_settings, control_plane, shutdown, ready)
+            .await;
+    }
     let tls = security::tls_files(&file)?;
     let mut auth_settings = security::auth_settings(&file)?;
     let previous_signing_keys: Vec<Vec<u8>> = file
@@ -347,7 +363,11 @@ pub async fn run(
     }
     config.notifications = file.notifications.unwrap_or_default();
     // Admin's AgentMetadataService lists what the configured agents run.
-    if let Some(agent) = file.plugins.as_ref().and_then(|p| p.agent.as_ref()) {
+    if let Some(agent) = propeller_settings
+        .plugins
+        .as_ref()
+        .and_then(|p| p.agent.as_ref())
+    {
         config.agents =
             alula_admin::agents::AgentDirectory::new(&agent.agents).context("[plugins.agent]")?;
     }
@@ -429,105 +449,26 @@ pub async fn run(
     let mut instrumentation = Instrumentation::default();
 
     let propeller = if role.runs_propeller() {
-        let work_root = storage_root.join("work");
-        let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
-        let task_path = file.task_path.unwrap_or_default();
-        let warm = file.warm_workers.unwrap_or(2);
-        // Local tasks run as this unprivileged user when the server runs as root (a warning at
-        // start when none is set; an error when another user is named without root).
-        let task_user =
-            alula_propeller::process::TaskUser::from_setting(file.task_user.as_deref())?;
-        let task_env = file.task_env.clone().unwrap_or_default();
-        if let Some(k8s) = file.kubernetes {
-            // First: every container task (Alula's `alula-execute` ones included) runs as a
-            // pod; the warm and process plugins only get what it cannot run.
-            let operators = k8s.operators.clone();
-            let (pods, client) = pod_plugin(k8s, &storage_root).await?;
-            // Before the pod plugin: each serves its own task type (spark, ray, ...).
-            for name in &operators {
-                let plugin =
-                    alula_k8s::operators::OperatorPlugin::named(name, client.clone(), pods.clone())
-                        .with_context(|| format!("[kubernetes] operators: {name:?}"))?;
-                drop(plugin.spawn_watcher());
-                tracing::info!(operator = %name, "tasks of this type run on its Kubernetes operator");
-                plugins.push(Arc::new(plugin));
-            }
-            instrumentation.metrics.push(pods.metrics());
-            // Admin's log route reads running pods' logs through the API server.
-            instrumentation.live_logs = Some(pods.live_logs());
-            plugins.push(pods);
-        }
-        // Warm workers read and write local files only; with a bucket, Alula's tasks go to the
-        // process plugin (whose `alula-execute` reads the bucket through fsspec).
-        if warm > 0 && storage.local_root().is_some() {
-            plugins.push(Arc::new(
-                alula_propeller::warm::WarmPlugin::new(alula_propeller::warm::WarmConfig {
-                    work_root: work_root.join("warm"),
-                    path_prefix: task_path.clone(),
-                    workers: warm,
-                    idle_timeout: file
-                        .warm_idle_seconds
-                        .map(std::time::Duration::from_secs)
-                        .unwrap_or(alula_propeller::warm::DEFAULT_IDLE_TIMEOUT),
-                    inherit_env: task_env.clone(),
-                })
-                .with_task_user(task_user.clone()),
-            ));
-        }
-        let processes = Arc::new(
-            ProcessPlugin::new(ProcessConfig {
-                work_root: work_root.join("process"),
-                path_prefix: task_path,
-                env: Default::default(),
-                inherit_env: task_env,
-            })
-            .with_task_user(task_user),
-        );
-        // Local processes' logs are stored when they end (with a bucket); until then admin's
-        // log route reads them from their working folders, after the pods' source if any.
-        instrumentation.live_logs = Some(Arc::new(alula_admin::logs::FirstLiveLogs(
-            instrumentation
-                .live_logs
-                .take()
-                .into_iter()
-                .chain([processes.live_logs()])
-                .collect(),
-        )));
-        plugins.push(processes);
-        // Agent task types (named by the agents' ListAgents) go to the agent plugin.
-        if let Some(agents) = plugins::agent_plugin(file.plugins.as_ref(), &storage).await? {
-            plugins.push(Arc::new(agents));
-        }
-        let registry = plugins::registry(plugins, file.plugins.as_ref())?;
-        // Admin in this process refuses tasks no plugin runs at registration and launch.
-        api.serve_tasks_of(registry.clone());
-        let mut pconfig = PropellerConfig::new(
-            match file.instance_id {
+        let parts = propeller::Parts {
+            instance_id: match file.instance_id.take() {
                 Some(id) => id,
                 None => role::default_instance_id(role)?,
             },
-            storage_root.clone(),
-        );
-        pconfig.storage = storage.clone();
-        // flyteadmin's default: attempts in flight per execution (map elements included) when
-        // the execution asks for nothing else; it bounds memory and keeps one huge map from
-        // starving other executions.
-        pconfig.max_parallelism = file.max_parallelism.unwrap_or(25);
-        // Task events link attempts' logs to admin's log route.
-        pconfig.log_base_url = Some(config.public_http_url.clone());
-        tracing::info!(instance = %pconfig.instance_id, "propeller starting");
-        let propeller = Propeller::with_registry(Arc::new(api.clone()), registry, pconfig);
-        instrumentation.metrics.push(propeller.metrics());
-        instrumentation
-            .readiness
-            .push(Arc::new(propeller.heartbeat()));
-        let stopping = stopped(&stop);
-        let stop = stop.clone();
-        Some(tokio::spawn(async move {
-            let result = propeller.run(stopping).await;
-            stop.send_replace(true);
-            result
-        }))
+            storage_root: storage_root.clone(),
+            storage: storage.clone(),
+            // Task events link attempts' logs to admin's log route.
+            log_base_url: Some(config.public_http_url.clone()),
+        };
+        let (propeller, registry) = propeller::build(
+            std::mem::take(&mut propeller_settings),
+            parts,
+            Arc::new(api.clone()),
+            &mut instrumentation,
+        )
+        .await?;
+        // Admin in this process refuses tasks no plugin runs at registration and launch.
+        api.serve_tasks_of(registry);
+        Some(propeller::spawn(propeller, stopped(&stop), stop.clone()))
     } else {
         None
     };
@@ -552,7 +493,14 @@ pub async fn run(
         }
         None => {
             let access = config.http_access.clone();
-            app::serve_probes(store.clone(), http, access, instrumentation, stopped(&stop)).await
+            app::serve_probes(
+                Some(store.clone()),
+                http,
+                access,
+                instrumentation,
+                stopped(&stop),
+            )
+            .await
         }
     };
     // A server that failed stops the propeller too (which then releases its leases).

@@ -14,7 +14,8 @@ pub enum Role {
     /// Admin only: executions wait for propellers running elsewhere.
     Admin,
     /// The propeller only: no API; the HTTP port serves `/healthz`, `/readyz` and `/metrics`.
-    /// Events still go through admin's ingestion, in process, over the same database.
+    /// With a `[control_plane]` it works for admin over gRPC and opens no database; without,
+    /// it shares admin's database and runs admin's ingestion in process.
     Propeller,
 }
 

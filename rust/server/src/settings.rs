@@ -53,6 +53,9 @@ pub struct FileConfig {
     pub notifications: Option<alula_admin::notify::NotificationsConfig>,
     /// Which plugins run which task types, and the agents (see [`plugins`]).
     pub plugins: Option<plugins::PluginsTable>,
+    /// `[control_plane]`: for role `propeller`, the admin to work for over gRPC instead of a
+    /// shared database (see `remote`).
+    pub control_plane: Option<crate::remote::ControlPlaneConfig>,
 }
 
 /// The `kubernetes` table: where the API server is and how pods are made.
@@ -166,6 +169,27 @@ impl FileConfig {
             self.kubernetes
                 .get_or_insert_with(Default::default)
                 .kubeconfig = Some(v.into());
+        }
+        if let Some(v) = var("ALULA_CONTROL_PLANE_ENDPOINT") {
+            self.control_plane
+                .get_or_insert_with(Default::default)
+                .endpoint = v;
+        }
+        if let Some(v) = var("ALULA_CONTROL_PLANE_CLIENT_ID") {
+            self.control_plane
+                .get_or_insert_with(Default::default)
+                .client_id = Some(v);
+        }
+        // A secret: the environment (a Kubernetes Secret) rather than the file.
+        if let Some(v) = var("ALULA_CONTROL_PLANE_CLIENT_SECRET") {
+            self.control_plane
+                .get_or_insert_with(Default::default)
+                .client_secret = Some(v);
+        }
+        if let Some(plane) = &self.control_plane {
+            if plane.endpoint.is_empty() {
+                bail!("[control_plane] needs an endpoint (or ALULA_CONTROL_PLANE_ENDPOINT)");
+            }
         }
         self.apply_notification_env();
         security::apply_env(self)

@@ -163,6 +163,17 @@ async fn sleeping_execution(
     dir: &std::path::Path,
     name: &str,
 ) -> Result<ExecutionKey> {
+    command_execution(store, dir, name, &["sleep", "3"]).await
+}
+
+/// Registers a raw-container task `name` running `command` (a local process, without outputs)
+/// and creates execution `name` of it.
+async fn command_execution(
+    store: &Store,
+    dir: &std::path::Path,
+    name: &str,
+    command: &[&str],
+) -> Result<ExecutionKey> {
     use alula_idl::flyteidl::admin::{
         ExecutionCreateRequest, ExecutionSpec, TaskCreateRequest, TaskSpec,
     };
@@ -184,7 +195,7 @@ async fn sleeping_execution(
         resource_type: ResourceType::Task as i32,
         project: "flytesnacks".into(),
         domain: "development".into(),
-        name: "sleeps".into(),
+        name: name.into(),
         version: "v1".into(),
         org: String::new(),
     };
@@ -203,7 +214,7 @@ async fn sleeping_execution(
                 }),
                 target: Some(task_template::Target::Container(Container {
                     image: "img".into(),
-                    command: vec!["sleep".into(), "3".into()],
+                    command: command.iter().map(|c| c.to_string()).collect(),
                     ..Default::default()
                 })),
                 ..Default::default()
@@ -274,6 +285,152 @@ async fn a_stopped_replica_hands_its_executions_over_at_once() -> Result<()> {
         claimed.iter().map(|r| &r.key).collect::<Vec<_>>(),
         vec![&key]
     );
+    store.close().await;
+    Ok(())
+}
+
+/// Polls the execution's phase until it is one of `phases` (bounded).
+async fn wait_for_phase(store: &Store, key: &ExecutionKey, phases: &[&str]) -> Result<String> {
+    let mut last = String::new();
+    for _ in 0..600 {
+        if let Some(row) = store.get_execution(key).await? {
+            last = row.phase;
+            if phases.contains(&last.as_str()) {
+                return Ok(last);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{key:?} never reached {phases:?}; last {last:?}")
+}
+
+/// Role `propeller` with a `[control_plane]`: no database of its own, it works for an admin in
+/// another process over gRPC, authenticated as an OAuth2 client that admin's own token endpoint
+/// serves. It drives one execution to SUCCEEDED and another to FAILED (the task's error reaches
+/// admin); a propeller whose client is only a developer is refused and claims nothing.
+#[tokio::test]
+async fn a_propeller_without_a_database_works_for_admin_over_the_network() -> Result<()> {
+    use alula_server::remote::ControlPlaneConfig;
+    use alula_server::security::{AuthMode, AuthTable, BindingEntry};
+
+    const SECRET: &str = "propeller-secret-0123456789abcdef";
+    let admin_dir = tempfile::tempdir()?;
+    let mut admin_config = config(admin_dir.path(), Role::Admin, 0);
+    let binding = |subject: &str, role: &str| BindingEntry {
+        subject: subject.into(),
+        project: "*".into(),
+        domain: "*".into(),
+        role: role.into(),
+    };
+    admin_config.auth = Some(AuthTable {
+        mode: Some(AuthMode::Builtin),
+        bindings: Some(vec![
+            binding("client:propeller-1", "admin"),
+            binding("client:dev", "developer"),
+        ]),
+        ..Default::default()
+    });
+    let admin = Running::start(admin_config).await?;
+    let grpc = admin.endpoints.grpc.context("admin serves gRPC")?;
+    let store = Store::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        admin_dir.path().join("alula.db").display()
+    ))
+    .await?;
+    for client in ["propeller-1", "dev"] {
+        let hash = alula_auth::secret::hash_secret(SECRET);
+        assert!(store.create_client(client, &hash, "test").await?);
+    }
+    let propeller_config = |dir: &std::path::Path, client: &str| {
+        let mut c = config(dir, Role::Propeller, 0);
+        c.instance_id = Some(format!("remote-{client}"));
+        c.control_plane = Some(ControlPlaneConfig {
+            endpoint: format!("http://{grpc}"),
+            client_id: Some(client.into()),
+            client_secret: Some(SECRET.into()),
+            ..Default::default()
+        });
+        c
+    };
+
+    let propeller_dir = tempfile::tempdir()?;
+    let propeller = Running::start(propeller_config(propeller_dir.path(), "propeller-1")).await?;
+    assert!(
+        propeller.endpoints.database.starts_with("none"),
+        "{:?}",
+        propeller.endpoints
+    );
+    propeller.wait_for_ok("/readyz").await?;
+    let ok = command_execution(&store, admin_dir.path(), "remote-ok", &["true"]).await?;
+    let failing = command_execution(
+        &store,
+        admin_dir.path(),
+        "remote-fails",
+        &["sh", "-c", "echo boom >&2; exit 3"],
+    )
+    .await?;
+    assert_eq!(
+        wait_for_phase(&store, &ok, &["SUCCEEDED", "FAILED"]).await?,
+        "SUCCEEDED"
+    );
+    assert_eq!(
+        wait_for_phase(&store, &failing, &["SUCCEEDED", "FAILED"]).await?,
+        "FAILED"
+    );
+    // Node and task events went through admin's ingestion, as flytepropeller's would.
+    let (_, metrics) = propeller.get("/metrics").await?;
+    assert!(
+        metrics.contains("alula_propeller_claim_errors_total 0"),
+        "{metrics}"
+    );
+    // It never opened a database.
+    assert!(!propeller_dir.path().join("alula.db").exists());
+    propeller.stop().await?;
+
+    // A developer is not the data plane: every claim is refused, nothing is leased.
+    let dev_dir = tempfile::tempdir()?;
+    let dev = Running::start(propeller_config(dev_dir.path(), "dev")).await?;
+    let waiting = command_execution(&store, admin_dir.path(), "remote-waits", &["true"]).await?;
+    let mut refused = false;
+    for _ in 0..200 {
+        let (_, metrics) = dev.get("/metrics").await?;
+        if !metrics.contains("alula_propeller_claim_errors_total 0") {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the developer's propeller was never refused");
+    let row = store
+        .get_execution(&waiting)
+        .await?
+        .context("the execution")?;
+    assert_eq!(row.phase, "QUEUED");
+    dev.stop().await?;
+
+    // A control plane is for role propeller only, and excludes a database of its own.
+    let mut both = propeller_config(dev_dir.path(), "dev");
+    both.database_url = Some("sqlite::memory:".into());
+    let refused = alula_server::run(both, std::future::pending(), |_| {})
+        .await
+        .err()
+        .context("a propeller with both a control plane and a database must not start")?;
+    assert!(
+        format!("{refused:#}").contains("database_url"),
+        "{refused:#}"
+    );
+    let mut admin_too = propeller_config(dev_dir.path(), "dev");
+    admin_too.role = Some(Role::All);
+    let refused = alula_server::run(admin_too, std::future::pending(), |_| {})
+        .await
+        .err()
+        .context("role all with a control plane must not start")?;
+    assert!(
+        format!("{refused:#}").contains("[control_plane]"),
+        "{refused:#}"
+    );
+
+    admin.stop().await?;
     store.close().await;
     Ok(())
 }

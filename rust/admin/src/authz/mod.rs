@@ -183,8 +183,28 @@ impl Gate {
         request: &tonic::Request<T>,
         full_method: &'static str,
     ) -> Result<Admitted, Status> {
+        self.admit_in(request, request.get_ref().scope(), full_method)
+            .await
+    }
+
+    /// [`Gate::admit`] for a request about no one project (the data plane's): only a binding
+    /// over every project grants it.
+    pub(crate) async fn admit_everywhere<T>(
+        &self,
+        request: &tonic::Request<T>,
+        full_method: &'static str,
+    ) -> Result<Admitted, Status> {
+        let scope = Scope::everywhere(method_name(full_method).to_string());
+        self.admit_in(request, scope, full_method).await
+    }
+
+    async fn admit_in<T>(
+        &self,
+        request: &tonic::Request<T>,
+        scope: Scope<'_>,
+        full_method: &'static str,
+    ) -> Result<Admitted, Status> {
         let caller = self.caller_in(request.extensions());
-        let scope = request.get_ref().scope();
         let Some(need) = permission_of(full_method) else {
             // The table test keeps this from happening; if it does, refuse rather than allow.
             return Err(Status::permission_denied(format!(
@@ -237,8 +257,10 @@ impl Gate {
             }
             Caller::Authenticated(_) => {}
         }
-        let Need::Scoped(permission) = admitted.need else {
-            return None;
+        let permission = match admitted.need {
+            Need::Scoped(permission) => permission,
+            Need::DataPlane => Permission::Administer,
+            Need::Public | Need::Authenticated => return None,
         };
         if admitted.role.is_some_and(|role| role.grants(permission)) {
             return None;

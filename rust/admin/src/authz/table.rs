@@ -13,6 +13,10 @@ pub enum Need {
     Authenticated,
     /// `Permission` on the project (and domain) the request names.
     Scoped(Permission),
+    /// The data plane's calls (`alula.plane.v1.ControlPlaneService`): the admin role on every
+    /// project, since a propeller acts on all of them. Not audited call by call (a propeller
+    /// saves many times a second; what it does is recorded as execution events).
+    DataPlane,
 }
 
 impl Need {
@@ -26,7 +30,8 @@ impl Need {
 }
 
 /// The services the server serves, by full protobuf name (the tests walk exactly these).
-pub const SERVED_SERVICES: [&str; 8] = [
+pub const SERVED_SERVICES: [&str; 9] = [
+    "alula.plane.v1.ControlPlaneService",
     "flyteidl.service.AdminService",
     "flyteidl.service.AgentMetadataService",
     "flyteidl.service.DataProxyService",
@@ -40,6 +45,34 @@ pub const SERVED_SERVICES: [&str; 8] = [
 /// The table: for each service, groups of methods with what they need. One place, so a
 /// reviewer sees every decision together; [`permission_of`] only looks things up.
 static TABLE: &[(&str, Need, &[&str])] = &[
+    // The data plane (a propeller in another process): all of it, only to admins of everything.
+    (
+        "alula.plane.v1.ControlPlaneService",
+        Need::DataPlane,
+        &[
+            "ClaimRuns",
+            "RenewRun",
+            "SaveRun",
+            "GetOutbox",
+            "AckOutbox",
+            "FinishRun",
+            "ReleaseRuns",
+            "CountOpenRuns",
+            "GetLaunch",
+            "GetStatus",
+            "GetOutputs",
+            "GetRecoverableOutputs",
+            "CreateExecution",
+            "TerminateExecution",
+            "RecordEvent",
+            "CreateSignal",
+            "GetSignalValue",
+            "GetCachedOutputs",
+            "PutCachedOutputs",
+            "Reserve",
+            "ReleaseReservation",
+        ],
+    ),
     // How a client learns how to authenticate, and whether the server is up: asked before
     // any token exists.
     (

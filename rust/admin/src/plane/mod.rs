@@ -5,6 +5,7 @@
 //! the registered entities.
 
 mod launch;
+pub mod service;
 
 use std::collections::HashMap;
 
