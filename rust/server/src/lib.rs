@@ -66,7 +66,7 @@
 //! | `[plugins.agent]` | — | none (agents: `[plugins.agent.agents.NAME] endpoint = "http://host:port"`, `timeout_seconds`, `insecure`; `agent_for_task_types`, `poll_interval_ms`, `discovery_interval_seconds`; see [`plugins`]) |
 //! | `[control_plane] endpoint` | `ALULA_CONTROL_PLANE_ENDPOINT` | none (role `propeller` only: admin's gRPC endpoint, `https://` or `http://`; the propeller then reaches admin over the network (`alula.plane.v1.ControlPlaneService`) and opens no database, so `database_url` must be unset; see [`remote`]) |
 //! | `[control_plane] client_id`, `client_secret` | `ALULA_CONTROL_PLANE_CLIENT_ID`, `ALULA_CONTROL_PLANE_CLIENT_SECRET` | none (the OAuth2 client the propeller authenticates as, with client credentials; it needs the `admin` role on every project; without them no token is sent) |
-//! | `[control_plane] token_url`, `ca_file`, `insecure_plaintext` | — | admin's OAuth2 metadata's token endpoint; none; false (credentials are never sent over plain `http://` to another machine unless set) |
+//! | `[control_plane] token_url`, `ca_file`, `insecure_plaintext` | —, `ALULA_CONTROL_PLANE_CA_FILE`, `ALULA_CONTROL_PLANE_INSECURE_PLAINTEXT` (`1`/`0`) | admin's OAuth2 metadata's token endpoint; none; false (credentials are never sent over plain `http://` to another machine unless set) |
 //! | `[[auth.bindings]]` | — | none: `subject` (`user:NAME`, `group:NAME`, `client:ID`), `project` and `domain` (default `*`: all), `role` (`viewer`, `runner`, `developer`, `admin`); `alula auth grant` adds more in the database |
 //!
 //! The HTTP port refuses what a web page could do to it (`alula_admin::guard`): a `Host` it

@@ -186,6 +186,16 @@ impl FileConfig {
                 .get_or_insert_with(Default::default)
                 .client_secret = Some(v);
         }
+        if let Some(v) = var("ALULA_CONTROL_PLANE_CA_FILE") {
+            self.control_plane
+                .get_or_insert_with(Default::default)
+                .ca_file = Some(v.into());
+        }
+        if let Some(v) = var("ALULA_CONTROL_PLANE_INSECURE_PLAINTEXT") {
+            self.control_plane
+                .get_or_insert_with(Default::default)
+                .insecure_plaintext = matches!(v.as_str(), "1" | "true" | "yes" | "on");
+        }
         if let Some(plane) = &self.control_plane {
             if plane.endpoint.is_empty() {
                 bail!("[control_plane] needs an endpoint (or ALULA_CONTROL_PLANE_ENDPOINT)");

@@ -358,3 +358,105 @@ fn the_network_policy_lets_admin_reach_an_external_database_only_on_its_port() {
         rule_with_port(egress, 443)
     ));
 }
+
+/// `propeller.controlPlane`: propeller reaches admin's control-plane API over gRPC and holds no
+/// database credentials; the settings the chart gives it are ones the server accepts (plain
+/// gRPC inside the cluster only because the chart says so), admin's policy lets propeller in on
+/// the gRPC port and the bundled database no longer answers propeller.
+#[tokio::test]
+async fn a_propeller_through_the_control_plane_holds_no_database_credentials() {
+    let refused = render(&["propeller.controlPlane.enabled=true"]).unwrap_err();
+    assert!(
+        refused.contains("propeller.controlPlane.existingSecret"),
+        "{refused}"
+    );
+    let docs = render(&[
+        "propeller.controlPlane.enabled=true",
+        "propeller.controlPlane.existingSecret=alula-propeller-client",
+        "networkPolicy.enabled=true",
+    ])
+    .unwrap();
+    let propeller = &find(&docs, "Deployment", "alula-propeller").unwrap()["spec"]["template"]
+        ["spec"]["containers"][0];
+    let env = env_names(propeller);
+    assert!(!env.contains(&"ALULA_DATABASE_URL".to_string()), "{env:?}");
+    let value = |name: &str| {
+        propeller["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {env:?}"))
+            .clone()
+    };
+    let endpoint = value("ALULA_CONTROL_PLANE_ENDPOINT")["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(endpoint, "http://alula-admin.alula.svc:8089");
+    assert_eq!(
+        value("ALULA_CONTROL_PLANE_INSECURE_PLAINTEXT")["value"],
+        "true"
+    );
+    assert_eq!(
+        value("ALULA_CONTROL_PLANE_CLIENT_ID")["value"],
+        "alula-propeller"
+    );
+    assert_eq!(
+        value("ALULA_CONTROL_PLANE_CLIENT_SECRET")["valueFrom"]["secretKeyRef"]["name"],
+        "alula-propeller-client"
+    );
+    // What the server makes of them: accepted as given, refused without the chart's consent
+    // to plain gRPC (a client secret would cross the network readable).
+    let mut settings = alula_server::remote::ControlPlaneConfig {
+        endpoint,
+        client_id: Some("alula-propeller".into()),
+        client_secret: Some("s".into()),
+        insecure_plaintext: true,
+        ..Default::default()
+    };
+    alula_server::remote::connect(&settings).await.unwrap();
+    settings.insecure_plaintext = false;
+    let refused = alula_server::remote::connect(&settings)
+        .await
+        .err()
+        .unwrap();
+    assert!(format!("{refused:#}").contains("plain http"), "{refused:#}");
+    // Admin keeps its database.
+    assert!(env_names(admin_container(&docs)).contains(&"ALULA_DATABASE_URL".to_string()));
+
+    let admin = find(&docs, "NetworkPolicy", "alula-admin").unwrap();
+    let from_propeller = admin["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| {
+            rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                == "propeller"
+        })
+        .expect("admin lets propeller in");
+    assert_eq!(from_propeller["ports"][0]["port"], "grpc");
+    assert_eq!(from_propeller["ports"].as_array().unwrap().len(), 1);
+    let postgres = find(&docs, "NetworkPolicy", "alula-postgresql").unwrap();
+    let from: Vec<&Value> = postgres["spec"]["ingress"][0]["from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|peer| &peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"])
+        .collect();
+    assert_eq!(from, ["admin"]);
+
+    // TLS on: https to the Service's name, a private CA mounted when named.
+    let docs = render(&[
+        "propeller.controlPlane.enabled=true",
+        "propeller.controlPlane.existingSecret=alula-propeller-client",
+        "propeller.controlPlane.caSecret=alula-ca",
+        "tls.enabled=true",
+    ])
+    .unwrap();
+    let spec = &find(&docs, "Deployment", "alula-propeller").unwrap()["spec"]["template"]["spec"];
+    let env = env_names(&spec["containers"][0]);
+    assert!(!env.contains(&"ALULA_CONTROL_PLANE_INSECURE_PLAINTEXT".to_string()));
+    assert!(env.contains(&"ALULA_CONTROL_PLANE_CA_FILE".to_string()));
+    assert_eq!(spec["volumes"][1]["secret"]["secretName"], "alula-ca");
+}

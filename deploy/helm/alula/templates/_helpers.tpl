@@ -154,6 +154,52 @@ float64 numbers as integers (every number in the config is one), maps as inline 
     secretKeyRef:
       name: {{ include "alula.databaseSecretName" . }}
       key: {{ include "alula.databaseSecretKey" . }}
+{{ include "alula.storageEnv" . }}
+{{- end -}}
+
+{{/* Whether propeller reaches admin over gRPC (and holds no database credentials). */}}
+{{- define "alula.propellerUsesControlPlane" -}}
+{{- if .Values.propeller.controlPlane.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* Admin's gRPC endpoint inside the cluster, as propeller reaches it (its certificate names
+the Service's names when tls.enabled). */}}
+{{- define "alula.controlPlaneEndpoint" -}}
+{{- printf "%s://%s-admin.%s.svc:%d" (ternary "https" "http" .Values.tls.enabled) (include "alula.fullname" .) .Release.Namespace (int .Values.admin.service.grpcPort) -}}
+{{- end -}}
+
+{{/* Propeller's environment with a control plane: admin's endpoint and its client's
+credentials instead of the database's URL. */}}
+{{- define "alula.controlPlaneEnv" -}}
+{{- $cp := .Values.propeller.controlPlane -}}
+- name: RUST_LOG
+  value: {{ .Values.config.logLevel | quote }}
+- name: ALULA_CONTROL_PLANE_ENDPOINT
+  value: {{ include "alula.controlPlaneEndpoint" . | quote }}
+{{- if not .Values.tls.enabled }}
+# Plain gRPC inside the cluster (tls.enabled turns it to TLS); networkPolicy limits who
+# reaches admin's port.
+- name: ALULA_CONTROL_PLANE_INSECURE_PLAINTEXT
+  value: "true"
+{{- end }}
+{{- if ne .Values.auth.mode "off" }}
+- name: ALULA_CONTROL_PLANE_CLIENT_ID
+  value: {{ $cp.clientId | quote }}
+- name: ALULA_CONTROL_PLANE_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "propeller.controlPlane.existingSecret is required: a Secret holding the secret of propeller's client (see values.yaml)" $cp.existingSecret }}
+      key: {{ $cp.existingSecretKey }}
+{{- end }}
+{{- with $cp.caSecret }}
+- name: ALULA_CONTROL_PLANE_CA_FILE
+  value: /etc/alula-control-plane-ca/ca.crt
+{{- end }}
+{{ include "alula.storageEnv" . }}
+{{- end -}}
+
+{{/* The object store's settings, and extraEnv: what every server container gets. */}}
+{{- define "alula.storageEnv" -}}
 - name: ALULA_STORAGE_URL
   value: {{ include "alula.storageUrl" . | quote }}
 - name: AWS_REGION
