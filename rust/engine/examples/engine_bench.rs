@@ -1,11 +1,13 @@
 //! The engine's own overhead, without Python: a chain of N task nodes and a map over N
-//! elements, with tasks that answer instantly. Prints µs per node and per element.
+//! elements, with tasks that answer instantly. Prints µs per node and per element, and what
+//! storing the map's state costs (propeller saves it after its transitions): its size and the
+//! time to write and read it in the stored form (`state_codec`) against JSON (the form before).
 //!
-//! `cargo run --release -p alula-engine --example engine_bench -- 10000`
+//! `cargo run --release -p alula-engine --example engine_bench -- 100000`
 
 use std::time::{Instant, SystemTime};
 
-use alula_engine::{Action, Execution, ExecutionSettings, TaskOutcome};
+use alula_engine::{state_codec, Action, Execution, ExecutionSettings, TaskOutcome};
 use alula_idl::flyteidl::core::{
     binding_data, literal, node, primitive, scalar, task_node, ArrayNode, Binding, BindingData,
     CatalogCacheStatus, CompiledTask, CompiledWorkflow, CompiledWorkflowClosure, Identifier,
@@ -90,8 +92,13 @@ fn closure(nodes: Vec<Node>, last: &str) -> CompiledWorkflowClosure {
     }
 }
 
-/// Runs to the end, answering each attempt with its input as output.
-fn drive(closure: &CompiledWorkflowClosure, inputs: LiteralMap, parallelism: u32) -> f64 {
+/// Runs to the end, answering each attempt with its input as output; returns the time it took
+/// and the execution.
+fn drive(
+    closure: &CompiledWorkflowClosure,
+    inputs: LiteralMap,
+    parallelism: u32,
+) -> (f64, Execution) {
     let settings = ExecutionSettings {
         max_parallelism: parallelism,
         ..Default::default()
@@ -126,7 +133,40 @@ fn drive(closure: &CompiledWorkflowClosure, inputs: LiteralMap, parallelism: u32
         "the run failed: {:?}",
         exec.error()
     );
-    start.elapsed().as_secs_f64()
+    (start.elapsed().as_secs_f64(), exec)
+}
+
+/// The best of five runs of `f`, in milliseconds.
+fn best_ms(mut f: impl FnMut()) -> f64 {
+    (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Size and write/read times of `exec`'s state, stored form against JSON.
+fn state_costs(exec: &Execution, what: &str) {
+    let state = exec.state();
+    let json = serde_json::to_vec(state).expect("JSON");
+    let binary = state_codec::encode(state).expect("encode");
+    let json_write = best_ms(|| drop(serde_json::to_vec(state).expect("JSON")));
+    let binary_write = best_ms(|| drop(state_codec::encode(state).expect("encode")));
+    let json_read = best_ms(|| drop(state_codec::decode(&json).expect("JSON state")));
+    let binary_read = best_ms(|| drop(state_codec::decode(&binary).expect("decode")));
+    println!(
+        "{what} state: {:.2} MB stored vs {:.2} MB JSON ({:.1}x smaller)",
+        binary.len() as f64 / 1e6,
+        json.len() as f64 / 1e6,
+        json.len() as f64 / binary.len() as f64
+    );
+    println!(
+        "  write {binary_write:.1} ms vs {json_write:.1} ms JSON ({:.1}x); read {binary_read:.1} ms vs {json_read:.1} ms JSON ({:.1}x)",
+        json_write / binary_write,
+        json_read / binary_read
+    );
 }
 
 fn main() {
@@ -144,7 +184,7 @@ fn main() {
     let chain = closure(nodes, &format!("n{}", n - 1));
     let mut inputs = LiteralMap::default();
     inputs.literals.insert("x".into(), int(1));
-    let secs = drive(&chain, inputs, 1);
+    let (secs, _) = drive(&chain, inputs, 1);
     println!("chain of {n}: {:.2} µs per node", secs * 1e6 / n as f64);
 
     let array = Node {
@@ -167,6 +207,7 @@ fn main() {
         },
     );
     let map = closure(vec![array], "n0");
-    let secs = drive(&map, xs, 1);
+    let (secs, exec) = drive(&map, xs, 1);
     println!("map over {n}: {:.2} µs per element", secs * 1e6 / n as f64);
+    state_costs(&exec, &format!("map over {n}"));
 }

@@ -265,10 +265,15 @@ impl Execution {
                 }
             }
             let scope_live = !exec.state.scopes[n.scope as usize].done;
+            // A branch's case exists once chosen; chosen and not started yet, it is ready like
+            // any other node (leaving it out left the branch running forever after a restart).
+            let chosen_or_plain = n
+                .branch_parent
+                .is_none_or(|p| exec.state.nodes[p as usize].phase == NodePhase::Running);
             if scope_live
                 && n.phase == NodePhase::NotYetStarted
                 && n.pending == 0
-                && n.branch_parent.is_none()
+                && chosen_or_plain
             {
                 exec.ready.push_back(i as u32);
             }
@@ -424,7 +429,24 @@ impl Execution {
         }
         self.fire_deadlines();
         self.schedule();
-        std::mem::take(&mut self.actions)
+        let mut actions = std::mem::take(&mut self.actions);
+        // A wait asked for before its node stopped waiting is no longer wanted: a resumed
+        // execution repeats its waits, and the signal or the child's end may come before the
+        // driver polls.
+        actions.retain(|action| match action {
+            Action::WaitForSignal {
+                node_execution_id, ..
+            } => self
+                .find_waiting(node_execution_id, |k| matches!(k, KindState::Signal))
+                .is_ok(),
+            Action::StartChild {
+                node_execution_id, ..
+            } => self
+                .find_waiting(node_execution_id, |k| matches!(k, KindState::Child))
+                .is_ok(),
+            _ => true,
+        });
+        actions
     }
 
     /// Reports how a task attempt ended.

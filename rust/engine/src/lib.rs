@@ -20,6 +20,7 @@ pub mod program;
 mod schedule;
 mod scope;
 mod state;
+pub mod state_codec;
 
 pub use events::{node_phase, workflow_phase, Event, TaskPhase};
 pub use execution::{

@@ -172,7 +172,9 @@ pub enum GraphSource {
     },
     /// The workflow a dynamic task returned, with the parent task's interface.
     Dynamic {
+        #[serde(with = "crate::state_codec::proto")]
         spec: DynamicJobSpec,
+        #[serde(with = "crate::state_codec::proto_option")]
         interface: Option<TypedInterface>,
         node_id: String,
     },

@@ -1,6 +1,7 @@
 //! The serialisable state of one execution: every node execution, every workflow scope, and
 //! the recipes of graphs made at run time. Persisting this after each transition is enough for
-//! a restarted engine to resume (see [`crate::Execution::resume`]).
+//! a restarted engine to resume (see [`crate::Execution::resume`]); its stored form is
+//! [`crate::state_codec`]'s.
 
 use std::collections::BTreeMap;
 
@@ -94,8 +95,11 @@ pub struct NodeState {
     pub pending: u32,
     /// An upstream node was skipped (or failed, when the workflow goes on): this one will not run.
     pub blocked: bool,
+    #[serde(with = "crate::state_codec::proto_option")]
     pub inputs: Option<LiteralMap>,
+    #[serde(with = "crate::state_codec::proto_option")]
     pub outputs: Option<LiteralMap>,
+    #[serde(with = "crate::state_codec::proto_option")]
     pub error: Option<ExecutionError>,
     /// Attempts started so far (the next attempt's `retry_attempt`).
     pub attempts: u32,
@@ -132,9 +136,11 @@ pub struct ArrayState {
     /// Most elements running at once (0: no limit of its own).
     pub parallelism: u32,
     pub min_successes: u32,
+    #[serde(with = "crate::state_codec::proto_option")]
     pub first_error: Option<ExecutionError>,
     /// Element outputs by output name, one list slot per element (None until it succeeds):
     /// columns keep a 100,000-element map small where a map per element would not.
+    #[serde(with = "crate::state_codec::proto_columns")]
     pub outputs: BTreeMap<String, Vec<Literal>>,
 }
 
@@ -147,11 +153,13 @@ pub struct ScopeState {
     /// Prefix of its nodes' execution ids.
     pub prefix: String,
     /// The values of the `start-node`'s outputs: the workflow's inputs.
+    #[serde(with = "crate::state_codec::proto")]
     pub inputs: LiteralMap,
     /// Arena index of the graph's first node; the graph's nodes are contiguous.
     pub first_node: u32,
     /// Nodes not yet in a terminal phase.
     pub remaining: u32,
+    #[serde(with = "crate::state_codec::proto_option")]
     pub error: Option<ExecutionError>,
     /// The failure node, once the scope failed and started it.
     pub failure_node: Option<u32>,
@@ -161,12 +169,15 @@ pub struct ScopeState {
 /// Everything an execution needs to resume.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecutionState {
+    #[serde(with = "crate::state_codec::proto")]
     pub execution_id: WorkflowExecutionIdentifier,
     pub phase: WorkflowPhase,
     pub nodes: Vec<NodeState>,
     pub scopes: Vec<ScopeState>,
     pub graph_sources: Vec<GraphSource>,
     pub next_attempt: u64,
+    #[serde(with = "crate::state_codec::proto_option")]
     pub outputs: Option<LiteralMap>,
+    #[serde(with = "crate::state_codec::proto_option")]
     pub error: Option<ExecutionError>,
 }

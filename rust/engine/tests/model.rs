@@ -3,15 +3,18 @@
 //!
 //! Each case is a DAG of 1–300 nodes (tasks with scripted failures, retries and timeouts, branches,
 //! subworkflows, maps with min-success ratios, dynamic tasks, sleep and approve gates), a parallelism limit from 1 to 50
-//! (fan-outs are often wider), attempts finishing in random order, and sometimes an abort at a
-//! random step. The properties:
+//! (fan-outs are often wider), attempts finishing in random order, sometimes an abort at a
+//! random step, and restarts: at random steps the driver dies and a new one resumes from the
+//! stored state (`state_codec`), as a propeller taking over does. The properties:
 //! - every advance returns: after `poll`, `has_pending_work` turns false within a few polls (a
 //!   driver that loops while work is pending never spins);
 //! - the execution ends within a bounded number of driver steps, and whenever it is not over,
 //!   something can happen (an attempt is in flight or a wake-up is due);
 //! - no more attempts run at once than the limit;
 //! - the outcome and outputs equal the reference interpreter's;
-//! - an abort always ends in ABORTED with every running attempt aborted.
+//! - an abort always ends in ABORTED with every running attempt aborted;
+//! - the stored state reads back to the same bytes, and none of the above changes with
+//!   restarts (they found chosen branch cases lost and stale signal waits after a resume).
 //!
 //! `ALULA_MODEL_CASES` sets the number of cases (default 2,000); `ALULA_MODEL_SEED` replays one.
 //! A failing case prints its seed.

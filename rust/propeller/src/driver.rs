@@ -153,8 +153,8 @@ impl Driver {
         let mut exec = if record.state.is_empty() {
             Execution::new(&closure, inputs, settings)?
         } else {
-            let state: ExecutionState = serde_json::from_slice(&record.state)
-                .map_err(|e| DriveError::Corrupt(format!("saved engine state: {e}")))?;
+            let state: ExecutionState = alula_engine::state_codec::decode(&record.state)
+                .map_err(|e| DriveError::Corrupt(format!("saved {e}")))?;
             Execution::resume(&closure, state, settings, SystemTime::now())?
         };
         if let Some(original) = recovery::reference(&spec) {
@@ -363,8 +363,8 @@ impl Driver {
     /// Saves the state and the new events in one transaction; returns the events saved (with
     /// the sequence number of the first) for delivery.
     async fn save(&mut self) -> Result<(i64, Vec<(i64, Vec<u8>)>), DriveError> {
-        let state = serde_json::to_vec(self.exec.state())
-            .map_err(|e| DriveError::Corrupt(format!("engine state: {e}")))?;
+        let state = alula_engine::state_codec::encode(self.exec.state())
+            .map_err(|e| DriveError::Corrupt(e.to_string()))?;
         self.state_bytes = state.len();
         let events = std::mem::take(&mut self.pending_events);
         let save = Save {

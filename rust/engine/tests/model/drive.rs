@@ -85,7 +85,7 @@ pub(super) fn outcome(
 pub(super) fn run_case(seed: u64) -> Result<(), String> {
     let case = gen_case(seed);
     let closure = build(&case);
-    let settings = ExecutionSettings {
+    let settings = || ExecutionSettings {
         max_parallelism: case.limit,
         record_events: true,
         ..Default::default()
@@ -98,7 +98,7 @@ pub(super) fn run_case(seed: u64) -> Result<(), String> {
         ),
     ]);
     let mut exec =
-        Execution::new(&closure, ins, settings).map_err(|e| format!("new execution: {e}"))?;
+        Execution::new(&closure, ins, settings()).map_err(|e| format!("new execution: {e}"))?;
     let mut rng = Rng::new(seed ^ 0xA5A5_A5A5);
     let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let mut flights: HashMap<AttemptId, Flight> = HashMap::new();
@@ -171,9 +171,11 @@ pub(super) fn run_case(seed: u64) -> Result<(), String> {
                         flights.remove(&attempt);
                     }
                     Action::WakeAt(t) => wake = Some(wake.map_or(t, |w| w.min(t))),
+                    // A resumed execution asks again for what it waits on: idempotent.
                     Action::WaitForSignal {
                         node_execution_id, ..
-                    } => gates.push(node_execution_id),
+                    } if !gates.contains(&node_execution_id) => gates.push(node_execution_id),
+                    Action::WaitForSignal { .. } => {}
                     other => return Err(format!("unexpected action {other:?}")),
                 }
             }
@@ -184,6 +186,11 @@ pub(super) fn run_case(seed: u64) -> Result<(), String> {
         let _ = exec.take_events();
         if exec.phase().is_terminal() {
             break;
+        }
+        // Now and then the driver dies once it has acted on everything (as propeller saves
+        // before it acts): a new one resumes from the stored state.
+        if rng.chance(5) {
+            exec = restart(&exec, &closure, settings(), now)?;
         }
         if case.abort_at == Some(steps) {
             for action in exec.abort("model abort", now) {
@@ -260,4 +267,20 @@ pub(super) fn run_case(seed: u64) -> Result<(), String> {
         (want, got) => return Err(format!("ended {got:?}, the reference says {want:?}")),
     }
     Ok(())
+}
+
+/// What a propeller taking over does: the state in its stored form, read back and resumed. The
+/// stored form must give back exactly the state (stored again, the same bytes).
+fn restart(
+    exec: &Execution,
+    closure: &CompiledWorkflowClosure,
+    settings: ExecutionSettings,
+    now: SystemTime,
+) -> Result<Execution, String> {
+    let stored = alula_engine::state_codec::encode(exec.state()).map_err(|e| e.to_string())?;
+    let state = alula_engine::state_codec::decode(&stored).map_err(|e| e.to_string())?;
+    if alula_engine::state_codec::encode(&state).map_err(|e| e.to_string())? != stored {
+        return Err("the stored state reads back different".into());
+    }
+    Execution::resume(closure, state, settings, now).map_err(|e| format!("resume: {e}"))
 }

@@ -338,3 +338,53 @@ fn a_sleep_gate_still_wakes_after_a_resume() {
         "woke at the recorded time"
     );
 }
+
+/// A resumed execution asks again for the signals its gates wait on; a signal set before the
+/// driver polls ends the wait, and the repeated request must not reach the driver (which would
+/// then signal a gate that no longer waits, an error).
+#[test]
+fn a_repeated_wait_answered_before_the_poll_is_dropped() {
+    let gate = Node {
+        id: "g".into(),
+        target: Some(node::Target::GateNode(GateNode {
+            condition: Some(gate_node::Condition::Signal(SignalCondition {
+                signal_id: "factor".into(),
+                r#type: Some(int_type()),
+                output_variable_name: "o0".into(),
+            })),
+        })),
+        ..Default::default()
+    };
+    let wf = workflow(
+        "gate",
+        &[],
+        vec![gate],
+        vec![bind("o0", promise("g", "o0"))],
+        &["o0"],
+    );
+    let c = closure(wf, vec![], vec![]);
+    let now = std::time::SystemTime::now();
+    let mut exec = Execution::new(&c, inputs(&[]), settings()).expect("valid");
+    let waits = |actions: &[alula_engine::Action]| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, alula_engine::Action::WaitForSignal { .. }))
+            .count()
+    };
+    assert_eq!(waits(&exec.poll(now)), 1);
+    let stored = alula_engine::state_codec::encode(exec.state()).expect("encode");
+    let state = alula_engine::state_codec::decode(&stored).expect("decode");
+    let mut exec = Execution::resume(&c, state, settings(), now).expect("resume");
+    exec.signal("g", int(5), now).expect("the gate waits");
+    let actions = exec.poll(now);
+    assert_eq!(waits(&actions), 0, "{actions:?}");
+    assert_eq!(exec.phase(), WorkflowPhase::Succeeded);
+    assert_eq!(out(&exec, "o0"), 5);
+    // Unanswered, the repeated request does reach the new driver.
+    let mut exec = Execution::new(&c, inputs(&[]), settings()).expect("valid");
+    let _ = exec.poll(now);
+    let stored = alula_engine::state_codec::encode(exec.state()).expect("encode");
+    let state = alula_engine::state_codec::decode(&stored).expect("decode");
+    let mut exec = Execution::resume(&c, state, settings(), now).expect("resume");
+    assert_eq!(waits(&exec.poll(now)), 1);
+}

@@ -329,3 +329,71 @@ fn an_array_node_tolerates_failures_down_to_its_min_success_ratio() {
         "{msg}"
     );
 }
+
+/// A propeller's restart: the state in its stored form, read back and resumed.
+fn restarted(c: &alula_idl::flyteidl::core::CompiledWorkflowClosure, exec: Execution) -> Execution {
+    let stored = alula_engine::state_codec::encode(exec.state()).expect("encode");
+    drop(exec);
+    let state = alula_engine::state_codec::decode(&stored).expect("decode");
+    let now = std::time::SystemTime::now();
+    Execution::resume(c, state, settings(), now).expect("resume")
+}
+
+/// A case chosen while every slot is taken waits for one; a propeller restarting meanwhile
+/// must still start it (the resumed queue left chosen cases out, and the branch ran forever).
+#[test]
+fn a_chosen_case_waiting_for_a_slot_starts_after_a_restart() {
+    let else_node = task_node("b-n1", "inc", vec![bind("x", promise("start-node", "x"))]);
+    let mut c = branch_closure(if_else_block::Default::ElseNode(Box::new(else_node)));
+    // A task ahead of the branch takes the only slot.
+    let side = task_node("side", "inc", vec![bind("x", promise("start-node", "x"))]);
+    let primary = c
+        .primary
+        .as_mut()
+        .and_then(|p| p.template.as_mut())
+        .expect("primary");
+    primary.nodes.insert(0, side);
+    let one_slot = ExecutionSettings {
+        max_parallelism: 1,
+        ..settings()
+    };
+    let mut exec = Execution::new(&c, inputs(&[("x", int(3))]), one_slot.clone()).expect("valid");
+    let now = std::time::SystemTime::now();
+    let started: Vec<_> = exec
+        .poll(now)
+        .into_iter()
+        .filter_map(|a| match a {
+            alula_engine::Action::StartTask(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        started
+            .iter()
+            .map(|a| a.node_execution_id.as_str())
+            .collect::<Vec<_>>(),
+        ["side"],
+        "the case waits for the slot"
+    );
+    let stored = alula_engine::state_codec::encode(exec.state()).expect("encode");
+    let state = alula_engine::state_codec::decode(&stored).expect("decode");
+    let mut exec = Execution::resume(&c, state, one_slot, now).expect("resume");
+    exec.task_finished(started[0].id, ok(&[("o0", int(4))]), now)
+        .expect("side is known after the restart");
+    run(&mut exec, &mut Fake::arithmetic(), |_| {}).expect("driver");
+    assert_eq!(exec.phase(), WorkflowPhase::Succeeded, "{:?}", exec.error());
+    assert_eq!(out(&exec, "o0"), 10, "square(3) + 1");
+    // And a restart right after the decision, with the case started, resumes it too.
+    let mut exec = Execution::new(&c, inputs(&[("x", int(-2))]), settings()).expect("valid");
+    let _ = exec.poll(now);
+    let mut exec = restarted(&c, exec);
+    let mut fake = Fake::arithmetic();
+    let running: Vec<_> = exec.running_attempts().map(|(a, ..)| a).collect();
+    assert_eq!(running.len(), 2, "side and the else case run");
+    for a in running {
+        exec.task_finished(a, ok(&[("o0", int(-1))]), now)
+            .expect("known");
+    }
+    run(&mut exec, &mut fake, |_| {}).expect("driver");
+    assert_eq!(exec.phase(), WorkflowPhase::Succeeded, "{:?}", exec.error());
+}
