@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use alula_engine::{Action, AttemptId, Event, Execution, ExecutionSettings, TaskAttempt};
 use alula_idl::flyteidl::core::{
-    array_node::SuccessCriteria, node, task_execution, ArrayNode, CompiledWorkflowClosure, Node,
-    TaskLog, WorkflowExecutionIdentifier,
+    array_node::SuccessCriteria, task_execution, ArrayNode, CompiledWorkflowClosure, TaskLog,
+    WorkflowExecutionIdentifier,
 };
 use alula_idl::flyteidl::event::TaskExecutionEvent;
 use support::*;
@@ -29,32 +29,11 @@ fn settings() -> ExecutionSettings {
 }
 
 fn map_closure() -> CompiledWorkflowClosure {
-    let array = Node {
-        id: "n0".into(),
-        inputs: vec![bind("x", promise("start-node", "xs"))],
-        target: Some(node::Target::ArrayNode(Box::new(ArrayNode {
-            node: Some(Box::new(task_node(
-                "n0",
-                "maybe",
-                vec![bind("x", promise("start-node", "xs"))],
-            ))),
-            success_criteria: Some(SuccessCriteria::MinSuccesses(3)),
-            ..Default::default()
-        }))),
+    let array = ArrayNode {
+        success_criteria: Some(SuccessCriteria::MinSuccesses(3)),
         ..Default::default()
     };
-    let wf = workflow(
-        "map",
-        &["xs"],
-        vec![array],
-        vec![bind("o0", promise("n0", "o0"))],
-        &["o0"],
-    );
-    closure(
-        wf,
-        vec![],
-        vec![with_retries(task("maybe", &["x"], &["o0"]), 1)],
-    )
+    support::map_closure(with_retries(task("maybe", &["x"], &["o0"]), 1), array)
 }
 
 fn link(element: u32, retry: u32) -> Vec<TaskLog> {

@@ -418,30 +418,13 @@ fn a_dynamic_workflow_calling_a_launch_plan_reports_it_uncompiled() {
 }
 
 fn map_closure() -> CompiledWorkflowClosure {
-    let array = Node {
-        id: "n0".into(),
-        inputs: vec![bind("x", promise("start-node", "xs"))],
-        target: Some(node::Target::ArrayNode(Box::new(ArrayNode {
-            node: Some(Box::new(task_node(
-                "n0",
-                "maybe",
-                vec![bind("x", promise("start-node", "xs"))],
-            ))),
-            success_criteria: Some(
-                alula_idl::flyteidl::core::array_node::SuccessCriteria::MinSuccessRatio(0.5),
-            ),
-            ..Default::default()
-        }))),
+    let array = ArrayNode {
+        success_criteria: Some(
+            alula_idl::flyteidl::core::array_node::SuccessCriteria::MinSuccessRatio(0.5),
+        ),
         ..Default::default()
     };
-    let wf = workflow(
-        "map",
-        &["xs"],
-        vec![array],
-        vec![bind("o0", promise("n0", "o0"))],
-        &["o0"],
-    );
-    closure(wf, vec![], vec![task("maybe", &["x"], &["o0"])])
+    support::map_closure(task("maybe", &["x"], &["o0"]), array)
 }
 
 fn maybe() -> Fake {

@@ -279,27 +279,7 @@ fn a_task_node_inside_a_subworkflow_is_recovered_by_its_unique_id() {
 }
 
 fn map_closure() -> CompiledWorkflowClosure {
-    let array = Node {
-        id: "n0".into(),
-        inputs: vec![bind("x", promise("start-node", "xs"))],
-        target: Some(node::Target::ArrayNode(Box::new(ArrayNode {
-            node: Some(Box::new(task_node(
-                "n0",
-                "inc",
-                vec![bind("x", promise("start-node", "xs"))],
-            ))),
-            ..Default::default()
-        }))),
-        ..Default::default()
-    };
-    let wf = workflow(
-        "map",
-        &["xs"],
-        vec![array],
-        vec![bind("o0", promise("n0", "o0"))],
-        &["o0"],
-    );
-    closure(wf, vec![], vec![task("inc", &["x"], &["o0"])])
+    support::map_closure(task("inc", &["x"], &["o0"]), ArrayNode::default())
 }
 
 #[test]

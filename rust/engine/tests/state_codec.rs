@@ -10,33 +10,16 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use alula_engine::{state_codec, Action, Execution, ExecutionSettings, TaskOutcome};
-use alula_idl::flyteidl::core::{array_node, node, ArrayNode, CompiledWorkflowClosure, Node};
+use alula_idl::flyteidl::core::{array_node, ArrayNode, CompiledWorkflowClosure};
 use support::*;
 
 fn map_closure() -> CompiledWorkflowClosure {
-    let array = Node {
-        id: "n0".into(),
-        inputs: vec![bind("x", promise("start-node", "xs"))],
-        target: Some(node::Target::ArrayNode(Box::new(ArrayNode {
-            node: Some(Box::new(task_node(
-                "n0",
-                "square",
-                vec![bind("x", promise("start-node", "xs"))],
-            ))),
-            // Failed elements do not fail the map (and abort the rest) below half.
-            success_criteria: Some(array_node::SuccessCriteria::MinSuccessRatio(0.5)),
-            ..Default::default()
-        }))),
+    // Failed elements do not fail the map (and abort the rest) below half.
+    let array = ArrayNode {
+        success_criteria: Some(array_node::SuccessCriteria::MinSuccessRatio(0.5)),
         ..Default::default()
     };
-    let wf = workflow(
-        "map",
-        &["xs"],
-        vec![array],
-        vec![bind("o0", promise("n0", "o0"))],
-        &["o0"],
-    );
-    closure(wf, vec![], vec![task("square", &["x"], &["o0"])])
+    support::map_closure(task("square", &["x"], &["o0"]), array)
 }
 
 /// A map over `n` elements stopped halfway: elements succeeded (with outputs), failed (with an

@@ -230,29 +230,12 @@ fn map_closure(
     ratio: Option<f32>,
     parallelism: Option<u32>,
 ) -> alula_idl::flyteidl::core::CompiledWorkflowClosure {
-    let array = Node {
-        id: "n0".into(),
-        inputs: vec![bind("x", promise("start-node", "xs"))],
-        target: Some(node::Target::ArrayNode(Box::new(ArrayNode {
-            node: Some(Box::new(task_node(
-                "n0",
-                "maybe",
-                vec![bind("x", promise("start-node", "xs"))],
-            ))),
-            parallelism_option: parallelism.map(array_node::ParallelismOption::Parallelism),
-            success_criteria: ratio.map(array_node::SuccessCriteria::MinSuccessRatio),
-            ..Default::default()
-        }))),
+    let array = ArrayNode {
+        parallelism_option: parallelism.map(array_node::ParallelismOption::Parallelism),
+        success_criteria: ratio.map(array_node::SuccessCriteria::MinSuccessRatio),
         ..Default::default()
     };
-    let wf = workflow(
-        "map",
-        &["xs"],
-        vec![array],
-        vec![bind("o0", promise("n0", "o0"))],
-        &["o0"],
-    );
-    closure(wf, vec![], vec![task("maybe", &["x"], &["o0"])])
+    support::map_closure(task("maybe", &["x"], &["o0"]), array)
 }
 
 fn maybe_fails_on_negative() -> Fake {

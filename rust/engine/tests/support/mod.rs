@@ -9,11 +9,11 @@ use alula_engine::driver::Executor;
 use alula_engine::literals;
 use alula_engine::{AttemptId, SignalKind, TaskAttempt, TaskOutcome};
 use alula_idl::flyteidl::core::{
-    binding_data, execution_error::ErrorKind, literal_type, node, primitive, task_node, Binding,
-    BindingData, CatalogCacheStatus, CompiledTask, CompiledWorkflow, CompiledWorkflowClosure,
-    ExecutionError, Identifier, Literal, LiteralMap, LiteralType, Node, NodeMetadata,
-    OutputReference, ResourceType, RetryStrategy, SimpleType, TaskMetadata, TaskNode, TaskTemplate,
-    TypedInterface, Variable, VariableMap, WorkflowTemplate,
+    binding_data, execution_error::ErrorKind, literal_type, node, primitive, task_node, ArrayNode,
+    Binding, BindingData, CatalogCacheStatus, CompiledTask, CompiledWorkflow,
+    CompiledWorkflowClosure, ExecutionError, Identifier, Literal, LiteralMap, LiteralType, Node,
+    NodeMetadata, OutputReference, ResourceType, RetryStrategy, SimpleType, TaskMetadata, TaskNode,
+    TaskTemplate, TypedInterface, Variable, VariableMap, WorkflowTemplate,
 };
 
 pub fn int(v: i64) -> Literal {
@@ -178,6 +178,33 @@ pub fn closure(
             .collect(),
         launch_plans: Vec::new(),
     }
+}
+
+/// Workflow `map(xs) -> o0`: node `n0` maps `task` (`x -> o0`) over `xs`, with `array`'s
+/// settings (parallelism, success criteria; its inner node is filled in here).
+pub fn map_closure(task: TaskTemplate, array: ArrayNode) -> CompiledWorkflowClosure {
+    let name = task.id.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+    let map = Node {
+        id: "n0".into(),
+        inputs: vec![bind("x", promise("start-node", "xs"))],
+        target: Some(node::Target::ArrayNode(Box::new(ArrayNode {
+            node: Some(Box::new(task_node(
+                "n0",
+                &name,
+                vec![bind("x", promise("start-node", "xs"))],
+            ))),
+            ..array
+        }))),
+        ..Default::default()
+    };
+    let wf = workflow(
+        "map",
+        &["xs"],
+        vec![map],
+        vec![bind("o0", promise("n0", "o0"))],
+        &["o0"],
+    );
+    closure(wf, vec![], vec![task])
 }
 
 pub fn inputs(pairs: &[(&str, Literal)]) -> LiteralMap {
