@@ -2,6 +2,21 @@
 
 use super::*;
 
+/// Gate `id` waiting for integer signal `signal_id`, given as its output `o0`.
+fn signal_gate(id: &str, signal_id: &str) -> Node {
+    Node {
+        id: id.into(),
+        target: Some(node::Target::GateNode(GateNode {
+            condition: Some(gate_node::Condition::Signal(SignalCondition {
+                signal_id: signal_id.into(),
+                r#type: Some(int_type()),
+                output_variable_name: "o0".into(),
+            })),
+        })),
+        ..Default::default()
+    }
+}
+
 #[test]
 fn gates_sleep_and_wait_for_signals() {
     let sleep = Node {
@@ -27,17 +42,7 @@ fn gates_sleep_and_wait_for_signals() {
         })),
         ..Default::default()
     };
-    let signal = Node {
-        id: "g2".into(),
-        target: Some(node::Target::GateNode(GateNode {
-            condition: Some(gate_node::Condition::Signal(SignalCondition {
-                signal_id: "factor".into(),
-                r#type: Some(int_type()),
-                output_variable_name: "o0".into(),
-            })),
-        })),
-        ..Default::default()
-    };
+    let signal = signal_gate("g2", "factor");
     let add = task_node(
         "n0",
         "add",
@@ -344,17 +349,7 @@ fn a_sleep_gate_still_wakes_after_a_resume() {
 /// then signal a gate that no longer waits, an error).
 #[test]
 fn a_repeated_wait_answered_before_the_poll_is_dropped() {
-    let gate = Node {
-        id: "g".into(),
-        target: Some(node::Target::GateNode(GateNode {
-            condition: Some(gate_node::Condition::Signal(SignalCondition {
-                signal_id: "factor".into(),
-                r#type: Some(int_type()),
-                output_variable_name: "o0".into(),
-            })),
-        })),
-        ..Default::default()
-    };
+    let gate = signal_gate("g", "factor");
     let wf = workflow(
         "gate",
         &[],
