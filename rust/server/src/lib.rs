@@ -264,6 +264,31 @@ pub fn storage_and_database(file: &FileConfig) -> Result<(PathBuf, String)> {
     Ok((storage_root, database_url))
 }
 
+/// The switch every part of a server stops on: set when `shutdown` resolves, or by a part that
+/// ends on its own (a propeller-only replica whose loop died must exit, so that it is
+/// restarted, not linger half-alive).
+pub(crate) fn stop_switch(
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Arc<watch::Sender<bool>> {
+    let stop = Arc::new(watch::channel(false).0);
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.send_replace(true);
+        }
+    });
+    stop
+}
+
+/// Resolves once `stop` is set.
+pub(crate) fn stopped(stop: &watch::Sender<bool>) -> impl std::future::Future<Output = ()> {
+    let mut rx = stop.subscribe();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
 /// Runs what the role asks for (admin, propeller or both) until `shutdown` resolves, or until
 /// one of them stops. `ready` is called once the listeners are bound.
 pub async fn run(
@@ -421,22 +446,7 @@ pub async fn run(
     let config = Arc::new(config);
     let api = AdminApi::new(store.clone(), config.clone());
     let maintenance = tokio::spawn(maintenance::run(store.clone()));
-    // Set by the caller's shutdown, or by either half ending on its own (a propeller-only
-    // replica whose loop died must exit, so that it is restarted, not linger half-alive).
-    let stop = Arc::new(watch::channel(false).0);
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            stop.send_replace(true);
-        }
-    });
-    let stopped = |stop: &watch::Sender<bool>| {
-        let mut rx = stop.subscribe();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
+    let stop = stop_switch(shutdown);
     // Admin sends the notifications its event ingestion queues (see `alula_admin::notify`).
     let notifier = notifier.map(|n| tokio::spawn(n.run(stopped(&stop))));
     // Launch-plan schedules tick wherever the API is served; replicas share the ticks.
@@ -506,11 +516,7 @@ pub async fn run(
     // A server that failed stops the propeller too (which then releases its leases).
     stop.send_replace(true);
     if let Some(handle) = propeller {
-        match handle.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "propeller stopped with an error"),
-            Err(e) => tracing::error!(error = %e, "propeller panicked"),
-            Ok(Ok(())) => {}
-        }
+        propeller::join(handle).await;
     }
     maintenance.abort();
     if let Some(scheduler) = scheduler {

@@ -161,3 +161,12 @@ pub(crate) fn spawn(
         result
     })
 }
+
+/// Waits for a spawned propeller to end and logs how it ended.
+pub(crate) async fn join(handle: JoinHandle<Result<(), alula_propeller::DriveError>>) {
+    match handle.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "propeller stopped with an error"),
+        Err(e) => tracing::error!(error = %e, "propeller panicked"),
+        Ok(Ok(())) => {}
+    }
+}

@@ -17,10 +17,9 @@ use alula_plane::{PlaneError, PlaneResult};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::{propeller, Endpoints, FileConfig, DEFAULT_HOST};
+use crate::{propeller, stopped, Endpoints, FileConfig, DEFAULT_HOST};
 
 /// `[control_plane]`: the admin a propeller-only server works for.
 #[derive(Clone, Default, Deserialize)]
@@ -292,28 +291,11 @@ pub(crate) async fn run_propeller(
     );
     ready(&endpoints);
 
-    let stop = Arc::new(watch::channel(false).0);
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            stop.send_replace(true);
-        }
-    });
-    let stopped = |stop: &watch::Sender<bool>| {
-        let mut rx = stop.subscribe();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
+    let stop = crate::stop_switch(shutdown);
     let handle = propeller::spawn(propeller, stopped(&stop), stop.clone());
     let served = app::serve_probes(None, http, access, instrumentation, stopped(&stop)).await;
     stop.send_replace(true);
-    match handle.await {
-        Ok(Err(e)) => tracing::error!(error = %e, "propeller stopped with an error"),
-        Err(e) => tracing::error!(error = %e, "propeller panicked"),
-        Ok(Ok(())) => {}
-    }
+    propeller::join(handle).await;
     served?;
     Ok(())
 }
