@@ -47,9 +47,16 @@ pub(crate) use outside::deliver;
 /// How often children, signals and the execution's own phase are looked at when no notice
 /// arrives (another instance's admin, or a lost notice).
 const POLL: Duration = Duration::from_millis(500);
-/// Bytes of saved state per microsecond of delay between saves: a large state (a map over
-/// 100,000 elements) is saved at most every few hundred milliseconds, a small one at once.
+/// Bytes of saved state per microsecond of delay between saves: a small state is saved at once
+/// (its events wait for the save), a large one (a map over 100,000 elements) less often.
 const SAVE_BYTES_PER_MICRO: usize = 50;
+/// From this size on, the delay also follows what the last save cost (encoding and writing):
+/// at least this many times as long, so that saving takes at most a fifth of the driver's time
+/// whatever the encoding's speed and the database's. (Keyed on bytes alone, a smaller encoding
+/// meant more saves: the binary state, six times smaller than JSON, was saved six times as
+/// often and made a 100,000-element map twice as slow.)
+const COSTLY_STATE_BYTES: usize = 256 * 1024;
+const SAVE_COST_RATIO: u32 = 4;
 const MAX_SAVE_DELAY: Duration = Duration::from_secs(2);
 /// Starts refused for infrastructure reasons (an API server hiccup, a full disk) are tried again
 /// this many times, backing off from one second, before the attempt fails as a system error:
@@ -89,6 +96,8 @@ pub(crate) struct Driver {
     to_abort: Vec<AttemptId>,
     last_save: Instant,
     state_bytes: usize,
+    /// How long the last save took, encoding included (zero before the first).
+    save_cost: Duration,
     overwrite_cache: bool,
     /// The execution's settings every attempt carries (from its resolved spec).
     attempt_settings: Arc<AttemptSettings>,
@@ -111,6 +120,17 @@ fn encode_event(event: &Event) -> (i64, Vec<u8>) {
         Event::Node(e) => (1, e.encode_to_vec()),
         Event::Task(e) => (2, e.encode_to_vec()),
     }
+}
+
+/// How long decisions may wait unsaved after the last save (see `SAVE_BYTES_PER_MICRO`).
+fn save_delay(state_bytes: usize, last_save_cost: Duration) -> Duration {
+    let by_size = Duration::from_micros((state_bytes / SAVE_BYTES_PER_MICRO) as u64);
+    let by_cost = if state_bytes >= COSTLY_STATE_BYTES {
+        last_save_cost * SAVE_COST_RATIO
+    } else {
+        Duration::ZERO
+    };
+    by_size.max(by_cost).min(MAX_SAVE_DELAY)
 }
 
 impl Driver {
@@ -182,6 +202,7 @@ impl Driver {
             to_abort: Vec::new(),
             last_save: Instant::now(),
             state_bytes: record.state.len(),
+            save_cost: Duration::ZERO,
             overwrite_cache: spec.overwrite_cache,
             attempt_settings: Arc::new(crate::settings::attempt_settings(&spec)),
             aborting: false,
@@ -288,7 +309,7 @@ impl Driver {
     }
 
     fn save_delay(&self) -> Duration {
-        Duration::from_micros((self.state_bytes / SAVE_BYTES_PER_MICRO) as u64).min(MAX_SAVE_DELAY)
+        save_delay(self.state_bytes, self.save_cost)
     }
 
     fn save_due(&self) -> bool {
@@ -363,6 +384,7 @@ impl Driver {
     /// Saves the state and the new events in one transaction; returns the events saved (with
     /// the sequence number of the first) for delivery.
     async fn save(&mut self) -> Result<(i64, Vec<(i64, Vec<u8>)>), DriveError> {
+        let started = Instant::now();
         let state = alula_engine::state_codec::encode(self.exec.state())
             .map_err(|e| DriveError::Corrupt(e.to_string()))?;
         self.state_bytes = state.len();
@@ -386,6 +408,7 @@ impl Driver {
         self.next_event += events.len() as i64;
         self.dirty = false;
         self.last_save = Instant::now();
+        self.save_cost = self.last_save - started;
         Ok((first, events))
     }
 
@@ -473,4 +496,31 @@ impl Driver {
 
 pub(crate) fn exec_name(key: &ExecutionKey) -> String {
     format!("{}/{}/{}", key.project, key.domain, key.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_state_is_saved_at_once_whatever_its_save_cost() {
+        assert!(save_delay(2_000, Duration::from_millis(30)) < Duration::from_micros(100));
+    }
+
+    #[test]
+    fn a_large_state_waits_for_its_size_or_four_times_its_save_cost() {
+        // 4.4 MB in binary: 88 ms by size; a save of 100 ms makes it 400 ms.
+        let bytes = 4_400_000;
+        assert_eq!(save_delay(bytes, Duration::ZERO), Duration::from_millis(88));
+        assert_eq!(
+            save_delay(bytes, Duration::from_millis(10)),
+            Duration::from_millis(88)
+        );
+        assert_eq!(
+            save_delay(bytes, Duration::from_millis(100)),
+            Duration::from_millis(400)
+        );
+        assert_eq!(save_delay(bytes, Duration::from_secs(5)), MAX_SAVE_DELAY);
+        assert_eq!(save_delay(1_000_000_000, Duration::ZERO), MAX_SAVE_DELAY);
+    }
 }
