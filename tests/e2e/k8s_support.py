@@ -395,11 +395,12 @@ def start_k8s_server(
     keep_pods: bool = False,
     extra_env: dict[str, str] | None = None,
     extra_config: list[str] | None = None,
+    operators: list[str] | None = None,
 ) -> ConfiguredServer:
     """alula-server on free ports with ALULA_KUBECONFIG (every container task becomes a pod on
     the local kubelet's node) and its execution data in the session's bucket, under a prefix of
     its own. `keep_pods` keeps finished pods, for tests that inspect them; `extra_config` lines
-    go in the `[kubernetes.pods]` table."""
+    go in the `[kubernetes.pods]` table; `operators` are the operator plugins to run."""
     server = AlulaServer(
         grpc_port=_free_port(),
         http_port=_free_port(),
@@ -413,6 +414,8 @@ def start_k8s_server(
     config = work / "alula.toml"
     pod_env = ", ".join(f'"{k}" = "{v}"' for k, v in pod_s3_env(cluster.s3_endpoint).items())
     lines = [
+        "[kubernetes]",
+        f"operators = {json.dumps(operators or [])}",
         "[kubernetes.pods]",
         # Only the local kubelet's node runs our pods (fake_kubelet.py's fake-node-1 would only
         # pretend to).

@@ -5,7 +5,9 @@ wire contract) and writes each `TaskTemplate` for `rust/k8s/tests/operators_gold
 Run from the repository root with the test virtualenv, after installing the plugins (pyspark and
 ray make them too big to install on every CI run; the fixtures are committed):
 `.venv/bin/pip install flytekitplugins-{spark,ray,kfpytorch,kftensorflow,kfmpi}==1.16.31` and
-`.venv/bin/python tests/k8s/make_operator_fixtures.py`; commit what changes.
+`.venv/bin/python tests/k8s/make_operator_fixtures.py`; then rewrite the resources built from them
+(`ALULA_UPDATE_GOLDEN=1 cargo test -p alula-k8s --test operators_golden`), review the YAML diff
+and commit what changes.
 """
 
 from __future__ import annotations
