@@ -201,19 +201,34 @@ impl AgentMetadataService for FakeAgent {
 
 /// Serves the fake agent on a free port; answers its endpoint.
 async fn serve(agent: FakeAgent) -> String {
+    serve_with(agent, None).await
+}
+
+/// The same, over TLS with `identity` (certificate and key, PEM) when given.
+async fn serve_with(agent: FakeAgent, identity: Option<(String, String)>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let mut server = tonic::transport::Server::builder();
+    let scheme = match identity {
+        Some((cert, key)) => {
+            let tls = tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(cert, key));
+            server = server.tls_config(tls).expect("tls");
+            "https"
+        }
+        None => "http",
+    };
     tokio::spawn(
-        tonic::transport::Server::builder()
+        server
             .add_service(AsyncAgentServiceServer::new(agent.clone()))
             .add_service(SyncAgentServiceServer::new(agent.clone()))
             .add_service(AgentMetadataServiceServer::new(agent))
             .serve_with_incoming(incoming),
     );
-    format!("http://{addr}")
+    format!("{scheme}://{addr}")
 }
 
 fn config(endpoint: &str) -> AgentPluginConfig {
@@ -441,7 +456,103 @@ async fn settings_naming_unknown_agents_fail() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("\"b\""), "{err}");
-    let config: AgentPluginConfig =
-        toml::from_str("[agents.a]\nendpoint = \"https://agents.example\"\n").expect("config");
-    assert!(AgentPlugin::new(&config, Storage::memory()).is_err());
+    // https:// with insecure (the default) contradicts itself; TLS asked of an http:// endpoint;
+    // a CA file that is missing or holds no certificate; a CA file for plaintext.
+    for (settings, refusal) in [
+        ("endpoint = \"https://agents.example\"", "insecure = true asks for plaintext"),
+        (
+            "endpoint = \"http://agents.example\"\ninsecure = false",
+            "insecure = false asks for TLS",
+        ),
+        (
+            "endpoint = \"dns:///agents.example:443\"\ninsecure = false\nca_file = \"/nonexistent/ca.pem\"",
+            "ca_file",
+        ),
+        (
+            "endpoint = \"http://agents.example\"\nca_file = \"/etc/hostname\"",
+            "ca_file is for TLS",
+        ),
+    ] {
+        let config: AgentPluginConfig =
+            toml::from_str(&format!("[agents.a]\n{settings}\n")).expect("config");
+        let err = AgentPlugin::new(&config, Storage::memory())
+            .err()
+            .unwrap_or_else(|| panic!("{settings} accepted"));
+        assert!(err.to_string().contains(refusal), "{settings}: {err}");
+    }
+}
+
+/// A CA and a certificate it issued for 127.0.0.1, as PEM: (CA, certificate, key).
+fn test_pki() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("ca");
+    let key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("leaf");
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn an_agent_over_tls_is_trusted_through_its_ca_file_only() {
+    let (ca, cert, key) = test_pki();
+    let fake = FakeAgent::default();
+    let endpoint = serve_with(fake.clone(), Some((cert, key))).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("agents-ca.pem");
+    std::fs::write(&ca_file, ca).expect("write CA");
+    let tls_config = |ca: Option<&std::path::Path>| -> AgentPluginConfig {
+        let ca = ca.map_or(String::new(), |p| format!("ca_file = {:?}\n", p));
+        toml::from_str(&format!(
+            "poll_interval_ms = 20\n[agents.fake]\nendpoint = \"{endpoint}\"\ninsecure = false\ntimeout_seconds = 5\n{ca}"
+        ))
+        .expect("config")
+    };
+
+    // Trusting the agent's CA: discovery and a sync task work over TLS.
+    let storage = Storage::local(dir.path());
+    let plugin = AgentPlugin::new(&tls_config(Some(&ca_file)), storage.clone()).expect("plugin");
+    plugin.discover().await;
+    let types: Vec<String> = plugin.task_types().iter().map(|t| t.to_string()).collect();
+    assert_eq!(types, ["echo", "query"]);
+    let att = attempt(dir.path(), "echo", "n7");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    plugin.start(&att, Waker::new(tx, 1)).await.expect("start");
+    let status = ended(&plugin, &att, &mut rx).await;
+    assert!(
+        matches!(
+            status,
+            AttemptStatus::Exited {
+                exit_code: Some(0),
+                ..
+            }
+        ),
+        "{status:?}"
+    );
+    let outputs = storage
+        .get("metadata/p/d/e/n7/0/outputs.pb")
+        .await
+        .expect("read")
+        .expect("outputs.pb");
+    assert_eq!(LiteralMap::decode(outputs).expect("decode"), int_outputs(2));
+
+    // Without it the agent's certificate is not trusted: nothing is discovered, and the task,
+    // routed to the agent by configuration, never reaches it.
+    let mut untrusting = tls_config(None);
+    untrusting
+        .agent_for_task_types
+        .insert("echo".into(), "fake".into());
+    let plugin = AgentPlugin::new(&untrusting, storage).expect("plugin");
+    plugin.discover().await;
+    assert_eq!(plugin.task_types().len(), 1, "only the configured route");
+    let att = attempt(dir.path(), "echo", "n8");
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err = plugin
+        .start(&att, Waker::new(tx, 1))
+        .await
+        .expect_err("an untrusted agent");
+    assert!(matches!(err, PluginError::Transient(_)), "{err:?}");
 }
