@@ -13,6 +13,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,24 @@ def test_abort_deletes_the_job_and_its_pod(
     wait_for("the job's pod to be deleted", lambda: k8s.kube.pods(name) == [])
     alive = subprocess.run(["pgrep", "-af", name], capture_output=True, text=True).stdout
     assert not alive.strip(), alive
+
+
+def test_the_operator_resources_are_counted(server: ConfiguredServer) -> None:
+    """The tests above, as /metrics counts them (before the restart below resets the counts):
+    four PyTorchJobs and a TFJob created, the refused job failed, the aborted one deleted. A job
+    whose task failed is not a failed resource: its operator saw it succeed."""
+    url = f"http://127.0.0.1:{server.server.http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        page = resp.read().decode()
+    series = dict(
+        line.rsplit(" ", 1) for line in page.splitlines() if line.startswith("alula_k8s_operator_")
+    )
+    assert series == {
+        'alula_k8s_operator_resources_created_total{kind="PyTorchJob"}': "4",
+        'alula_k8s_operator_resources_created_total{kind="TFJob"}': "1",
+        'alula_k8s_operator_resources_failed_total{kind="PyTorchJob"}': "1",
+        'alula_k8s_operator_resources_deleted_total{kind="PyTorchJob"}': "1",
+    }, page
 
 
 def test_a_restarted_propeller_adopts_the_running_job(

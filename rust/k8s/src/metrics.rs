@@ -1,5 +1,5 @@
-//! The pod plugin's Prometheus series: pods created, failed and deleted, and API server calls
-//! by verb and response code. Counting goes through a fixed table of counter handles, each made
+//! The pod plugin's Prometheus series: pods created, failed and deleted, the operator plugins'
+//! custom resources the same by kind, and API server calls by verb and response code. Counting goes through a fixed table of counter handles, each made
 //! on its (verb, code)'s first call: after that it never allocates or looks a series up.
 
 use alula_metrics::{register_total, CollectFuture, Family, MetricsSource, Registry, TotalCounter};
@@ -67,6 +67,8 @@ fn slot_label(slot: usize) -> String {
 
 /// `verb`, `code`.
 type RequestLabels = [(&'static str, String); 2];
+/// `kind` (an operator's resource: `PyTorchJob`, `SparkApplication`...).
+type KindLabel = [(&'static str, String); 1];
 
 #[derive(Debug, Default)]
 pub struct PodMetrics {
@@ -78,6 +80,10 @@ pub struct PodMetrics {
     requests_family: Family<RequestLabels, TotalCounter>,
     /// Handles onto the family's counters by verb and code slot, made on first use.
     requests: [[std::sync::OnceLock<TotalCounter>; CODE_SLOTS]; Verb::ALL.len()],
+    /// Operator plugins' resources by kind (a handful of kinds, each a series on first use).
+    resources_created: Family<KindLabel, TotalCounter>,
+    resources_failed: Family<KindLabel, TotalCounter>,
+    resources_deleted: Family<KindLabel, TotalCounter>,
 }
 
 impl PodMetrics {
@@ -92,6 +98,26 @@ impl PodMetrics {
 
     pub fn pod_deleted(&self) {
         self.pods_deleted.inc();
+    }
+
+    /// An operator plugin created a resource of `kind` for an attempt.
+    pub fn resource_created(&self, kind: &str) {
+        self.resources_created
+            .get_or_create_owned(&[("kind", kind.to_string())])
+            .inc();
+    }
+
+    /// A resource's attempt failed (the operator gave the job up, or it was lost).
+    pub fn resource_failed(&self, kind: &str) {
+        self.resources_failed
+            .get_or_create_owned(&[("kind", kind.to_string())])
+            .inc();
+    }
+
+    pub fn resource_deleted(&self, kind: &str) {
+        self.resources_deleted
+            .get_or_create_owned(&[("kind", kind.to_string())])
+            .inc();
     }
 
     pub fn request(&self, verb: Verb, response: Response) {
@@ -132,6 +158,25 @@ impl PodMetrics {
         ] {
             register_total(registry, name, help, counter.clone());
         }
+        for (name, help, family) in [
+            (
+                "alula_k8s_operator_resources_created_total",
+                "Custom resources the operator plugins created for task attempts, by kind.",
+                &self.resources_created,
+            ),
+            (
+                "alula_k8s_operator_resources_failed_total",
+                "Custom resources whose attempt failed (the operator gave up, or the resource was lost), by kind.",
+                &self.resources_failed,
+            ),
+            (
+                "alula_k8s_operator_resources_deleted_total",
+                "Custom resources the operator plugins deleted (aborts and clean-up), by kind.",
+                &self.resources_deleted,
+            ),
+        ] {
+            register_total(registry, name, help, family.clone());
+        }
         register_total(
             registry,
             "alula_k8s_api_requests_total",
@@ -163,6 +208,11 @@ mod tests {
         m.request(Verb::Create, Response::Status(409));
         m.request(Verb::Get, Response::Status(418));
         m.request(Verb::Delete, Response::NoResponse);
+        m.resource_created("PyTorchJob");
+        m.resource_created("PyTorchJob");
+        m.resource_created("RayJob");
+        m.resource_failed("RayJob");
+        m.resource_deleted("PyTorchJob");
         let mut registry = Registry::default();
         m.register(&mut registry);
         let mut out = String::new();
@@ -189,6 +239,18 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains(r#"verb="get",code="200""#), "{out}");
+        for line in [
+            r#"alula_k8s_operator_resources_created_total{kind="PyTorchJob"} 2"#,
+            r#"alula_k8s_operator_resources_created_total{kind="RayJob"} 1"#,
+            r#"alula_k8s_operator_resources_failed_total{kind="RayJob"} 1"#,
+            r#"alula_k8s_operator_resources_deleted_total{kind="PyTorchJob"} 1"#,
+        ] {
+            assert!(has(line), "{line} in {out}");
+        }
+        assert!(
+            !out.contains(r#"resources_failed_total{kind="PyTorchJob"}"#),
+            "{out}"
+        );
         assert_eq!(m.requests(Verb::Create, Response::Status(201)), 2);
         assert_eq!(m.requests(Verb::Get, Response::Status(200)), 0);
     }

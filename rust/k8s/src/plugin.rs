@@ -42,6 +42,21 @@ pub(crate) struct Tracked {
 
 pub(crate) type Tracking = Arc<Mutex<HashMap<String, Tracked>>>;
 
+/// Whether `status` is the failure of the tracked object `name` seen for the first time (checks
+/// after the end see the same failed object again): what failure counters count.
+pub(crate) fn first_failure(tracked: &Tracking, name: &str, status: &AttemptStatus) -> bool {
+    let failed = match status {
+        AttemptStatus::Exited { exit_code, .. } => *exit_code != Some(0),
+        AttemptStatus::Killed { .. } => true,
+        AttemptStatus::Failed { .. } | AttemptStatus::Lost { .. } => true,
+        AttemptStatus::NotStarted | AttemptStatus::Running => false,
+    };
+    failed
+        && lock(tracked)
+            .get_mut(name)
+            .is_some_and(|t| !std::mem::replace(&mut t.failure_counted, true))
+}
+
 /// `PodTemplate`s read from the cluster, by name, with when they were read (`None`: absent).
 type TemplateCache = Mutex<HashMap<String, (Instant, Option<PodTemplateSpec>)>>;
 
@@ -141,19 +156,8 @@ impl PodPlugin {
 
     /// Counts a failed attempt's pod once, however often it is checked.
     fn count_failure(&self, name: &str, status: &AttemptStatus) {
-        let failed = match status {
-            AttemptStatus::Exited { exit_code, .. } => *exit_code != Some(0),
-            AttemptStatus::Killed { .. } => true,
-            AttemptStatus::Failed { .. } | AttemptStatus::Lost { .. } => true,
-            AttemptStatus::NotStarted | AttemptStatus::Running => false,
-        };
-        if failed {
-            let first = lock(&self.tracked)
-                .get_mut(name)
-                .is_some_and(|t| !std::mem::replace(&mut t.failure_counted, true));
-            if first {
-                self.metrics.pod_failed();
-            }
+        if first_failure(&self.tracked, name, status) {
+            self.metrics.pod_failed();
         }
     }
 

@@ -25,7 +25,8 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind,
 use serde_json::Value as Json;
 
 use crate::config::PodPluginConfig;
-use crate::plugin::{call_error, lock, spawn_wake_watcher, Tracking};
+use crate::metrics::{Response, Verb};
+use crate::plugin::{call_error, first_failure, lock, spawn_wake_watcher, Tracking};
 use crate::pod::pod_name;
 use crate::podtemplate::struct_to_json;
 use crate::PodPlugin;
@@ -177,8 +178,14 @@ impl OperatorPlugin {
         // In the background: the operator's pods carry owner references to the resource, and the
         // garbage collector removes them; a foreground deletion would hold the resource (and
         // the abort) until every pod is gone.
-        match self.api().delete(name, &DeleteParams::background()).await {
-            Ok(_) => Ok(()),
+        let result = self.api().delete(name, &DeleteParams::background()).await;
+        let metrics = self.pods.metrics();
+        metrics.request(Verb::Delete, Response::of(&result, 200));
+        match result {
+            Ok(_) => {
+                metrics.resource_deleted(&self.resource.kind);
+                Ok(())
+            }
             Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
             Err(e) => Err(call_error(e, &format!("deleting {}", self.what(name)))),
         }
@@ -227,8 +234,12 @@ impl Plugin for OperatorPlugin {
         let name = pod_name(attempt);
         self.track(&name, waker);
         self.pods.limiter.acquire().await;
-        match self.api().create(&PostParams::default(), &object).await {
+        let result = self.api().create(&PostParams::default(), &object).await;
+        let metrics = self.pods.metrics();
+        metrics.request(Verb::Create, Response::of(&result, 201));
+        match result {
             Ok(_) => {
+                metrics.resource_created(&self.resource.kind);
                 self.mark_seen(&name);
                 Ok(())
             }
@@ -260,26 +271,39 @@ impl Plugin for OperatorPlugin {
         let name = pod_name(attempt);
         self.track(&name, waker);
         self.pods.limiter.acquire().await;
-        match self.api().get_opt(&name).await {
+        let result = self.api().get_opt(&name).await;
+        let metrics = self.pods.metrics();
+        metrics.request(
+            Verb::Get,
+            match &result {
+                Ok(None) => Response::Status(404),
+                other => Response::of(other, 200),
+            },
+        );
+        let status = match result {
             Ok(Some(object)) => {
                 self.mark_seen(&name);
                 let json = serde_json::to_value(&object).unwrap_or_default();
-                Ok(self.operator.status(&json))
+                self.operator.status(&json)
             }
             Ok(None) => {
                 let lost = lock(&self.tracked)
                     .get(&name)
                     .is_some_and(|t| t.seen && !t.aborted);
-                Ok(if lost {
+                if lost {
                     AttemptStatus::Lost {
                         message: format!("{} was deleted", self.what(&name)),
                     }
                 } else {
                     AttemptStatus::NotStarted
-                })
+                }
             }
-            Err(e) => Err(call_error(e, &format!("reading {}", self.what(&name)))),
+            Err(e) => return Err(call_error(e, &format!("reading {}", self.what(&name)))),
+        };
+        if first_failure(&self.tracked, &name, &status) {
+            metrics.resource_failed(&self.resource.kind);
         }
+        Ok(status)
     }
 
     async fn abort(&self, attempt: &Attempt) -> Result<(), PluginError> {
