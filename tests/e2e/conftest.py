@@ -81,6 +81,36 @@ class RunningServer:
         _wait_for_port(self.server.grpc_port, self.proc, self.server.log_file)
 
 
+def pyflyte_register(
+    config_file: Path | str,
+    root: Path,
+    package: str,
+    version: str,
+    project: str = "flytesnacks",
+    domain: str = "development",
+) -> Any:
+    """Registers the package `root/package` with the real flytekit (`pyflyte register`: a
+    fast-registered code bundle) on the server `config_file` points at, and answers a
+    `FlyteRemote` on it (flytekit is imported here, not for every module using this file)."""
+    from flytekit.configuration import Config
+    from flytekit.remote import FlyteRemote
+
+    pyflyte = Path(sys.executable).parent / "pyflyte"
+    done = subprocess.run(
+        [pyflyte, "--config", config_file, "register", "--version", version, package],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return FlyteRemote(
+        Config.auto(config_file=str(config_file)),
+        default_project=project,
+        default_domain=domain,
+    )
+
+
 def start_server(
     work: Path,
     propeller: bool,

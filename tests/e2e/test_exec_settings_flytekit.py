@@ -4,23 +4,17 @@ WORKFLOW_EXECUTION_CONFIG attributes, against admin + propeller."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from conftest import RunningServer
+from conftest import RunningServer, pyflyte_register
 from flyteidl.admin import common_pb2
 from flyteidl.admin import matchable_resource_pb2 as mr
 from flyteidl.admin import project_domain_attributes_pb2 as pda
 from flyteidl.core import literals_pb2
-from flytekit.configuration import Config
 from flytekit.core.options import Options
 from flytekit.models.common import Labels
 from flytekit.models.core.execution import WorkflowExecutionPhase
 from flytekit.remote import FlyteRemote
 
-PYFLYTE = Path(sys.executable).parent / "pyflyte"
 PROJECT, DOMAIN, VERSION = "flytesnacks", "development", "settings-v1"
 TIMEOUT_S = 180
 
@@ -51,20 +45,7 @@ def remote(alula_cluster: RunningServer, tmp_path_factory: pytest.TempPathFactor
     (root / "settings_flows").mkdir()
     (root / "settings_flows" / "__init__.py").write_text("")
     (root / "settings_flows" / "flow.py").write_text(FLOW)
-    done = subprocess.run(
-        [PYFLYTE, "--config", alula_cluster.server.config_file, "register"]
-        + ["--version", VERSION, "settings_flows"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return FlyteRemote(
-        Config.auto(config_file=str(alula_cluster.server.config_file)),
-        default_project=PROJECT,
-        default_domain=DOMAIN,
-    )
+    return pyflyte_register(alula_cluster.server.config_file, root, "settings_flows", VERSION)
 
 
 def test_envs_and_labels_reach_the_task_and_show_on_the_execution(remote: FlyteRemote) -> None:

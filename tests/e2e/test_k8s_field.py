@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 import threading
 import urllib.request
 import uuid
@@ -22,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flytekit.configuration import Config
+from conftest import pyflyte_register
 from flytekit.models.common import Annotations, Labels
 from flytekit.models.core.execution import WorkflowExecutionPhase
 from flytekit.models.security import Identity, SecurityContext
@@ -43,7 +41,6 @@ from k8s_support import (
 from alula.remote import Remote
 
 FIELD = Path(__file__).parent / "k8s_field"
-PYFLYTE = Path(sys.executable).parent / "pyflyte"
 PROJECT, DOMAIN, VERSION = "flytesnacks", "development", "field-v1"
 MODULE = "k8s_field.flytekit_field"
 PASSING = (
@@ -84,20 +81,7 @@ def flyte(server: ConfiguredServer, tmp_path_factory: pytest.TempPathFactory) ->
     (root / "k8s_field").mkdir()
     for name in ("__init__.py", "flytekit_field.py"):
         shutil.copy(FIELD / name, root / "k8s_field" / name)
-    done = subprocess.run(
-        [PYFLYTE, "--config", server.server.config_file, "register"]
-        + ["--version", VERSION, "k8s_field"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return FlyteRemote(
-        Config.auto(config_file=str(server.server.config_file)),
-        default_project=PROJECT,
-        default_domain=DOMAIN,
-    )
+    return pyflyte_register(server.server.config_file, root, "k8s_field", VERSION)
 
 
 @pytest.fixture(scope="module")

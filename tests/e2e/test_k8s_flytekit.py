@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flytekit.configuration import Config
+from conftest import pyflyte_register
 from flytekit.models.core.execution import WorkflowExecutionPhase
 from flytekit.remote import FlyteRemote
 from k8s_support import (
@@ -30,8 +29,7 @@ from k8s_support import (
 )
 
 FLOWS = Path(__file__).parent / "flows"
-PYFLYTE = Path(sys.executable).parent / "pyflyte"
-PROJECT, DOMAIN, VERSION = "flytesnacks", "development", "k8s-v1"
+VERSION = "k8s-v1"
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +56,7 @@ def cluster(k8s: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def remote(cluster: ConfiguredServer, tmp_path_factory: pytest.TempPathFactory) -> FlyteRemote:
     root = tmp_path_factory.mktemp("src")
     shutil.copytree(FLOWS, root / "flows")
-    done = subprocess.run(
-        [PYFLYTE, "--config", cluster.server.config_file, "register"]
-        + ["--version", VERSION, "flows"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return FlyteRemote(
-        Config.auto(config_file=str(cluster.server.config_file)),
-        default_project=PROJECT,
-        default_domain=DOMAIN,
-    )
+    return pyflyte_register(cluster.server.config_file, root, "flows", VERSION)
 
 
 def execution_pods(kube: Kube, name: str) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from flytekit.configuration import Config
+from conftest import pyflyte_register
 from flytekit.models.core.execution import WorkflowExecutionPhase
 from flytekit.remote import FlyteRemote
 from k8s_support import (
@@ -40,8 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).parent / "operator_flows"
 CRDS = REPO / "tests/k8s/crds"
 CONTROLLER = REPO / "tests/k8s/operator_controller.py"
-PYFLYTE = Path(sys.executable).parent / "pyflyte"
-PROJECT, DOMAIN, VERSION = "flytesnacks", "development", "operators-v1"
+VERSION = "operators-v1"
 KINDS = {"pytorchjobs": "pytorchjobs.yaml", "tfjobs": "tfjobs.yaml"}
 
 
@@ -114,20 +113,7 @@ def server(
 def remote(server: ConfiguredServer, tmp_path_factory: pytest.TempPathFactory) -> FlyteRemote:
     root = tmp_path_factory.mktemp("src")
     shutil.copytree(FLOWS, root / "operator_flows")
-    done = subprocess.run(
-        [PYFLYTE, "--config", server.server.config_file, "register"]
-        + ["--version", VERSION, "operator_flows"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return FlyteRemote(
-        Config.auto(config_file=str(server.server.config_file)),
-        default_project=PROJECT,
-        default_domain=DOMAIN,
-    )
+    return pyflyte_register(server.server.config_file, root, "operator_flows", VERSION)
 
 
 def launch(remote: FlyteRemote, workflow: str, inputs: dict[str, Any]) -> Any:

@@ -19,12 +19,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import _free_port, _wait_for_port, server_binary
-from flytekit.configuration import Config
+from conftest import _free_port, _wait_for_port, pyflyte_register, server_binary
 from flytekit.models.core.execution import WorkflowExecutionPhase
 from flytekit.remote import FlyteRemote
 
-PYFLYTE = Path(sys.executable).parent / "pyflyte"
 PROJECT, DOMAIN, VERSION = "flytesnacks", "development", "notify-v1"
 TIMEOUT_S = 180
 
@@ -175,19 +173,7 @@ def remote(server: tuple[Path, int], tmp_path_factory: pytest.TempPathFactory) -
     (root / "notify_flows").mkdir()
     (root / "notify_flows" / "__init__.py").write_text("")
     (root / "notify_flows" / "flow.py").write_text(FLOW)
-    done = subprocess.run(
-        [PYFLYTE, "--config", config_file, "register", "--version", VERSION, "notify_flows"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return FlyteRemote(
-        Config.auto(config_file=str(config_file)),
-        default_project=PROJECT,
-        default_domain=DOMAIN,
-    )
+    return pyflyte_register(config_file, root, "notify_flows", VERSION)
 
 
 def wait_for(what: str, check: Any, timeout: float = 30) -> Any:

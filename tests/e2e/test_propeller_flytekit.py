@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunningServer
-from flytekit.configuration import Config
+from conftest import RunningServer, pyflyte_register
 from flytekit.models.core.execution import WorkflowExecutionPhase
 from flytekit.remote import FlyteRemote
 from flytekit.remote.executions import FlyteWorkflowExecution
@@ -29,20 +28,7 @@ TIMEOUT_S = 180
 def remote(alula_cluster: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> FlyteRemote:
     root = tmp_path_factory.mktemp("src")
     shutil.copytree(FLOWS, root / "flows")
-    done = subprocess.run(
-        [PYFLYTE, "--config", alula_cluster.server.config_file, "register"]
-        + ["--version", VERSION, "flows"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return FlyteRemote(
-        Config.auto(config_file=str(alula_cluster.server.config_file)),
-        default_project=PROJECT,
-        default_domain=DOMAIN,
-    )
+    return pyflyte_register(alula_cluster.server.config_file, root, "flows", VERSION)
 
 
 def run(remote: FlyteRemote, name: str, **inputs: Any) -> FlyteWorkflowExecution:

@@ -404,20 +404,21 @@ async fn failures_leave_the_agents_message_and_abort_deletes() {
     assert_eq!(fake.deletes.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
-async fn sync_agents_answer_in_one_call() {
-    let fake = FakeAgent::default();
-    let endpoint = serve(fake.clone()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let storage = Storage::local(dir.path());
-    let plugin = AgentPlugin::new(&config(&endpoint), storage.clone()).expect("plugin");
+/// The plugin discovers the fake agent's two task types and runs a sync `echo` task as node
+/// `node`: it succeeds, its outputs (the input doubled) where the driver reads them.
+async fn discovers_and_echoes(
+    plugin: &AgentPlugin,
+    storage: &Storage,
+    root: &std::path::Path,
+    node: &str,
+) {
     plugin.discover().await;
     let types: Vec<String> = plugin.task_types().iter().map(|t| t.to_string()).collect();
     assert_eq!(types, ["echo", "query"]);
-    let att = attempt(dir.path(), "echo", "n4");
+    let att = attempt(root, "echo", node);
     let (tx, mut rx) = mpsc::unbounded_channel();
     plugin.start(&att, Waker::new(tx, 1)).await.expect("start");
-    let status = ended(&plugin, &att, &mut rx).await;
+    let status = ended(plugin, &att, &mut rx).await;
     assert!(
         matches!(
             status,
@@ -428,17 +429,27 @@ async fn sync_agents_answer_in_one_call() {
         ),
         "{status:?}"
     );
+    let outputs = storage
+        .get(&format!("metadata/p/d/e/{node}/0/outputs.pb"))
+        .await
+        .expect("read")
+        .expect("outputs.pb");
+    assert_eq!(LiteralMap::decode(outputs).expect("decode"), int_outputs(2));
+}
+
+#[tokio::test]
+async fn sync_agents_answer_in_one_call() {
+    let fake = FakeAgent::default();
+    let endpoint = serve(fake.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::local(dir.path());
+    let plugin = AgentPlugin::new(&config(&endpoint), storage.clone()).expect("plugin");
+    discovers_and_echoes(&plugin, &storage, dir.path(), "n4").await;
     assert_eq!(
         fake.creates.load(Ordering::SeqCst),
         0,
         "no CreateTask for sync"
     );
-    let outputs = storage
-        .get("metadata/p/d/e/n4/0/outputs.pb")
-        .await
-        .expect("read")
-        .expect("outputs.pb");
-    assert_eq!(LiteralMap::decode(outputs).expect("decode"), int_outputs(2));
     // A type no agent runs is not this plugin's.
     assert!(!plugin.can_run(&TaskTemplate {
         r#type: "spark".into(),
@@ -515,29 +526,7 @@ async fn an_agent_over_tls_is_trusted_through_its_ca_file_only() {
     // Trusting the agent's CA: discovery and a sync task work over TLS.
     let storage = Storage::local(dir.path());
     let plugin = AgentPlugin::new(&tls_config(Some(&ca_file)), storage.clone()).expect("plugin");
-    plugin.discover().await;
-    let types: Vec<String> = plugin.task_types().iter().map(|t| t.to_string()).collect();
-    assert_eq!(types, ["echo", "query"]);
-    let att = attempt(dir.path(), "echo", "n7");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    plugin.start(&att, Waker::new(tx, 1)).await.expect("start");
-    let status = ended(&plugin, &att, &mut rx).await;
-    assert!(
-        matches!(
-            status,
-            AttemptStatus::Exited {
-                exit_code: Some(0),
-                ..
-            }
-        ),
-        "{status:?}"
-    );
-    let outputs = storage
-        .get("metadata/p/d/e/n7/0/outputs.pb")
-        .await
-        .expect("read")
-        .expect("outputs.pb");
-    assert_eq!(LiteralMap::decode(outputs).expect("decode"), int_outputs(2));
+    discovers_and_echoes(&plugin, &storage, dir.path(), "n7").await;
 
     // Without it the agent's certificate is not trusted: nothing is discovered, and the task,
     // routed to the agent by configuration, never reaches it.
