@@ -88,6 +88,7 @@ def pyflyte_register(
     version: str,
     project: str = "flytesnacks",
     domain: str = "development",
+    extra_args: tuple[str, ...] = (),
 ) -> Any:
     """Registers the package `root/package` with the real flytekit (`pyflyte register`: a
     fast-registered code bundle) on the server `config_file` points at, and answers a
@@ -97,7 +98,7 @@ def pyflyte_register(
 
     pyflyte = Path(sys.executable).parent / "pyflyte"
     done = subprocess.run(
-        [pyflyte, "--config", config_file, "register", "--version", version, package],
+        [pyflyte, "--config", config_file, "register", *extra_args, "--version", version, package],
         cwd=root,
         capture_output=True,
         text=True,

@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunningServer, _free_port, _wait_for_port, start_server
-from flytekit.configuration import Config
+from conftest import RunningServer, _free_port, _wait_for_port, pyflyte_register, start_server
 from flytekit.models.core.execution import WorkflowExecutionPhase
 from flytekit.remote import FlyteRemote
 
 FLOWS = Path(__file__).parent / "flows"
-PYFLYTE = Path(sys.executable).parent / "pyflyte"
 MOTO = Path(sys.executable).parent / "moto_server"
 PROJECT, DOMAIN, VERSION = "flytesnacks", "development", "s3-v1"
 PREFIX = "alula"
@@ -114,19 +112,8 @@ def cluster(
 @pytest.fixture(scope="module")
 def remote(cluster: tuple[RunningServer, Path]) -> FlyteRemote:
     running, src = cluster
-    done = subprocess.run(
-        [PYFLYTE, "--config", running.server.config_file, "register", "--copy", "none"]
-        + ["--version", VERSION, "flows"],
-        cwd=src,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return FlyteRemote(
-        Config.auto(config_file=str(running.server.config_file)),
-        default_project=PROJECT,
-        default_domain=DOMAIN,
+    return pyflyte_register(
+        running.server.config_file, src, "flows", VERSION, extra_args=("--copy", "none")
     )
 
 

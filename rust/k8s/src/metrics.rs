@@ -1,6 +1,7 @@
 //! The pod plugin's Prometheus series: pods created, failed and deleted, the operator plugins'
-//! custom resources the same by kind, and API server calls by verb and response code. Counting goes through a fixed table of counter handles, each made
-//! on its (verb, code)'s first call: after that it never allocates or looks a series up.
+//! custom resources the same by kind, and API server calls by verb and response code. Counting
+//! goes through a fixed table of counter handles, each made on its (verb, code)'s first call:
+//! after that it never allocates or looks a series up.
 
 use alula_metrics::{register_total, CollectFuture, Family, MetricsSource, Registry, TotalCounter};
 
@@ -46,6 +47,14 @@ impl Response {
             Ok(_) => Self::Status(ok),
             Err(kube::Error::Api(status)) => Self::Status(status.code),
             Err(_) => Self::NoResponse,
+        }
+    }
+
+    /// The response of a `get_opt` that returned `result` (absent: 404).
+    pub fn of_lookup<T>(result: &Result<Option<T>, kube::Error>) -> Self {
+        match result {
+            Ok(None) => Self::Status(404),
+            other => Self::of(other, 200),
         }
     }
 

@@ -276,11 +276,8 @@ impl Plugin for PodPlugin {
         self.track(&name, waker);
         self.limiter.acquire().await;
         let result = self.api().get_opt(&name).await;
-        let response = match &result {
-            Ok(None) => Response::Status(404),
-            other => Response::of(other, 200),
-        };
-        self.metrics.request(Verb::Get, response);
+        self.metrics
+            .request(Verb::Get, Response::of_lookup(&result));
         match result {
             Ok(Some(pod)) => {
                 self.mark_seen(&name);

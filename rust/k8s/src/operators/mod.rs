@@ -273,13 +273,7 @@ impl Plugin for OperatorPlugin {
         self.pods.limiter.acquire().await;
         let result = self.api().get_opt(&name).await;
         let metrics = self.pods.metrics();
-        metrics.request(
-            Verb::Get,
-            match &result {
-                Ok(None) => Response::Status(404),
-                other => Response::of(other, 200),
-            },
-        );
+        metrics.request(Verb::Get, Response::of_lookup(&result));
         let status = match result {
             Ok(Some(object)) => {
                 self.mark_seen(&name);

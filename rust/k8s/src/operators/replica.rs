@@ -92,15 +92,16 @@ pub fn build(
         inherited = own_resources;
     }
     a.task = Arc::new(task);
-    let resources = replica.resources.or(inherited.as_ref());
-    if !replica.image.is_empty() || resources.is_some() {
+    if !replica.image.is_empty() || replica.resources.is_some() || inherited.is_some() {
         let o = a.overrides.get_or_insert_with(TaskNodeOverrides::default);
         if !replica.image.is_empty() {
             o.container_image = replica.image.to_string();
         }
-        if let Some(r) = resources {
-            // The node's own overrides still win, name by name.
-            let mut r = r.clone();
+        if let Some(r) = replica.resources {
+            // The replica's own resources replace the task's and the node's, as in Flyte.
+            o.resources = Some(r.clone());
+        } else if let Some(mut r) = inherited {
+            // The task's resources, which the node's overrides still replace name by name.
             if let Some(node) = o.resources.take() {
                 for e in node.requests {
                     r.requests.retain(|x| x.name != e.name);
